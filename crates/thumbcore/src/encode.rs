@@ -1,0 +1,259 @@
+//! Encoding the thumbnail (PNG, JPEG, lossless WebP) within a size budget.
+
+use crate::decode::{PixelLayout, Pixels};
+use crate::error::{Error, Result};
+use crate::format::ImageFormat;
+
+/// What the size budget made the encoder do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetStep {
+    /// The first, fastest encoding was within budget (or there was no budget).
+    Fits,
+    /// Stronger compression was needed (PNG: best deflate with adaptive filters).
+    Recompressed,
+    /// Colours were quantised to a palette of this many entries.
+    Quantized {
+        /// Palette size.
+        colors: u16,
+    },
+    /// JPEG quality was lowered to this value.
+    ReducedQuality {
+        /// The quality used.
+        quality: u8,
+    },
+    /// Nothing tried got under the budget; this is the smallest encoding found.
+    Exceeded,
+}
+
+/// How to encode: format, quality and budget.
+pub(crate) struct EncodeOptions {
+    pub(crate) format: ImageFormat,
+    pub(crate) jpeg_quality: u8,
+    pub(crate) budget: Option<usize>,
+}
+
+/// Encodes `pixels` (gray, gray+alpha, RGB or RGBA), trying cheaper encodings first.
+pub(crate) fn encode(pixels: &Pixels, opts: &EncodeOptions) -> Result<(Vec<u8>, BudgetStep)> {
+    let budget = opts.budget.unwrap_or(usize::MAX);
+    let first = match opts.format {
+        ImageFormat::Png => png(pixels, png::Compression::Fast)?,
+        ImageFormat::Jpeg => jpeg(pixels, opts.jpeg_quality)?,
+        ImageFormat::WebP => webp(pixels)?,
+    };
+    if first.len() <= budget {
+        return Ok((first, BudgetStep::Fits));
+    }
+    let mut best = (first, BudgetStep::Exceeded);
+    let mut attempts: Vec<(BudgetStep, Box<dyn Fn() -> Result<Vec<u8>>>)> = Vec::new();
+    match opts.format {
+        ImageFormat::Png => {
+            attempts.push((
+                BudgetStep::Recompressed,
+                Box::new(|| png(pixels, png::Compression::High)),
+            ));
+            for colors in [256u16, 64] {
+                attempts.push((
+                    BudgetStep::Quantized { colors },
+                    Box::new(move || png_palette(&quantize(pixels, colors))),
+                ));
+            }
+        }
+        ImageFormat::Jpeg => {
+            for quality in [70u8, 50, 30, 15]
+                .into_iter()
+                .filter(|&q| q < opts.jpeg_quality)
+            {
+                attempts.push((
+                    BudgetStep::ReducedQuality { quality },
+                    Box::new(move || jpeg(pixels, quality)),
+                ));
+            }
+        }
+        ImageFormat::WebP => {
+            for colors in [256u16, 64] {
+                attempts.push((
+                    BudgetStep::Quantized { colors },
+                    Box::new(move || webp(&quantize(pixels, colors).to_rgba())),
+                ));
+            }
+        }
+    }
+    for (step, attempt) in attempts {
+        let bytes = attempt()?;
+        if bytes.len() <= budget {
+            return Ok((bytes, step));
+        }
+        if bytes.len() < best.0.len() {
+            best.0 = bytes;
+        }
+    }
+    Ok(best)
+}
+
+fn encode_error(e: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("encoder: {e}"))
+}
+
+fn dims(p: &Pixels) -> Result<(u32, u32)> {
+    let w = u32::try_from(p.width).map_err(encode_error)?;
+    let h = u32::try_from(p.height).map_err(encode_error)?;
+    Ok((w, h))
+}
+
+fn png(p: &Pixels, compression: png::Compression) -> Result<Vec<u8>> {
+    let (w, h) = dims(p)?;
+    let mut out = Vec::with_capacity(p.data.len() / 2);
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(match p.layout {
+        PixelLayout::Gray => png::ColorType::Grayscale,
+        PixelLayout::GrayAlpha => png::ColorType::GrayscaleAlpha,
+        PixelLayout::Rgb => png::ColorType::Rgb,
+        _ => png::ColorType::Rgba,
+    });
+    enc.set_depth(png::BitDepth::Eight);
+    enc.set_compression(compression);
+    if matches!(compression, png::Compression::High) {
+        enc.set_filter(png::Filter::Adaptive);
+    }
+    let mut writer = enc.write_header().map_err(encode_error)?;
+    writer.write_image_data(&p.data).map_err(encode_error)?;
+    writer.finish().map_err(encode_error)?;
+    Ok(out)
+}
+
+/// A palette image: RGBA palette entries and one index per pixel.
+struct Paletted {
+    width: usize,
+    height: usize,
+    palette: Vec<u8>,
+    indices: Vec<u8>,
+}
+
+impl Paletted {
+    fn to_rgba(&self) -> Pixels {
+        let data = self
+            .indices
+            .iter()
+            .flat_map(|&i| &self.palette[usize::from(i) * 4..usize::from(i) * 4 + 4])
+            .copied()
+            .collect();
+        Pixels {
+            width: self.width,
+            height: self.height,
+            layout: PixelLayout::Rgba,
+            data,
+        }
+    }
+}
+
+/// NeuQuant palette quantisation (deterministic for the same pixels).
+fn quantize(p: &Pixels, colors: u16) -> Paletted {
+    let rgba: Vec<u8> = match p.layout {
+        PixelLayout::Rgba => p.data.clone(),
+        PixelLayout::Rgb => p
+            .data
+            .chunks_exact(3)
+            .flat_map(|c| [c[0], c[1], c[2], 255])
+            .collect(),
+        PixelLayout::GrayAlpha => p
+            .data
+            .chunks_exact(2)
+            .flat_map(|c| [c[0], c[0], c[0], c[1]])
+            .collect(),
+        _ => p.data.iter().flat_map(|&g| [g, g, g, 255]).collect(),
+    };
+    let nq = color_quant::NeuQuant::new(10, usize::from(colors), &rgba);
+    let indices = rgba
+        .chunks_exact(4)
+        .map(|px| u8::try_from(nq.index_of(px)).unwrap_or(u8::MAX))
+        .collect();
+    Paletted {
+        width: p.width,
+        height: p.height,
+        palette: nq.color_map_rgba(),
+        indices,
+    }
+}
+
+fn png_palette(p: &Paletted) -> Result<Vec<u8>> {
+    let w = u32::try_from(p.width).map_err(encode_error)?;
+    let h = u32::try_from(p.height).map_err(encode_error)?;
+    let rgb: Vec<u8> = p
+        .palette
+        .chunks_exact(4)
+        .flat_map(|c| &c[..3])
+        .copied()
+        .collect();
+    let alpha: Vec<u8> = p.palette.chunks_exact(4).map(|c| c[3]).collect();
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(png::ColorType::Indexed);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.set_palette(rgb);
+    if alpha.iter().any(|&a| a != 255) {
+        enc.set_trns(alpha);
+    }
+    enc.set_compression(png::Compression::High);
+    let mut writer = enc.write_header().map_err(encode_error)?;
+    writer.write_image_data(&p.indices).map_err(encode_error)?;
+    writer.finish().map_err(encode_error)?;
+    Ok(out)
+}
+
+/// Flattens alpha onto white: JPEG has no transparency.
+fn flatten(p: &Pixels) -> (Vec<u8>, jpeg_encoder::ColorType) {
+    let over_white = |c: u8, a: u8| {
+        let v = u32::from(c) * u32::from(a) + 255 * (255 - u32::from(a));
+        u8::try_from((v + 127) / 255).unwrap_or(255)
+    };
+    match p.layout {
+        PixelLayout::Gray => (p.data.clone(), jpeg_encoder::ColorType::Luma),
+        PixelLayout::GrayAlpha => (
+            p.data
+                .chunks_exact(2)
+                .map(|c| over_white(c[0], c[1]))
+                .collect(),
+            jpeg_encoder::ColorType::Luma,
+        ),
+        PixelLayout::Rgba => (
+            p.data
+                .chunks_exact(4)
+                .flat_map(|c| {
+                    [
+                        over_white(c[0], c[3]),
+                        over_white(c[1], c[3]),
+                        over_white(c[2], c[3]),
+                    ]
+                })
+                .collect(),
+            jpeg_encoder::ColorType::Rgb,
+        ),
+        _ => (p.data.clone(), jpeg_encoder::ColorType::Rgb),
+    }
+}
+
+fn jpeg(p: &Pixels, quality: u8) -> Result<Vec<u8>> {
+    let w = u16::try_from(p.width).map_err(encode_error)?;
+    let h = u16::try_from(p.height).map_err(encode_error)?;
+    let (data, color) = flatten(p);
+    let mut out = Vec::new();
+    jpeg_encoder::Encoder::new(&mut out, quality)
+        .encode(&data, w, h, color)
+        .map_err(encode_error)?;
+    Ok(out)
+}
+
+fn webp(p: &Pixels) -> Result<Vec<u8>> {
+    let (w, h) = dims(p)?;
+    let color = match p.layout {
+        PixelLayout::Gray => image_webp::ColorType::L8,
+        PixelLayout::GrayAlpha => image_webp::ColorType::La8,
+        PixelLayout::Rgb => image_webp::ColorType::Rgb8,
+        _ => image_webp::ColorType::Rgba8,
+    };
+    let mut out = Vec::new();
+    image_webp::WebPEncoder::new(&mut out)
+        .encode(&p.data, w, h, color)
+        .map_err(encode_error)?;
+    Ok(out)
+}

@@ -1,0 +1,187 @@
+//! `probe`: format, size and orientation from the header alone, without decoding pixels.
+//!
+//! The API calls this on every upload before accepting it, so it walks the container
+//! structure (JPEG markers, PNG chunks) and allocates nothing but the `ImageInfo`.
+
+use crate::error::{Error, Result};
+use crate::format::{ImageFormat, not_an_image};
+use crate::orientation::Orientation;
+
+/// What the header says about an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// The sniffed format.
+    pub format: ImageFormat,
+    /// Width as displayed, after EXIF orientation.
+    pub width: u32,
+    /// Height as displayed, after EXIF orientation.
+    pub height: u32,
+    /// Width as stored in the file.
+    pub stored_width: u32,
+    /// Height as stored in the file.
+    pub stored_height: u32,
+    /// The EXIF orientation (PNG `eXIf` or JPEG APP1).
+    pub orientation: Orientation,
+    /// Progressive JPEG or interlaced (Adam7) PNG.
+    pub progressive: bool,
+}
+
+impl ImageInfo {
+    /// Number of pixels (width × height).
+    pub fn pixels(&self) -> u64 {
+        u64::from(self.stored_width) * u64::from(self.stored_height)
+    }
+}
+
+/// Reads the header of a PNG or JPEG. Errors: [`Error::InvalidFormat`] for other bytes and
+/// unsupported JPEG flavours (lossless, 12-bit), [`Error::Corrupt`] for a damaged header.
+/// Limits are not checked here: see [`Limits::check`](crate::Limits::check).
+pub fn probe(bytes: &[u8]) -> Result<ImageInfo> {
+    match ImageFormat::sniff(bytes) {
+        Some(ImageFormat::Png) => probe_png(bytes),
+        Some(ImageFormat::Jpeg) => probe_jpeg(bytes),
+        _ => Err(not_an_image()),
+    }
+}
+
+fn info(
+    format: ImageFormat,
+    w: u32,
+    h: u32,
+    orientation: Orientation,
+    progressive: bool,
+) -> ImageInfo {
+    let (width, height) = if orientation.swaps_axes() {
+        (h, w)
+    } else {
+        (w, h)
+    };
+    ImageInfo {
+        format,
+        width,
+        height,
+        stored_width: w,
+        stored_height: h,
+        orientation,
+        progressive,
+    }
+}
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn probe_png(bytes: &[u8]) -> Result<ImageInfo> {
+    let truncated = || Error::corrupt("PNG header is truncated");
+    // Signature (8), then IHDR: length (4) "IHDR" (4) data (13) CRC (4).
+    if be32(bytes, 8) != Some(13) || bytes.get(12..16) != Some(b"IHDR") {
+        return Err(if bytes.len() < 33 {
+            truncated()
+        } else {
+            Error::corrupt("PNG does not start with IHDR")
+        });
+    }
+    let ihdr = bytes.get(16..29).ok_or_else(truncated)?;
+    let (w, h) = (be32(ihdr, 0).unwrap_or(0), be32(ihdr, 4).unwrap_or(0));
+    let (depth, color, interlace) = (ihdr[8], ihdr[9], ihdr[12]);
+    if w == 0 || h == 0 || w > i32::MAX as u32 || h > i32::MAX as u32 {
+        return Err(Error::corrupt(format!(
+            "PNG declares an invalid size {w}×{h}"
+        )));
+    }
+    let depth_ok = match color {
+        0 => matches!(depth, 1 | 2 | 4 | 8 | 16),
+        3 => matches!(depth, 1 | 2 | 4 | 8),
+        2 | 4 | 6 => matches!(depth, 8 | 16),
+        _ => false,
+    };
+    if !depth_ok || interlace > 1 {
+        return Err(Error::corrupt(format!(
+            "PNG declares colour type {color} with bit depth {depth}, interlace {interlace}"
+        )));
+    }
+    // Look for eXIf among the chunks before the pixel data. Best effort: a chunk that runs
+    // past the end stops the walk; decoding reports the damage properly.
+    let mut orientation = Orientation::Normal;
+    let mut at = 33;
+    while let (Some(len), Some(kind)) = (be32(bytes, at), bytes.get(at + 4..at + 8)) {
+        let Some(data) = bytes.get(at + 8..(at + 8).saturating_add(len as usize)) else {
+            break;
+        };
+        match kind {
+            b"eXIf" => orientation = Orientation::from_exif_block(data),
+            b"IDAT" | b"IEND" => break,
+            _ => {}
+        }
+        at += 12 + len as usize;
+    }
+    Ok(info(ImageFormat::Png, w, h, orientation, interlace == 1))
+}
+
+fn probe_jpeg(bytes: &[u8]) -> Result<ImageInfo> {
+    let truncated = || Error::corrupt("JPEG header is truncated");
+    let mut at = 2;
+    let mut orientation = Orientation::Normal;
+    loop {
+        // Markers are 0xFF followed by a code; 0xFF fill bytes may precede the code.
+        if *bytes.get(at).ok_or_else(truncated)? != 0xFF {
+            return Err(Error::corrupt(format!(
+                "expected a JPEG marker at byte {at}"
+            )));
+        }
+        while bytes.get(at) == Some(&0xFF) {
+            at += 1;
+        }
+        let marker = *bytes.get(at).ok_or_else(truncated)?;
+        at += 1;
+        match marker {
+            0x01 | 0xD0..=0xD7 => continue,
+            0xD9 | 0xDA => return Err(Error::corrupt("JPEG has no frame header before its data")),
+            _ => {}
+        }
+        let len = usize::from(be16(bytes, at).ok_or_else(truncated)?);
+        if len < 2 {
+            return Err(Error::corrupt("JPEG segment with invalid length"));
+        }
+        let seg = bytes.get(at + 2..at + len).ok_or_else(truncated)?;
+        match marker {
+            0xE1 if seg.starts_with(b"Exif\0\0") => {
+                orientation = Orientation::from_exif_block(&seg[6..]);
+            }
+            // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC).
+            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
+                if matches!(marker, 0xC3 | 0xC7 | 0xCB | 0xCF) {
+                    return Err(Error::InvalidFormat(
+                        "lossless JPEG is not supported".into(),
+                    ));
+                }
+                if seg.len() < 6 {
+                    return Err(truncated());
+                }
+                if seg[0] != 8 {
+                    return Err(Error::InvalidFormat(format!(
+                        "{}-bit JPEG is not supported: only 8-bit samples",
+                        seg[0]
+                    )));
+                }
+                let h = u32::from(be16(seg, 1).unwrap_or(0));
+                let w = u32::from(be16(seg, 3).unwrap_or(0));
+                if w == 0 || h == 0 {
+                    return Err(Error::corrupt(format!(
+                        "JPEG declares an invalid size {w}×{h}"
+                    )));
+                }
+                let progressive = matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE);
+                // EXIF comes before the frame header in every writer we know of; one that
+                // put it later would simply be treated as upright.
+                return Ok(info(ImageFormat::Jpeg, w, h, orientation, progressive));
+            }
+            _ => {}
+        }
+        at += len;
+    }
+}

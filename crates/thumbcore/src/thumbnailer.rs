@@ -1,0 +1,178 @@
+//! `Thumbnailer`: the pipeline from bytes to thumbnail, with reusable decoder and resizer.
+
+use rayon::prelude::*;
+
+use crate::color;
+use crate::decode::{JpegDecoder, Pixels, decode_png};
+use crate::encode::{self, BudgetStep, EncodeOptions};
+use crate::error::Result;
+use crate::format::ImageFormat;
+use crate::geometry::{dct_scale, fit};
+use crate::limits::Limits;
+use crate::orientation;
+use crate::probe::{ImageInfo, probe};
+use crate::resize::resize;
+
+/// What thumbnail to make. `Default` is SPEC §4: PNG inside 330×330, 300 KB budget.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThumbSpec {
+    /// Largest output width. Default 330.
+    pub max_width: u32,
+    /// Largest output height. Default 330.
+    pub max_height: u32,
+    /// Output format. Default PNG (JPEG inputs become PNG too).
+    pub format: ImageFormat,
+    /// JPEG output quality, 1–100. Default 85.
+    pub jpeg_quality: u8,
+    /// Size to aim under, in bytes; `None` for no budget. Default 300 000.
+    pub budget_bytes: Option<usize>,
+    /// How much larger than the output a DCT-scaled JPEG decode must stay, per side.
+    /// 1.0 decodes as small as the output allows (fastest); 2.0 leaves a factor of two to
+    /// the Lanczos3 resize, as vipsthumbnail does. Default 1.0.
+    pub jpeg_prescale_headroom: f32,
+    /// Input limits, checked before any pixel is decoded.
+    pub limits: Limits,
+}
+
+impl Default for ThumbSpec {
+    fn default() -> Self {
+        ThumbSpec {
+            max_width: 330,
+            max_height: 330,
+            format: ImageFormat::Png,
+            jpeg_quality: 85,
+            budget_bytes: Some(300_000),
+            jpeg_prescale_headroom: 1.0,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A finished thumbnail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thumbnail {
+    /// The encoded image.
+    pub bytes: Vec<u8>,
+    /// Output width.
+    pub width: u32,
+    /// Output height.
+    pub height: u32,
+    /// Output format; see [`Thumbnail::content_type`].
+    pub format: ImageFormat,
+    /// What the size budget made the encoder do.
+    pub budget: BudgetStep,
+    /// The probed input.
+    pub source: ImageInfo,
+}
+
+impl Thumbnail {
+    /// The media type of [`bytes`](Thumbnail::bytes).
+    pub fn content_type(&self) -> &'static str {
+        self.format.content_type()
+    }
+}
+
+/// Makes thumbnails, reusing its JPEG decompressor and resizer buffers between calls.
+///
+/// One per thread: it is `Send` but not `Sync`. [`thumbnail_batch`] keeps one per rayon
+/// worker.
+#[derive(Default)]
+pub struct Thumbnailer {
+    jpeg: Option<JpegDecoder>,
+    resizer: fast_image_resize::Resizer,
+}
+
+impl std::fmt::Debug for Thumbnailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Thumbnailer").finish_non_exhaustive()
+    }
+}
+
+impl Thumbnailer {
+    /// A new thumbnailer; the JPEG decompressor is created on first use.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes the thumbnail of `bytes` as `spec` says.
+    pub fn thumbnail(&mut self, bytes: &[u8], spec: &ThumbSpec) -> Result<Thumbnail> {
+        spec.limits.check_input_len(bytes.len())?;
+        let info = probe(bytes)?;
+        spec.limits.check(&info)?;
+
+        let (out_w, out_h) = fit(info.width, info.height, spec.max_width, spec.max_height);
+        // Resizing happens before orientation, in stored coordinates.
+        let stored_target = if info.orientation.swaps_axes() {
+            (out_h, out_w)
+        } else {
+            (out_w, out_h)
+        };
+        let decoded = match info.format {
+            ImageFormat::Jpeg => {
+                let denom = dct_scale(
+                    (info.stored_width, info.stored_height),
+                    stored_target,
+                    spec.jpeg_prescale_headroom,
+                );
+                let decoder = match &mut self.jpeg {
+                    Some(d) => d,
+                    slot => slot.insert(JpegDecoder::new(&spec.limits)?),
+                };
+                decoder.decode(bytes, denom)?
+            }
+            _ => decode_png(bytes, &spec.limits)?,
+        };
+        let resized = resize(
+            &mut self.resizer,
+            decoded.pixels,
+            stored_target.0 as usize,
+            stored_target.1 as usize,
+        )?;
+        let srgb = color::to_srgb(resized, decoded.icc.as_deref())?;
+        let srgb = color::strip_opaque_alpha(srgb);
+        let channels = srgb.layout.channels();
+        let (data, w, h) = orientation::apply(
+            srgb.data,
+            srgb.width,
+            srgb.height,
+            channels,
+            info.orientation,
+        );
+        let upright = Pixels {
+            width: w,
+            height: h,
+            layout: srgb.layout,
+            data,
+        };
+        let (bytes, budget) = encode::encode(
+            &upright,
+            &EncodeOptions {
+                format: spec.format,
+                jpeg_quality: spec.jpeg_quality,
+                budget: spec.budget_bytes,
+            },
+        )?;
+        Ok(Thumbnail {
+            bytes,
+            width: out_w,
+            height: out_h,
+            format: spec.format,
+            budget,
+            source: info,
+        })
+    }
+}
+
+/// Thumbnails many inputs in parallel on rayon's pool, one [`Thumbnailer`] per worker.
+/// Results come back in input order.
+pub fn thumbnail_batch<T: AsRef<[u8]> + Sync>(
+    inputs: &[T],
+    spec: &ThumbSpec,
+) -> Vec<Result<Thumbnail>> {
+    inputs
+        .par_iter()
+        .map_init(Thumbnailer::new, |t, input| {
+            t.thumbnail(input.as_ref(), spec)
+        })
+        .collect()
+}

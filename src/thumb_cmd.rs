@@ -1,0 +1,246 @@
+//! `thumbd thumb IN... [-o DIR]`: thumbnails of local files, rayon across images.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{ParallelProgressIterator, ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use thumbcore::{ImageFormat, Limits, ThumbSpec, Thumbnailer};
+
+/// Arguments of `thumbd thumb`.
+#[derive(Args, Debug)]
+pub struct ThumbArgs {
+    /// Image files, or folders searched recursively for .png/.jpg/.jpeg files.
+    #[arg(required = true, value_name = "IN")]
+    inputs: Vec<PathBuf>,
+    /// Where to write the thumbnails (created if missing).
+    #[arg(short, long, value_name = "DIR", default_value = "thumbs")]
+    output: PathBuf,
+    /// Box to fit into: `330` or `WIDTHxHEIGHT`.
+    #[arg(long, default_value = "330", value_parser = parse_size)]
+    size: (u32, u32),
+    /// Output format: png, jpeg or webp.
+    #[arg(long, default_value = "png")]
+    format: ImageFormat,
+    /// JPEG output quality (1-100).
+    #[arg(long, default_value_t = 85, value_parser = clap::value_parser!(u8).range(1..=100))]
+    quality: u8,
+    /// Size budget in bytes; 0 turns it off.
+    #[arg(long, default_value_t = 300_000)]
+    budget: usize,
+    /// Largest input file accepted, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_input_bytes)]
+    max_bytes: usize,
+    /// Largest input accepted, in pixels.
+    #[arg(long, default_value_t = Limits::default().max_pixels)]
+    max_pixels: u64,
+    /// Images processed at once (default: one per core).
+    #[arg(short, long)]
+    jobs: Option<usize>,
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let parse = |v: &str| match v.trim().parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{s:?} is not a size: use 330 or 330x200")),
+    };
+    match s.split_once(['x', 'X']) {
+        Some((w, h)) => Ok((parse(w)?, parse(h)?)),
+        None => parse(s).map(|n| (n, n)),
+    }
+}
+
+/// Runs the command; the exit code is 1 when any input failed.
+pub fn run(args: ThumbArgs) -> anyhow::Result<ExitCode> {
+    let files = collect_inputs(&args.inputs)?;
+    if files.is_empty() {
+        bail!("no .png/.jpg/.jpeg files found in the given inputs");
+    }
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("cannot create {}", args.output.display()))?;
+    let spec = ThumbSpec {
+        max_width: args.size.0,
+        max_height: args.size.1,
+        format: args.format,
+        jpeg_quality: args.quality,
+        budget_bytes: (args.budget > 0).then_some(args.budget),
+        limits: Limits {
+            max_input_bytes: args.max_bytes,
+            max_pixels: args.max_pixels,
+            ..Limits::default()
+        },
+        ..ThumbSpec::default()
+    };
+    let jobs = output_names(&files, &args.output, args.format);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.jobs.unwrap_or(0))
+        .build()
+        .context("cannot start the thread pool")?;
+
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(jobs.len() as u64).with_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        )
+    } else {
+        ProgressBar::hidden()
+    };
+    let started = Instant::now();
+    let results: Vec<Result<(), (String, String)>> = pool.install(|| {
+        jobs.par_iter()
+            .progress_with(bar.clone())
+            .map_init(Thumbnailer::new, |t, (input, output)| {
+                let r = one(t, input, output, &spec);
+                if let Err((code, msg)) = &r {
+                    bar.suspend(|| eprintln!("failed: {}: {code}: {msg}", input.display()));
+                }
+                r
+            })
+            .collect()
+    });
+    bar.finish_and_clear();
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let mut failed: BTreeMap<String, usize> = BTreeMap::new();
+    for (code, _) in results.iter().filter_map(|r| r.as_ref().err()) {
+        *failed.entry(code.clone()).or_default() += 1;
+    }
+    let done = results.len() - failed.values().sum::<usize>();
+    let by_code: Vec<String> = failed.iter().map(|(c, n)| format!("{c}: {n}")).collect();
+    eprintln!(
+        "done {done}, failed {}{} in {elapsed:.2} s ({:.1} images/s) -> {}",
+        results.len() - done,
+        if by_code.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", by_code.join(", "))
+        },
+        results.len() as f64 / elapsed.max(1e-9),
+        args.output.display()
+    );
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Thumbnails one file; errors are (code, message).
+fn one(
+    t: &mut Thumbnailer,
+    input: &Path,
+    output: &Path,
+    spec: &ThumbSpec,
+) -> Result<(), (String, String)> {
+    let io = |e: std::io::Error| ("IoError".to_owned(), e.to_string());
+    let len = std::fs::metadata(input).map_err(io)?.len();
+    // Refuse before reading a huge file into memory.
+    spec.limits
+        .check_input_len(usize::try_from(len).unwrap_or(usize::MAX))
+        .map_err(|e| (e.code().to_owned(), e.to_string()))?;
+    let bytes = std::fs::read(input).map_err(io)?;
+    let thumb = t
+        .thumbnail(&bytes, spec)
+        .map_err(|e| (e.code().to_owned(), e.to_string()))?;
+    std::fs::write(output, &thumb.bytes).map_err(io)
+}
+
+fn is_image_name(p: &Path) -> bool {
+    p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+        ["png", "jpg", "jpeg"]
+            .iter()
+            .any(|x| e.eq_ignore_ascii_case(x))
+    })
+}
+
+/// Files named on the command line are taken as they are; folders are searched recursively
+/// for image extensions. The order is deterministic (sorted within each folder).
+fn collect_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for input in inputs {
+        let meta =
+            std::fs::metadata(input).with_context(|| format!("cannot read {}", input.display()))?;
+        if meta.is_dir() {
+            walk(input, &mut files)?;
+        } else {
+            files.push(input.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            walk(&path, files)?;
+        } else if is_image_name(&path) {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// `name.png` per input, in `out`; inputs with the same stem get `-2`, `-3`, … in order.
+fn output_names(files: &[PathBuf], out: &Path, format: ImageFormat) -> Vec<(PathBuf, PathBuf)> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    files
+        .iter()
+        .map(|f| {
+            let stem = f
+                .file_stem()
+                .map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
+            let n = seen.entry(stem.clone()).or_default();
+            *n += 1;
+            let name = if *n == 1 { stem } else { format!("{stem}-{n}") };
+            (
+                f.clone(),
+                out.join(format!("{name}.{}", format.extension())),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("330"), Ok((330, 330)));
+        assert_eq!(parse_size("200x100"), Ok((200, 100)));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("abc").is_err());
+        assert!(parse_size("10x").is_err());
+    }
+
+    #[test]
+    fn duplicate_stems_get_suffixes() {
+        let files = [
+            PathBuf::from("a/x.jpg"),
+            PathBuf::from("b/x.png"),
+            PathBuf::from("y.jpg"),
+        ];
+        let names: Vec<_> = output_names(&files, Path::new("o"), ImageFormat::Png)
+            .into_iter()
+            .map(|(_, o)| o)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                PathBuf::from("o/x.png"),
+                PathBuf::from("o/x-2.png"),
+                PathBuf::from("o/y.png")
+            ]
+        );
+    }
+}
