@@ -182,8 +182,29 @@ int tdj_read_header(tdj *h, const unsigned char *data, unsigned long len, int sc
 }
 
 /*
+ * True when every coefficient that the (scaled) inverse DCT of every component reads has been
+ * fully refined. A component decoded at 1/8 (a 1x1 IDCT) reads only its DC coefficient; any
+ * other size is taken to read all 64.
+ */
+static int tdj_enough_coefficients(j_decompress_ptr cinfo) {
+  int ci, k;
+  if (cinfo->coef_bits == NULL) return 0;
+  for (ci = 0; ci < cinfo->num_components; ci++) {
+    int needed = cinfo->comp_info[ci].DCT_scaled_size == 1 ? 1 : DCTSIZE2;
+    for (k = 0; k < needed; k++)
+      if (cinfo->coef_bits[ci][k] != 0) return 0;
+  }
+  return 1;
+}
+
+/*
  * Decodes the image whose header tdj_read_header just read into `out`, rows `stride` bytes
  * apart (at least output_width * output_components). Returns 0 on success, -1 on error.
+ *
+ * Progressive files are read in buffered-image mode and output as soon as the coefficients
+ * the scaled IDCT needs are complete: at 1/8 scale that is usually after the DC and chroma
+ * scans, so the large luma AC scans are never entropy-decoded. The pixels are the same as
+ * after a full decode, because the scaled IDCT never reads the skipped coefficients.
  */
 int tdj_decode(tdj *h, unsigned char *out, unsigned long stride, unsigned long out_len) {
   j_decompress_ptr cinfo = &h->cinfo;
@@ -196,6 +217,10 @@ int tdj_decode(tdj *h, unsigned char *out, unsigned long stride, unsigned long o
     h->active = 0;
     return -1;
   }
+  if (cinfo->progressive_mode) {
+    cinfo->buffered_image = TRUE;
+    cinfo->do_block_smoothing = FALSE;
+  }
   jpeg_start_decompress(cinfo);
   if ((unsigned long)cinfo->output_width * (unsigned long)cinfo->output_components > stride ||
       stride * (unsigned long)cinfo->output_height > out_len) {
@@ -204,11 +229,28 @@ int tdj_decode(tdj *h, unsigned char *out, unsigned long stride, unsigned long o
     h->active = 0;
     return -1;
   }
+  int stopped_early = 0;
+  if (cinfo->buffered_image) {
+    for (;;) {
+      int rc = jpeg_consume_input(cinfo);
+      if (rc == JPEG_REACHED_EOI || rc == JPEG_SUSPENDED) break;
+      if (rc == JPEG_SCAN_COMPLETED && tdj_enough_coefficients(cinfo)) {
+        stopped_early = 1;
+        break;
+      }
+    }
+    jpeg_start_output(cinfo, cinfo->input_scan_number);
+  }
   while (cinfo->output_scanline < cinfo->output_height) {
     JSAMPROW row = out + (unsigned long)cinfo->output_scanline * stride;
     jpeg_read_scanlines(cinfo, &row, 1);
   }
-  jpeg_finish_decompress(cinfo);
+  if (stopped_early) {
+    jpeg_abort_decompress(cinfo);
+  } else {
+    if (cinfo->buffered_image) jpeg_finish_output(cinfo);
+    jpeg_finish_decompress(cinfo);
+  }
   h->active = 0;
   return 0;
 }
