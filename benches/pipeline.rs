@@ -1,1 +1,145 @@
-fn main() {}
+//! Criterion benchmarks of thumbcore: per stage (probe, decode, resize, encode) and end to
+//! end, on generated images of fixed sizes so they run anywhere.
+//!
+//! `cargo bench --bench pipeline` runs the generated set;
+//! `THUMBD_BENCH_CORPUS=DIR cargo bench --bench pipeline` runs every PNG/JPEG in DIR instead.
+
+// Test patterns are made by deliberately wrapping arithmetic into u8.
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use thumbcore::{Limits, ThumbSpec, Thumbnailer, probe};
+
+/// A photo-like RGB image: gradients and texture, so encoders and decoders have real work.
+fn photo(w: usize, h: usize) -> Vec<u8> {
+    (0..h)
+        .flat_map(|y| (0..w).map(move |x| (x, y)))
+        .flat_map(|(x, y)| {
+            let n = ((x * 7919 + y * 104_729) % 23) as u8;
+            [
+                ((x * 255 / w) as u8).wrapping_add(n),
+                ((y * 255 / h) as u8).wrapping_add(n / 2),
+                (((x + y) / 4) % 256) as u8,
+            ]
+        })
+        .collect()
+}
+
+fn jpeg(w: u16, h: u16, progressive: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = jpeg_encoder::Encoder::new(&mut out, 90);
+    enc.set_progressive(progressive);
+    enc.encode(
+        &photo(w.into(), h.into()),
+        w,
+        h,
+        jpeg_encoder::ColorType::Rgb,
+    )
+    .expect("encode JPEG");
+    out
+}
+
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    let mut wr = enc.write_header().expect("PNG header");
+    wr.write_image_data(&photo(w as usize, h as usize))
+        .expect("PNG data");
+    wr.finish().expect("PNG end");
+    out
+}
+
+/// (name, bytes) of the inputs: the corpus folder if given, else generated images.
+fn inputs() -> Vec<(String, Vec<u8>)> {
+    if let Some(dir) = std::env::var_os("THUMBD_BENCH_CORPUS") {
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .expect("THUMBD_BENCH_CORPUS is a readable folder")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension()
+                    .is_some_and(|e| e == "png" || e == "jpg" || e == "jpeg")
+            })
+            .collect();
+        files.sort();
+        return files
+            .into_iter()
+            .map(|p| {
+                let name = p
+                    .file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                (name, std::fs::read(&p).expect("read corpus file"))
+            })
+            .collect();
+    }
+    vec![
+        ("jpeg-baseline-1000x750".into(), jpeg(1000, 750, false)),
+        ("jpeg-baseline-6000x4000".into(), jpeg(6000, 4000, false)),
+        ("jpeg-progressive-6000x4000".into(), jpeg(6000, 4000, true)),
+        ("png-rgb-1000x750".into(), png(1000, 750)),
+        ("png-rgb-4000x3000".into(), png(4000, 3000)),
+    ]
+}
+
+fn spec() -> ThumbSpec {
+    // Generated and corpus stress files may exceed the 5 MiB upload limit: benchmarks
+    // measure the pipeline, not the limit.
+    ThumbSpec {
+        limits: Limits {
+            max_input_bytes: usize::MAX,
+            ..Limits::default()
+        },
+        ..ThumbSpec::default()
+    }
+}
+
+fn stages(c: &mut Criterion) {
+    let spec = spec();
+    let inputs = inputs();
+    let mut t = Thumbnailer::new();
+    for (name, bytes) in &inputs {
+        if t.thumbnail(bytes, &spec).is_err() {
+            eprintln!("skipping {name}: not thumbnailable");
+            continue;
+        }
+        let mut g = c.benchmark_group(name.as_str());
+        g.sample_size(10)
+            .measurement_time(Duration::from_secs(3))
+            .warm_up_time(Duration::from_millis(500));
+        g.throughput(Throughput::Elements(1));
+        g.bench_function("probe", |b| b.iter(|| probe(black_box(bytes)).unwrap()));
+        g.bench_function("decode", |b| {
+            b.iter(|| t.decode(black_box(bytes), &spec).unwrap())
+        });
+        let mut resizer = Thumbnailer::new();
+        g.bench_function("resize", |b| {
+            b.iter_batched(
+                || t.decode(bytes, &spec).unwrap(),
+                |frame| resizer.resize(frame).unwrap(),
+                criterion::BatchSize::LargeInput,
+            )
+        });
+        g.bench_function("encode", |b| {
+            b.iter_batched(
+                || {
+                    let frame = t.decode(bytes, &spec).unwrap();
+                    t.resize(frame).unwrap()
+                },
+                |frame| Thumbnailer::encode(frame, &spec).unwrap(),
+                criterion::BatchSize::SmallInput,
+            )
+        });
+        g.bench_with_input(BenchmarkId::new("end_to_end", "png"), bytes, |b, bytes| {
+            b.iter(|| t.thumbnail(black_box(bytes), &spec).unwrap())
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, stages);
+criterion_main!(benches);

@@ -35,51 +35,16 @@ pub(crate) struct EncodeOptions {
 /// Encodes `pixels` (gray, gray+alpha, RGB or RGBA), trying cheaper encodings first.
 pub(crate) fn encode(pixels: &Pixels, opts: &EncodeOptions) -> Result<(Vec<u8>, BudgetStep)> {
     let budget = opts.budget.unwrap_or(usize::MAX);
-    let first = match opts.format {
-        ImageFormat::Png => png(pixels, png::Compression::Fast)?,
-        ImageFormat::Jpeg => jpeg(pixels, opts.jpeg_quality)?,
-        ImageFormat::WebP => webp(pixels)?,
-    };
-    if first.len() <= budget {
-        return Ok((first, BudgetStep::Fits));
+    let mut best = (
+        encode_step(pixels, opts, BudgetStep::Fits)?,
+        BudgetStep::Fits,
+    );
+    if best.0.len() <= budget {
+        return Ok(best);
     }
-    let mut best = (first, BudgetStep::Exceeded);
-    let mut attempts: Vec<(BudgetStep, Box<dyn Fn() -> Result<Vec<u8>>>)> = Vec::new();
-    match opts.format {
-        ImageFormat::Png => {
-            attempts.push((
-                BudgetStep::Recompressed,
-                Box::new(|| png(pixels, png::Compression::High)),
-            ));
-            for colors in [256u16, 64] {
-                attempts.push((
-                    BudgetStep::Quantized { colors },
-                    Box::new(move || png_palette(&quantize(pixels, colors))),
-                ));
-            }
-        }
-        ImageFormat::Jpeg => {
-            for quality in [70u8, 50, 30, 15]
-                .into_iter()
-                .filter(|&q| q < opts.jpeg_quality)
-            {
-                attempts.push((
-                    BudgetStep::ReducedQuality { quality },
-                    Box::new(move || jpeg(pixels, quality)),
-                ));
-            }
-        }
-        ImageFormat::WebP => {
-            for colors in [256u16, 64] {
-                attempts.push((
-                    BudgetStep::Quantized { colors },
-                    Box::new(move || webp(&quantize(pixels, colors).to_rgba())),
-                ));
-            }
-        }
-    }
-    for (step, attempt) in attempts {
-        let bytes = attempt()?;
+    best.1 = BudgetStep::Exceeded;
+    for step in fallbacks(opts) {
+        let bytes = encode_step(pixels, opts, step)?;
         if bytes.len() <= budget {
             return Ok((bytes, step));
         }
@@ -88,6 +53,38 @@ pub(crate) fn encode(pixels: &Pixels, opts: &EncodeOptions) -> Result<(Vec<u8>, 
         }
     }
     Ok(best)
+}
+
+/// What to try, in order, when the first encoding is over budget.
+fn fallbacks(opts: &EncodeOptions) -> Vec<BudgetStep> {
+    let palettes = [256, 64].map(|colors| BudgetStep::Quantized { colors });
+    match opts.format {
+        ImageFormat::Png => [BudgetStep::Recompressed]
+            .into_iter()
+            .chain(palettes)
+            .collect(),
+        ImageFormat::WebP => palettes.to_vec(),
+        ImageFormat::Jpeg => [70, 50, 30, 15]
+            .into_iter()
+            .filter(|&q| q < opts.jpeg_quality)
+            .map(|quality| BudgetStep::ReducedQuality { quality })
+            .collect(),
+    }
+}
+
+/// One encoding: `Fits` is the first, fastest try; the other steps are the fallbacks.
+fn encode_step(p: &Pixels, opts: &EncodeOptions, step: BudgetStep) -> Result<Vec<u8>> {
+    match (opts.format, step) {
+        (ImageFormat::Png, BudgetStep::Recompressed) => png(p, png::Compression::High),
+        (ImageFormat::Png, BudgetStep::Quantized { colors }) => png_palette(&quantize(p, colors)),
+        (ImageFormat::Png, _) => png(p, png::Compression::Fast),
+        (ImageFormat::WebP, BudgetStep::Quantized { colors }) => {
+            webp(&quantize(p, colors).to_rgba())
+        }
+        (ImageFormat::WebP, _) => webp(p),
+        (ImageFormat::Jpeg, BudgetStep::ReducedQuality { quality }) => jpeg(p, quality),
+        (ImageFormat::Jpeg, _) => jpeg(p, opts.jpeg_quality),
+    }
 }
 
 fn encode_error(e: impl std::fmt::Display) -> Error {

@@ -48,4 +48,4 @@ pub use geometry::fit;
 pub use limits::Limits;
 pub use orientation::Orientation;
 pub use probe::{ImageInfo, probe};
-pub use thumbnailer::{ThumbSpec, Thumbnail, Thumbnailer, thumbnail_batch};
+pub use thumbnailer::{Frame, ThumbSpec, Thumbnail, Thumbnailer, thumbnail_batch};

@@ -94,24 +94,26 @@ impl Thumbnailer {
         Self::default()
     }
 
-    /// Makes the thumbnail of `bytes` as `spec` says.
+    /// Makes the thumbnail of `bytes` as `spec` says: [`decode`](Self::decode), then
+    /// [`resize`](Self::resize), then [`encode`](Self::encode).
     pub fn thumbnail(&mut self, bytes: &[u8], spec: &ThumbSpec) -> Result<Thumbnail> {
+        let frame = self.decode(bytes, spec)?;
+        let frame = self.resize(frame)?;
+        Self::encode(frame, spec)
+    }
+
+    /// Stage 1: checks the limits from the header, then decodes. JPEG is decoded at the
+    /// smallest DCT scale that still covers the output size.
+    pub fn decode(&mut self, bytes: &[u8], spec: &ThumbSpec) -> Result<Frame> {
         spec.limits.check_input_len(bytes.len())?;
         let info = probe(bytes)?;
         spec.limits.check(&info)?;
-
-        let (out_w, out_h) = fit(info.width, info.height, spec.max_width, spec.max_height);
-        // Resizing happens before orientation, in stored coordinates.
-        let stored_target = if info.orientation.swaps_axes() {
-            (out_h, out_w)
-        } else {
-            (out_w, out_h)
-        };
+        let output = fit(info.width, info.height, spec.max_width, spec.max_height);
         let decoded = match info.format {
             ImageFormat::Jpeg => {
                 let denom = dct_scale(
                     (info.stored_width, info.stored_height),
-                    stored_target,
+                    stored(output, &info),
                     spec.jpeg_prescale_headroom,
                 );
                 let decoder = match &mut self.jpeg {
@@ -122,45 +124,95 @@ impl Thumbnailer {
             }
             _ => decode_png(bytes, &spec.limits)?,
         };
-        let resized = resize(
-            &mut self.resizer,
-            decoded.pixels,
-            stored_target.0 as usize,
-            stored_target.1 as usize,
-        )?;
-        let srgb = color::to_srgb(resized, decoded.icc.as_deref())?;
-        let srgb = color::strip_opaque_alpha(srgb);
+        Ok(Frame {
+            pixels: decoded.pixels,
+            icc: decoded.icc,
+            info,
+            output,
+        })
+    }
+
+    /// Stage 2: Lanczos3 to the output size, then (on the small image) colour to sRGB,
+    /// opaque alpha dropped, and EXIF orientation applied.
+    pub fn resize(&mut self, frame: Frame) -> Result<Frame> {
+        let (w, h) = stored(frame.output, &frame.info);
+        let resized = resize(&mut self.resizer, frame.pixels, w as usize, h as usize)?;
+        let srgb = color::strip_opaque_alpha(color::to_srgb(resized, frame.icc.as_deref())?);
         let channels = srgb.layout.channels();
-        let (data, w, h) = orientation::apply(
+        let (data, width, height) = orientation::apply(
             srgb.data,
             srgb.width,
             srgb.height,
             channels,
-            info.orientation,
+            frame.info.orientation,
         );
-        let upright = Pixels {
-            width: w,
-            height: h,
-            layout: srgb.layout,
-            data,
-        };
-        let (bytes, budget) = encode::encode(
-            &upright,
-            &EncodeOptions {
-                format: spec.format,
-                jpeg_quality: spec.jpeg_quality,
-                budget: spec.budget_bytes,
+        Ok(Frame {
+            pixels: Pixels {
+                width,
+                height,
+                layout: srgb.layout,
+                data,
             },
-        )?;
-        Ok(Thumbnail {
-            bytes,
-            width: out_w,
-            height: out_h,
-            format: spec.format,
-            budget,
-            source: info,
+            icc: None,
+            info: frame.info,
+            output: frame.output,
         })
     }
+
+    /// Stage 3: encodes a resized frame within the size budget.
+    pub fn encode(frame: Frame, spec: &ThumbSpec) -> Result<Thumbnail> {
+        encode_frame(frame, spec)
+    }
+}
+
+/// An image between pipeline stages (see [`Thumbnailer::decode`]).
+#[derive(Debug)]
+pub struct Frame {
+    pixels: Pixels,
+    icc: Option<Vec<u8>>,
+    info: ImageInfo,
+    /// The final thumbnail size, upright.
+    output: (u32, u32),
+}
+
+impl Frame {
+    /// Current width and height in pixels (as stored until [`Thumbnailer::resize`]).
+    pub fn size(&self) -> (usize, usize) {
+        (self.pixels.width, self.pixels.height)
+    }
+
+    /// The probed source image.
+    pub fn info(&self) -> &ImageInfo {
+        &self.info
+    }
+}
+
+/// The output size in stored coordinates: resizing happens before orientation.
+fn stored(output: (u32, u32), info: &ImageInfo) -> (u32, u32) {
+    if info.orientation.swaps_axes() {
+        (output.1, output.0)
+    } else {
+        output
+    }
+}
+
+fn encode_frame(frame: Frame, spec: &ThumbSpec) -> Result<Thumbnail> {
+    let (bytes, budget) = encode::encode(
+        &frame.pixels,
+        &EncodeOptions {
+            format: spec.format,
+            jpeg_quality: spec.jpeg_quality,
+            budget: spec.budget_bytes,
+        },
+    )?;
+    Ok(Thumbnail {
+        bytes,
+        width: frame.output.0,
+        height: frame.output.1,
+        format: spec.format,
+        budget,
+        source: frame.info,
+    })
 }
 
 /// Thumbnails many inputs in parallel on rayon's pool, one [`Thumbnailer`] per worker.

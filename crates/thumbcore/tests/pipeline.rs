@@ -1,5 +1,8 @@
 //! The pipeline on images made here, asserting on output pixels and sizes.
 
+// Test patterns are made by deliberately wrapping arithmetic into u8.
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+
 mod common;
 
 use common::*;

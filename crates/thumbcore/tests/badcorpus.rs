@@ -1,0 +1,153 @@
+//! Hostile and unusual files from public decoder test suites: each gives a thumbnail or a
+//! coded error, never a panic or a hang.
+//!
+//! Runs on the PngSuite copy in `tests/data` always, and on `../shared/badcorpus` (or
+//! `THUMBD_BADCORPUS`) when that folder exists; it says SKIP loudly when it does not.
+
+// Test patterns are made by deliberately wrapping arithmetic into u8.
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::*;
+use thumbcore::{ThumbSpec, Thumbnailer, probe};
+
+const CODES: [&str; 5] = [
+    "InvalidThumbnailFormat",
+    "CorruptImage",
+    "ThumbnailTooSmall",
+    "ImageDimensionsTooLarge",
+    "RequestTooLarge",
+];
+
+fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            files(&p, out);
+        } else if p
+            .extension()
+            .is_some_and(|e| e == "png" || e == "jpg" || e == "jpeg")
+        {
+            out.push(p);
+        }
+    }
+}
+
+/// Files that must fail: PngSuite's x*.png and image-png's x_*.png regressions.
+fn must_fail(p: &Path) -> bool {
+    let name = p.file_name().unwrap().to_string_lossy();
+    let dir = p.parent().unwrap().file_name().unwrap().to_string_lossy();
+    (dir == "pngsuite" && name.starts_with('x'))
+        || (dir == "png-regressions" && name.starts_with("x_"))
+}
+
+/// Runs every file on a worker thread so that a hang shows up as a failure, not a stuck run.
+fn run_all(paths: Vec<PathBuf>, spec: ThumbSpec) -> (usize, usize) {
+    let (tx, rx) = mpsc::channel();
+    let total = paths.len();
+    std::thread::spawn(move || {
+        let mut t = Thumbnailer::new();
+        for p in paths {
+            let bytes = std::fs::read(&p).unwrap();
+            let probed = probe(&bytes).map(|_| ()).map_err(|e| e.code());
+            let result = t.thumbnail(&bytes, &spec).map(|_| ()).map_err(|e| e.code());
+            tx.send((p, probed, result)).unwrap();
+        }
+    });
+    let (mut ok, mut failed) = (0, 0);
+    for _ in 0..total {
+        let (p, probed, result) = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a file took over 30 s: decoder hang");
+        if let Err(code) = probed {
+            assert!(CODES.contains(&code), "{}: probe gave {code}", p.display());
+        }
+        match result {
+            Ok(()) => {
+                assert!(
+                    !must_fail(&p),
+                    "{} must fail but gave a thumbnail",
+                    p.display()
+                );
+                ok += 1;
+            }
+            Err(code) => {
+                assert!(
+                    CODES.contains(&code),
+                    "{}: unexpected code {code}",
+                    p.display()
+                );
+                failed += 1;
+            }
+        }
+    }
+    (ok, failed)
+}
+
+#[test]
+fn shipped_pngsuite() {
+    let mut paths = Vec::new();
+    files(&data_dir(), &mut paths);
+    let n = paths.len();
+    let (ok, failed) = run_all(paths, any_size());
+    assert!(n > 170, "expected the PngSuite copy, found {n} files");
+    // 14 x*.png files are corrupt on purpose; the rest are valid.
+    assert_eq!(failed, 14, "{ok} ok");
+}
+
+#[test]
+fn shared_badcorpus() {
+    let dir = std::env::var_os("THUMBD_BADCORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/badcorpus")
+        });
+    if !dir.is_dir() {
+        eprintln!(
+            "SKIP shared_badcorpus: {} not found (set THUMBD_BADCORPUS)",
+            dir.display()
+        );
+        return;
+    }
+    let mut paths = Vec::new();
+    files(&dir, &mut paths);
+    assert!(
+        paths.len() > 100,
+        "only {} files in {}",
+        paths.len(),
+        dir.display()
+    );
+    // Both with the production limits and with any size accepted, so the tiny suite
+    // images reach the decoders.
+    let (ok, failed) = run_all(paths.clone(), ThumbSpec::default());
+    eprintln!("badcorpus, default limits: {ok} thumbnails, {failed} coded errors");
+    let (ok, failed) = run_all(paths, any_size());
+    eprintln!("badcorpus, any size: {ok} thumbnails, {failed} coded errors");
+    let peak = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_owned)
+        });
+    if let Some(line) = peak {
+        let kb: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            kb < 1024 * 1024,
+            "peak memory {kb} kB: a file blew up memory"
+        );
+    }
+}
