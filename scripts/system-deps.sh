@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the system packages thumbd builds against, when they are missing.
+# thumbcore links the operating system's libjpeg-turbo (SIMD included) through a small C shim:
+# it needs the libjpeg headers and a C compiler. Debian/Ubuntu only; elsewhere, install the
+# equivalent (libjpeg-turbo development files) by hand.
+set -euo pipefail
+if [ -f /usr/include/jpeglib.h ] && command -v cc >/dev/null; then
+  exit 0
+fi
+if ! command -v apt-get >/dev/null; then
+  echo "thumbd needs libjpeg-turbo headers (jpeglib.h) and a C compiler; install them" >&2
+  exit 1
+fi
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq libjpeg62-turbo-dev gcc

@@ -1,0 +1,109 @@
+//! `thumbd thumb` as a user runs it: real files in, real files out, exit codes and messages.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("thumbd-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    let mut wr = enc.write_header().unwrap();
+    wr.write_image_data(&vec![90; (w * h * 3) as usize])
+        .unwrap();
+    wr.finish().unwrap();
+    out
+}
+
+fn jpeg(w: u16, h: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    let data = vec![200; usize::from(w) * usize::from(h) * 3];
+    jpeg_encoder::Encoder::new(&mut out, 90)
+        .encode(&data, w, h, jpeg_encoder::ColorType::Rgb)
+        .unwrap();
+    out
+}
+
+fn png_size(path: &std::path::Path) -> (u32, u32) {
+    let dec = png::Decoder::new(std::io::Cursor::new(std::fs::read(path).unwrap()));
+    let info = dec.read_info().unwrap();
+    info.info().size()
+}
+
+fn thumbd(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_thumbd"))
+        .arg("thumb")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn folder_in_thumbnails_out_failures_reported() {
+    let dir = scratch("mixed");
+    let input = dir.join("in");
+    std::fs::create_dir_all(input.join("nested")).unwrap();
+    std::fs::write(input.join("wide.png"), png(2000, 1500)).unwrap();
+    std::fs::write(input.join("nested/tall.jpg"), jpeg(1000, 2000)).unwrap();
+    std::fs::write(
+        input.join("broken.jpg"),
+        b"\xFF\xD8\xFF\xE0 definitely not a jpeg",
+    )
+    .unwrap();
+    std::fs::write(input.join("tiny.png"), png(40, 40)).unwrap();
+    std::fs::write(input.join("notes.txt"), b"ignored: not an image name").unwrap();
+    let out = dir.join("out");
+
+    let run = thumbd(&[input.as_os_str(), "-o".as_ref(), out.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(
+        run.status.code(),
+        Some(1),
+        "a failed input makes the exit code 1: {stderr}"
+    );
+    assert_eq!(png_size(&out.join("wide.png")), (330, 248));
+    assert_eq!(png_size(&out.join("tall.png")), (165, 330));
+    assert!(!out.join("broken.png").exists() && !out.join("tiny.png").exists());
+    assert!(stderr.contains("broken.jpg: CorruptImage:"), "{stderr}");
+    assert!(stderr.contains("tiny.png: ThumbnailTooSmall:"), "{stderr}");
+    assert!(
+        stderr.contains("done 2, failed 2 (CorruptImage: 1, ThumbnailTooSmall: 1)"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn format_and_size_flags() {
+    let dir = scratch("flags");
+    let file = dir.join("photo.png");
+    std::fs::write(&file, png(1200, 600)).unwrap();
+    let out = dir.join("out");
+    let run = thumbd(&[
+        file.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--format".as_ref(),
+        "jpeg".as_ref(),
+        "--size".as_ref(),
+        "200x50".as_ref(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let bytes = std::fs::read(out.join("photo.jpg")).unwrap();
+    let info = thumbcore::probe(&bytes).unwrap();
+    assert_eq!((info.width, info.height), (100, 50));
+
+    let bad = thumbd(&[file.as_os_str(), "--size".as_ref(), "0".as_ref()]);
+    assert_eq!(bad.status.code(), Some(2), "clap usage error");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
