@@ -114,6 +114,13 @@ fn probe_png(bytes: &[u8]) -> Result<ImageInfo> {
         };
         match kind {
             b"eXIf" => orientation = Orientation::from_exif_block(data),
+            // png 0.18 panics expanding a palette whose length is not a multiple of 3
+            // (found by the fuzz target); the PNG spec makes such a file invalid anyway.
+            b"PLTE" if len == 0 || len % 3 != 0 || len > 768 => {
+                return Err(Error::corrupt(format!(
+                    "PNG palette is {len} bytes; it must be 3 to 768 bytes, a multiple of 3"
+                )));
+            }
             b"IDAT" | b"IEND" => break,
             _ => {}
         }

@@ -48,6 +48,27 @@ impl Default for ThumbSpec {
     }
 }
 
+impl ThumbSpec {
+    /// How many pixels decoding an image with this header will hold in memory: the
+    /// DCT-reduced size for JPEG, the full size for PNG. Workers admit jobs against a budget
+    /// of these, so a burst of large images queues instead of exhausting memory.
+    pub fn decoded_pixels(&self, info: &ImageInfo) -> u64 {
+        match info.format {
+            ImageFormat::Jpeg => {
+                let output = fit(info.width, info.height, self.max_width, self.max_height);
+                let denom = u64::from(dct_scale(
+                    (info.stored_width, info.stored_height),
+                    stored(output, info),
+                    self.jpeg_prescale_headroom,
+                ));
+                u64::from(info.stored_width).div_ceil(denom)
+                    * u64::from(info.stored_height).div_ceil(denom)
+            }
+            _ => info.pixels(),
+        }
+    }
+}
+
 /// A finished thumbnail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Thumbnail {

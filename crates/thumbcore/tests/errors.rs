@@ -182,6 +182,15 @@ fn corrupt_images() {
     );
 }
 
+/// Inputs the fuzz target found; each once crashed a decoder. `tests/data/fuzz/`.
+#[test]
+fn fuzz_findings() {
+    // A 35-byte PLTE: png 0.18 panicked expanding it (index out of range).
+    let plte = std::fs::read(data_dir().join("fuzz/png-plte-35-bytes.png")).unwrap();
+    assert_eq!(code(&plte, &any_size()), "CorruptImage");
+    assert_eq!(thumbcore::probe(&plte).unwrap_err().code(), "CorruptImage");
+}
+
 /// Cuts every test image at many points. A cut may only ever give a coded error (or, past
 /// the pixel data, a thumbnail); never a panic. Cuts inside the first 90% must fail.
 #[test]

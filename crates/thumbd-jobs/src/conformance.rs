@@ -1,0 +1,373 @@
+//! The conformance suite: what every backend of [`MetaStore`], [`JobQueue`] and [`BlobStore`]
+//! must do. Each backend's tests call these against a real instance (SQLite, files here;
+//! PostgreSQL, RabbitMQ and S3 in their crates). They panic with a message on the first
+//! broken promise.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::blob::BlobStore;
+use crate::ids::{BlobKey, Environment, JobId, ThumbnailId};
+use crate::job::{JobFailure, JobMessage, JobRecord, JobResult, JobSource, JobStatus};
+use crate::queue::JobQueue;
+use crate::store::MetaStore;
+use crate::timestamp::Timestamp;
+
+fn message(env: Environment, id: &str) -> JobMessage {
+    JobMessage {
+        job_id: Some(JobId::new()),
+        environment: env,
+        thumbnail_id: ThumbnailId::parse(id).unwrap(),
+        source: JobSource::Url {
+            url: format!("https://example.invalid/{}", id.len()),
+        },
+        reply_to: None,
+    }
+}
+
+fn result_for(job: JobId, width: u32) -> JobResult {
+    let sha = format!("{:064x}", u128::from(width) * 7919);
+    JobResult {
+        width,
+        height: 100,
+        bytes: 1234,
+        content_type: "image/png".into(),
+        etag: sha.clone(),
+        blob_key: BlobKey::thumbnail(&sha, job),
+        budget: "fits".into(),
+    }
+}
+
+/// Runs every [`MetaStore`] check on `store`, which must be empty.
+pub async fn meta_store(store: &dyn MetaStore) {
+    store.ping().await.expect("ping");
+    let env = Environment::Development;
+    let now = Timestamp::now();
+
+    // Create, read back, no duplicate.
+    let msg = message(env, "life-cycle");
+    let job = JobRecord::queued(&msg, now);
+    assert!(store.create_job(&job).await.unwrap(), "create_job");
+    assert!(
+        !store.create_job(&job).await.unwrap(),
+        "create_job twice must be a no-op"
+    );
+    assert_eq!(
+        store.job(job.id).await.unwrap().as_ref(),
+        Some(&job),
+        "job round trip"
+    );
+    assert_eq!(store.job(JobId::new()).await.unwrap(), None, "unknown job");
+
+    // Attempts count; requeue; start again.
+    let started = store
+        .start_job(job.id, now)
+        .await
+        .unwrap()
+        .expect("start_job");
+    assert_eq!(
+        (started.status, started.attempts),
+        (JobStatus::Processing, 1)
+    );
+    assert_eq!(started.started_at, Some(now));
+    store.requeue_job(job.id).await.unwrap();
+    assert_eq!(
+        store.job(job.id).await.unwrap().unwrap().status,
+        JobStatus::Queued
+    );
+    let started = store.start_job(job.id, now).await.unwrap().unwrap();
+    assert_eq!(started.attempts, 2, "attempts count every start");
+    assert_eq!(store.start_job(JobId::new(), now).await.unwrap(), None);
+
+    // Success: job finished, thumbnail current; a second finish changes nothing.
+    let result = result_for(job.id, 330);
+    let fin = store.finish_succeeded(job.id, &result, now).await.unwrap();
+    assert!(
+        fin.applied && fin.current && fin.orphaned.is_empty(),
+        "{fin:?}"
+    );
+    let done = store.job(job.id).await.unwrap().unwrap();
+    assert_eq!(done.status, JobStatus::Succeeded);
+    assert_eq!(done.result.as_ref(), Some(&result));
+    assert_eq!(done.finished_at, Some(now));
+    let again = store.finish_succeeded(job.id, &result, now).await.unwrap();
+    assert!(!again.applied, "a redelivered job must not finish twice");
+    let failure = JobFailure {
+        code: "CorruptImage".into(),
+        message: "late".into(),
+    };
+    assert!(!store.finish_failed(job.id, &failure, now).await.unwrap());
+    let finished = store.start_job(job.id, now).await.unwrap().unwrap();
+    assert_eq!(
+        finished.status,
+        JobStatus::Succeeded,
+        "start_job must not reopen a job"
+    );
+    let thumb = store
+        .thumbnail(env, &msg.thumbnail_id)
+        .await
+        .unwrap()
+        .expect("thumbnail");
+    assert_eq!((thumb.job_id, &thumb.result), (job.id, &result));
+    assert!(store.blob_referenced(&result.blob_key).await.unwrap());
+
+    // Environments are separate namespaces.
+    assert_eq!(
+        store
+            .thumbnail(Environment::Production, &msg.thumbnail_id)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Replace: the newer job wins, whatever order they finish in; a failed one changes nothing.
+    let older = JobRecord::queued(
+        &message(env, "life-cycle"),
+        now.plus(Duration::from_millis(1)),
+    );
+    let newer = JobRecord::queued(
+        &message(env, "life-cycle"),
+        now.plus(Duration::from_millis(2)),
+    );
+    let failing = JobRecord::queued(
+        &message(env, "life-cycle"),
+        now.plus(Duration::from_millis(3)),
+    );
+    for j in [&older, &newer, &failing] {
+        assert!(store.create_job(j).await.unwrap());
+        store.start_job(j.id, now).await.unwrap();
+    }
+    let newer_result = result_for(newer.id, 200);
+    let fin = store
+        .finish_succeeded(newer.id, &newer_result, now)
+        .await
+        .unwrap();
+    assert!(fin.applied && fin.current);
+    assert_eq!(
+        fin.orphaned,
+        vec![result.blob_key.clone()],
+        "the replaced blob is orphaned"
+    );
+    let older_result = result_for(older.id, 100);
+    let fin = store
+        .finish_succeeded(older.id, &older_result, now)
+        .await
+        .unwrap();
+    assert!(
+        fin.applied && !fin.current,
+        "an older job must not replace a newer one"
+    );
+    assert_eq!(fin.orphaned, vec![older_result.blob_key.clone()]);
+    assert!(
+        store
+            .finish_failed(failing.id, &failure, now)
+            .await
+            .unwrap()
+    );
+    let failed = store.job(failing.id).await.unwrap().unwrap();
+    assert_eq!(
+        (failed.status, failed.error.as_ref()),
+        (JobStatus::Failed, Some(&failure))
+    );
+    let thumb = store
+        .thumbnail(env, &msg.thumbnail_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        thumb.result, newer_result,
+        "a failed replace keeps the current thumbnail"
+    );
+
+    // Delete.
+    let deleted = store
+        .delete_thumbnail(env, &msg.thumbnail_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(deleted.orphaned, Some(newer_result.blob_key.clone()));
+    assert!(!store.blob_referenced(&newer_result.blob_key).await.unwrap());
+    assert_eq!(
+        store
+            .delete_thumbnail(env, &msg.thumbnail_id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.thumbnail(env, &msg.thumbnail_id).await.unwrap(), None);
+
+    // Any characters in an id: it is a key, not a path.
+    for odd in ["../../etc/passwd", "a\0b", "ünï 🖼/?#%", &"x".repeat(255)] {
+        let m = message(Environment::Production, odd);
+        let j = JobRecord::queued(&m, now);
+        store.create_job(&j).await.unwrap();
+        store.start_job(j.id, now).await.unwrap();
+        store
+            .finish_succeeded(j.id, &result_for(j.id, 90), now)
+            .await
+            .unwrap();
+        let t = store
+            .thumbnail(Environment::Production, &m.thumbnail_id)
+            .await
+            .unwrap();
+        assert_eq!(
+            t.map(|t| t.thumbnail_id),
+            Some(m.thumbnail_id.clone()),
+            "{odd:?}"
+        );
+    }
+
+    // Purge finished jobs, but never the one a thumbnail points at.
+    let later = now.plus(Duration::from_secs(1));
+    let purged = store.purge_finished_jobs(later).await.unwrap();
+    assert!(purged >= 4, "purged {purged}");
+    assert_eq!(store.job(older.id).await.unwrap(), None);
+    let nul = ThumbnailId::parse("a\0b").unwrap();
+    let served = store
+        .thumbnail(Environment::Production, &nul)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store.job(served.job_id).await.unwrap().is_some());
+}
+
+/// Runs the [`JobQueue`] delivery checks on `queue`, which must be empty and unshared.
+pub async fn job_queue(queue: &dyn JobQueue) {
+    let short = Duration::from_millis(50);
+    assert_eq!(queue.lease(short).await.unwrap(), None, "empty queue");
+
+    // FIFO, one delivery at a time, ack removes.
+    let a = message(Environment::Development, "a");
+    let b = message(Environment::Development, "b");
+    queue.push(&a).await.unwrap();
+    queue.push(&b).await.unwrap();
+    let la = queue.lease(short).await.unwrap().expect("lease a");
+    assert_eq!(JobMessage::parse(&la.payload).unwrap(), a);
+    assert_eq!(la.deliveries, 1);
+    let lb = queue.lease(short).await.unwrap().expect("lease b");
+    assert_eq!(JobMessage::parse(&lb.payload).unwrap(), b);
+    assert_eq!(
+        queue.lease(short).await.unwrap(),
+        None,
+        "leased messages are invisible"
+    );
+    let depth = queue.depth().await.unwrap();
+    assert_eq!((depth.ready, depth.leased), (0, 2), "{depth:?}");
+    assert!(queue.heartbeat(&la).await.unwrap());
+    assert!(queue.ack(&la).await.unwrap());
+    assert!(
+        !queue.ack(&la).await.unwrap(),
+        "a settled lease cannot be acked again"
+    );
+    assert!(!queue.heartbeat(&la).await.unwrap());
+
+    // Retry with a delay: invisible until the delay passes, delivery counted.
+    assert!(queue.retry(&lb, Duration::from_millis(300)).await.unwrap());
+    assert!(
+        !queue.ack(&lb).await.unwrap(),
+        "a retried lease is no longer current"
+    );
+    assert_eq!(queue.depth().await.unwrap().delayed, 1);
+    assert_eq!(
+        queue.lease(short).await.unwrap(),
+        None,
+        "retry delay not over"
+    );
+    let lb2 = queue
+        .lease(Duration::from_secs(3))
+        .await
+        .unwrap()
+        .expect("retried message");
+    assert_eq!(JobMessage::parse(&lb2.payload).unwrap(), b);
+    assert_eq!(lb2.deliveries, 2);
+
+    // Dead-letter: never delivered again.
+    assert!(queue.dead_letter(&lb2, "poison").await.unwrap());
+    assert_eq!(queue.lease(short).await.unwrap(), None);
+    assert!(queue.depth().await.unwrap().dead >= 1);
+
+    // A waiting lease wakes up for a push.
+    let c = message(Environment::Production, "c");
+    let (leased, ()) = tokio::join!(queue.lease(Duration::from_secs(5)), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        queue.push(&c).await.unwrap();
+    });
+    let lc = leased.unwrap().expect("a push wakes a waiting lease");
+    assert!(queue.ack(&lc).await.unwrap());
+    assert_eq!(queue.depth().await.unwrap().ready, 0);
+}
+
+/// Checks that an unsettled lease is delivered again after `visibility` (queues with a
+/// visibility timeout; `queue` must be empty, unshared, and use that timeout).
+pub async fn job_queue_lease_timeout(queue: &dyn JobQueue, visibility: Duration) {
+    let m = message(Environment::Development, "lost-worker");
+    queue.push(&m).await.unwrap();
+    let first = queue
+        .lease(Duration::from_millis(50))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(queue.lease(Duration::from_millis(10)).await.unwrap(), None);
+    let second = queue
+        .lease(visibility * 4)
+        .await
+        .unwrap()
+        .expect("an expired lease is delivered again");
+    assert_eq!(second.payload, first.payload);
+    assert_eq!(second.deliveries, 2);
+    assert!(
+        !queue.ack(&first).await.unwrap(),
+        "the expired lease cannot ack"
+    );
+    assert!(queue.ack(&second).await.unwrap());
+}
+
+/// Runs every [`BlobStore`] check on `blobs`.
+pub async fn blob_store(blobs: &dyn BlobStore) {
+    blobs.ping().await.expect("ping");
+    let job = JobId::new();
+    let key = BlobKey::original(job);
+    assert_eq!(blobs.get(&key).await.unwrap(), None);
+    assert!(
+        !blobs.delete(&key).await.unwrap(),
+        "deleting a missing blob is not an error"
+    );
+    blobs.put(&key, Bytes::from_static(b"first")).await.unwrap();
+    assert_eq!(
+        blobs.get(&key).await.unwrap().as_deref(),
+        Some(&b"first"[..])
+    );
+    blobs
+        .put(&key, Bytes::from_static(b"second"))
+        .await
+        .unwrap();
+    assert_eq!(
+        blobs.get(&key).await.unwrap().as_deref(),
+        Some(&b"second"[..])
+    );
+
+    // Nested keys and a larger body.
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| u8::try_from(i % 251).unwrap())
+        .collect();
+    let nested = BlobKey::thumbnail(&format!("{:064x}", 42), job);
+    blobs.put(&nested, Bytes::from(big.clone())).await.unwrap();
+    assert_eq!(blobs.get(&nested).await.unwrap().as_deref(), Some(&big[..]));
+
+    // Concurrent writers of one key: a reader sees one whole value.
+    let writes = (0..8u8).map(|i| blobs.put(&key, Bytes::from(vec![i; 100_000])));
+    for r in futures_util::future::join_all(writes).await {
+        r.unwrap();
+    }
+    let got = blobs.get(&key).await.unwrap().unwrap();
+    assert_eq!(got.len(), 100_000);
+    assert!(
+        got.iter().all(|&b| b == got[0]),
+        "a blob is never a mix of two writes"
+    );
+
+    assert!(blobs.delete(&key).await.unwrap());
+    assert!(blobs.delete(&nested).await.unwrap());
+    assert_eq!(blobs.get(&key).await.unwrap(), None);
+}

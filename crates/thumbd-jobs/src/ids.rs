@@ -1,0 +1,232 @@
+//! Validated identifiers: every value that crosses a trust boundary is parsed here once.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A job's id: a UUID, version 7 when thumbd makes it (time-ordered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(uuid::Uuid);
+
+impl JobId {
+    /// A fresh, time-ordered id.
+    pub fn new() -> Self {
+        JobId(uuid::Uuid::now_v7())
+    }
+
+    /// Parses the hyphenated (or simple) text form.
+    pub fn parse(s: &str) -> Result<Self> {
+        uuid::Uuid::try_parse(s)
+            .map(JobId)
+            .map_err(|_| Error::invalid("jobId", format!("{s:?} is not a UUID")))
+    }
+}
+
+impl Default for JobId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// A client's name for a thumbnail: 1–255 bytes of UTF-8, any characters.
+///
+/// It is a key in the metadata store and never part of a file path or blob key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ThumbnailId(String);
+
+impl ThumbnailId {
+    /// Longest accepted id, in bytes.
+    pub const MAX_BYTES: usize = 255;
+
+    /// Checks the length rule of SPEC §2.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.len() {
+            0 => Err(Error::invalid("thumbnailId", "must not be empty")),
+            n if n > Self::MAX_BYTES => Err(Error::invalid(
+                "thumbnailId",
+                format!("is {n} bytes; at most {} are allowed", Self::MAX_BYTES),
+            )),
+            _ => Ok(ThumbnailId(s.to_owned())),
+        }
+    }
+
+    /// The id as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ThumbnailId {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        Self::parse(&s)
+    }
+}
+
+impl From<ThumbnailId> for String {
+    fn from(id: ThumbnailId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for ThumbnailId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One of the two isolated namespaces of SPEC §2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// `development`
+    Development,
+    /// `production`
+    Production,
+}
+
+impl Environment {
+    /// Parses `development` or `production` (exactly; no other spelling).
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "development" => Ok(Environment::Development),
+            "production" => Ok(Environment::Production),
+            _ => Err(Error::invalid(
+                "environment",
+                format!("{s:?} is not one of \"development\", \"production\""),
+            )),
+        }
+    }
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Development => "development",
+            Environment::Production => "production",
+        }
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A key in a [`BlobStore`](crate::BlobStore): made by thumbd, never from a client's id.
+///
+/// Segments of `[a-z0-9._-]` separated by `/`, no empty, `.` or `..` segment, at most 200
+/// bytes, so every backend can map it to a path or object name safely.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct BlobKey(String);
+
+impl BlobKey {
+    /// Validates a key (e.g. one a queue producer sent).
+    pub fn parse(s: &str) -> Result<Self> {
+        let ok_char = |c: char| matches!(c, 'a'..='z' | '0'..='9' | '.' | '_' | '-');
+        let valid = !s.is_empty()
+            && s.len() <= 200
+            && s.split('/').all(|seg| {
+                !seg.is_empty() && seg != "." && seg != ".." && seg.chars().all(ok_char)
+            });
+        if valid {
+            Ok(BlobKey(s.to_owned()))
+        } else {
+            Err(Error::invalid(
+                "blobKey",
+                format!("{s:?} is not a blob key (segments of a-z 0-9 . _ - separated by /)"),
+            ))
+        }
+    }
+
+    /// Where the original of a job is kept until the job finishes (the claim check).
+    pub fn original(job: JobId) -> Self {
+        BlobKey(format!("originals/{}", job.0.simple()))
+    }
+
+    /// The key of a job's thumbnail: `thumbnails/<sha[..2]>/<sha256 hex>-<job>`.
+    ///
+    /// Named by content and by job, so no two records ever share a blob: deleting one
+    /// thumbnail cannot race with another job writing the same bytes.
+    pub fn thumbnail(sha256_hex: &str, job: JobId) -> Self {
+        let fan = sha256_hex.get(..2).unwrap_or("00");
+        BlobKey(format!("thumbnails/{fan}/{sha256_hex}-{}", job.0.simple()))
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for BlobKey {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        Self::parse(&s)
+    }
+}
+
+impl From<BlobKey> for String {
+    fn from(k: BlobKey) -> String {
+        k.0
+    }
+}
+
+impl fmt::Display for BlobKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thumbnail_id_lengths() {
+        assert!(ThumbnailId::parse("").is_err());
+        assert!(ThumbnailId::parse(&"é".repeat(127)).is_ok()); // 254 bytes
+        assert!(ThumbnailId::parse(&"a".repeat(255)).is_ok());
+        assert!(ThumbnailId::parse(&"a".repeat(256)).is_err());
+        assert!(ThumbnailId::parse("../../etc/passwd\0 ok").is_ok());
+    }
+
+    #[test]
+    fn environment_spelling() {
+        assert_eq!(
+            Environment::parse("production").unwrap(),
+            Environment::Production
+        );
+        assert!(Environment::parse("Production").is_err());
+        assert!(Environment::parse("").is_err());
+    }
+
+    #[test]
+    fn blob_keys() {
+        for ok in ["originals/abc", "thumbnails/0f", "a.b_c-d/e"] {
+            assert!(BlobKey::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "/abs", "a//b", "a/../b", "..", "A", "a\\b", "a/", "ü"] {
+            assert!(BlobKey::parse(bad).is_err(), "{bad}");
+        }
+        assert!(BlobKey::parse(BlobKey::original(JobId::new()).as_str()).is_ok());
+    }
+
+    #[test]
+    fn job_id_round_trip() {
+        let id = JobId::new();
+        assert_eq!(JobId::parse(&id.to_string()).unwrap(), id);
+        assert!(JobId::parse("nope").is_err());
+    }
+}

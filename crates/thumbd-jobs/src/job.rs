@@ -1,0 +1,273 @@
+//! The job model: what a queue carries ([`JobMessage`]) and what the store keeps
+//! ([`JobRecord`], [`ThumbnailRecord`]).
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::ids::{BlobKey, Environment, JobId, ThumbnailId};
+use crate::timestamp::Timestamp;
+
+/// Where a job's image comes from (SPEC §5 `source`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum JobSource {
+    /// An original already in the blob store (the API's claim check).
+    Blob {
+        /// Its key.
+        #[serde(rename = "blobKey")]
+        blob_key: BlobKey,
+    },
+    /// A URL the worker downloads.
+    Url {
+        /// `http://` or `https://` address.
+        url: String,
+    },
+    /// The image itself, base64-encoded (queue producers; at most 5 MiB decoded).
+    Inline {
+        /// Standard base64 of the image bytes.
+        inline: String,
+        /// The declared media type (`image/png`, `image/jpeg`).
+        #[serde(rename = "contentType")]
+        content_type: String,
+    },
+}
+
+impl JobSource {
+    /// Decodes an [`Inline`](JobSource::Inline) payload; `None` for other sources.
+    pub fn inline_bytes(&self) -> Option<Result<Vec<u8>>> {
+        match self {
+            JobSource::Inline { inline, .. } => Some(
+                base64::engine::general_purpose::STANDARD
+                    .decode(inline)
+                    .map_err(|e| Error::invalid("source.inline", e.to_string())),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// The public, versioned queue message of SPEC §5 (routing key `jobs.v1`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobMessage {
+    /// The job's id; producers may leave it out and thumbd derives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<JobId>,
+    /// The namespace.
+    pub environment: Environment,
+    /// The thumbnail to create or replace.
+    pub thumbnail_id: ThumbnailId,
+    /// Where the image is.
+    pub source: JobSource,
+    /// Routing key to publish the final status body to (RabbitMQ mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
+impl JobMessage {
+    /// Parses a message body; anything malformed is [`Error::Invalid`] with the reason.
+    pub fn parse(body: &[u8]) -> Result<Self> {
+        serde_json::from_slice(body).map_err(|e| Error::invalid("message", e.to_string()))
+    }
+
+    /// The JSON body.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a JobMessage always serialises")
+    }
+}
+
+/// Where a job is in its life cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    /// Accepted, waiting for a worker.
+    Queued,
+    /// A worker has it.
+    Processing,
+    /// Finished; the thumbnail is stored.
+    Succeeded,
+    /// Finished with an error code.
+    Failed,
+}
+
+impl JobStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Processing => "processing",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "queued" => JobStatus::Queued,
+            "processing" => JobStatus::Processing,
+            "succeeded" => JobStatus::Succeeded,
+            "failed" => JobStatus::Failed,
+            _ => return Err(Error::Damaged(format!("unknown job status {s:?}"))),
+        })
+    }
+
+    /// Succeeded or failed: nothing will change it any more.
+    pub fn is_finished(self) -> bool {
+        matches!(self, JobStatus::Succeeded | JobStatus::Failed)
+    }
+}
+
+/// What a succeeded job produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobResult {
+    /// Thumbnail width.
+    pub width: u32,
+    /// Thumbnail height.
+    pub height: u32,
+    /// Encoded size.
+    pub bytes: u64,
+    /// `image/png`, `image/jpeg` or `image/webp`.
+    pub content_type: String,
+    /// Strong entity tag: the SHA-256 of the bytes, hex.
+    pub etag: String,
+    /// Where the bytes are.
+    pub blob_key: BlobKey,
+    /// What the size budget did (`fits`, `recompressed`, `quantized`, …).
+    pub budget: String,
+}
+
+/// Why a job failed: a stable SPEC §3 code and a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFailure {
+    /// Stable code, e.g. `CorruptImage`.
+    pub code: String,
+    /// Human-readable detail.
+    pub message: String,
+}
+
+/// A job as the [`MetaStore`](crate::MetaStore) keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRecord {
+    /// Its id.
+    pub id: JobId,
+    /// The namespace.
+    pub environment: Environment,
+    /// The thumbnail it creates or replaces.
+    pub thumbnail_id: ThumbnailId,
+    /// Where it is in its life cycle.
+    pub status: JobStatus,
+    /// Where the image comes from.
+    pub source: JobSource,
+    /// RabbitMQ reply routing key, if a producer asked for one.
+    pub reply_to: Option<String>,
+    /// When it was accepted.
+    pub created_at: Timestamp,
+    /// When a worker last started it.
+    pub started_at: Option<Timestamp>,
+    /// When it finished.
+    pub finished_at: Option<Timestamp>,
+    /// How many times a worker started it.
+    pub attempts: u32,
+    /// Set when succeeded.
+    pub result: Option<JobResult>,
+    /// Set when failed.
+    pub error: Option<JobFailure>,
+}
+
+impl JobRecord {
+    /// A new queued job for `message` (its id is used, or a fresh one made).
+    pub fn queued(message: &JobMessage, now: Timestamp) -> Self {
+        JobRecord {
+            id: message.job_id.unwrap_or_default(),
+            environment: message.environment,
+            thumbnail_id: message.thumbnail_id.clone(),
+            status: JobStatus::Queued,
+            source: message.source.clone(),
+            reply_to: message.reply_to.clone(),
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            attempts: 0,
+            result: None,
+            error: None,
+        }
+    }
+
+    /// The message that (re)runs this job.
+    pub fn message(&self) -> JobMessage {
+        JobMessage {
+            job_id: Some(self.id),
+            environment: self.environment,
+            thumbnail_id: self.thumbnail_id.clone(),
+            source: self.source.clone(),
+            reply_to: self.reply_to.clone(),
+        }
+    }
+}
+
+/// A stored thumbnail: what `GET /v1/thumbnails/{id}` serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThumbnailRecord {
+    /// The namespace.
+    pub environment: Environment,
+    /// The client's id.
+    pub thumbnail_id: ThumbnailId,
+    /// The job that produced the current bytes.
+    pub job_id: JobId,
+    /// When that job was accepted: a replace by an older job never wins over a newer one.
+    pub job_created_at: Timestamp,
+    /// The bytes and their metadata.
+    pub result: JobResult,
+    /// When these bytes became current.
+    pub updated_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_three_source_forms() {
+        let m = JobMessage::parse(
+            br#"{"environment":"development","thumbnailId":"a","source":{"url":"https://x/y.png"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            m.source,
+            JobSource::Url {
+                url: "https://x/y.png".into()
+            }
+        );
+        assert_eq!(m.job_id, None);
+        let m = JobMessage::parse(
+            br#"{"jobId":"0192e4a0-0000-7000-8000-000000000000","environment":"production","thumbnailId":"a","source":{"blobKey":"originals/x"},"replyTo":"r"}"#,
+        )
+        .unwrap();
+        assert!(matches!(m.source, JobSource::Blob { .. }));
+        assert_eq!(m.reply_to.as_deref(), Some("r"));
+        let m = JobMessage::parse(
+            br#"{"environment":"production","thumbnailId":"a","source":{"inline":"iVBORw==","contentType":"image/png"}}"#,
+        )
+        .unwrap();
+        assert_eq!(m.source.inline_bytes().unwrap().unwrap(), b"\x89PNG");
+        assert_eq!(JobMessage::parse(&m.to_json()).unwrap(), m);
+    }
+
+    #[test]
+    fn refuses_malformed_messages() {
+        for bad in [
+            &br#"{"environment":"staging","thumbnailId":"a","source":{"url":"u"}}"#[..],
+            br#"{"environment":"production","thumbnailId":"","source":{"url":"u"}}"#,
+            br#"{"environment":"production","thumbnailId":"a","source":{"blobKey":"../etc"}}"#,
+            br#"{"environment":"production","thumbnailId":"a","source":{}}"#,
+            br#"{"environment":"production","thumbnailId":"a"}"#,
+            b"not json",
+        ] {
+            let err = JobMessage::parse(bad).unwrap_err();
+            assert!(matches!(err, Error::Invalid { .. }), "{err}");
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! thumbd-jobs: the job model and the three storage roles every thumbd process uses.
+//!
+//! - Identifiers, validated once with `parse`: [`JobId`], [`ThumbnailId`] (1–255 bytes, any
+//!   characters, never a path), [`Environment`], [`BlobKey`] (made by thumbd).
+//! - The model: [`JobMessage`] (the public queue message of SPEC §5), [`JobRecord`] and its
+//!   [`JobStatus`], [`ThumbnailRecord`].
+//! - The roles, as object-safe traits: [`JobQueue`] (leases, ack, retry, dead-letter),
+//!   [`MetaStore`] (jobs and thumbnails, transactional), [`BlobStore`] (bytes by key).
+//! - Embedded backends for `thumbd serve`: [`SqliteMetaStore`] and [`SqliteJobQueue`] on
+//!   one SQLite file in WAL mode ([`SqliteDb`]), and [`FsBlobStore`].
+//! - [`conformance`]: the checks every backend must pass.
+//!
+//! ```
+//! use std::time::Duration;
+//! use thumbd_jobs::{Environment, JobMessage, JobQueue, JobSource, SqliteDb, SqliteJobQueue, ThumbnailId};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let queue = SqliteJobQueue::unlocked(SqliteDb::in_memory().await?, Duration::from_secs(30));
+//! let message = JobMessage {
+//!     job_id: None,
+//!     environment: Environment::parse("development")?,
+//!     thumbnail_id: ThumbnailId::parse("cover/42")?,
+//!     source: JobSource::Url { url: "https://example.com/cover.png".into() },
+//!     reply_to: None,
+//! };
+//! queue.push(&message).await?;
+//! let lease = queue.lease(Duration::from_secs(1)).await?.expect("a message");
+//! assert_eq!(JobMessage::parse(&lease.payload)?, message);
+//! assert!(queue.ack(&lease).await?);
+//! # Ok::<(), thumbd_jobs::Error>(()) }).unwrap();
+//! ```
+
+mod blob;
+pub mod conformance;
+mod error;
+mod fs_blob;
+mod ids;
+mod job;
+mod queue;
+mod sqlite;
+mod store;
+mod timestamp;
+
+pub use blob::BlobStore;
+pub use error::{Error, Result};
+pub use fs_blob::FsBlobStore;
+pub use ids::{BlobKey, Environment, JobId, ThumbnailId};
+pub use job::{
+    JobFailure, JobMessage, JobRecord, JobResult, JobSource, JobStatus, ThumbnailRecord,
+};
+pub use queue::{JobQueue, Lease, LeaseToken, QueueDepth};
+pub use sqlite::{SqliteDb, SqliteJobQueue, SqliteMetaStore};
+pub use store::{Deleted, Finished, MetaStore};
+pub use timestamp::Timestamp;

@@ -1,0 +1,282 @@
+//! `SqliteMetaStore`: jobs and thumbnails in SQLite.
+
+use async_trait::async_trait;
+use sqlx::Row as _;
+use sqlx::sqlite::SqliteRow;
+
+use super::SqliteDb;
+use crate::error::{Error, Result};
+use crate::ids::{BlobKey, Environment, JobId, ThumbnailId};
+use crate::job::{JobFailure, JobRecord, JobResult, JobSource, JobStatus, ThumbnailRecord};
+use crate::store::{Deleted, Finished, MetaStore};
+use crate::timestamp::Timestamp;
+
+/// The embedded [`MetaStore`].
+#[derive(Debug, Clone)]
+pub struct SqliteMetaStore {
+    db: SqliteDb,
+}
+
+impl SqliteMetaStore {
+    /// A store on an open database.
+    pub fn new(db: SqliteDb) -> Self {
+        SqliteMetaStore { db }
+    }
+}
+
+fn job_from_row(row: &SqliteRow) -> Result<JobRecord> {
+    let damaged = |e: Error| Error::Damaged(format!("job row: {e}"));
+    let result: Option<String> = row.try_get("result")?;
+    let error_code: Option<String> = row.try_get("error_code")?;
+    Ok(JobRecord {
+        id: JobId::parse(row.try_get("id")?).map_err(damaged)?,
+        environment: Environment::parse(row.try_get("environment")?).map_err(damaged)?,
+        thumbnail_id: ThumbnailId::parse(row.try_get("thumbnail_id")?).map_err(damaged)?,
+        status: JobStatus::parse(row.try_get("status")?)?,
+        source: serde_json::from_str::<JobSource>(row.try_get("source")?)?,
+        reply_to: row.try_get("reply_to")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+        started_at: row.try_get::<Option<i64>, _>("started_at")?.map(Timestamp),
+        finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(Timestamp),
+        attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
+        result: result.map(|r| serde_json::from_str(&r)).transpose()?,
+        error: match error_code {
+            Some(code) => Some(JobFailure {
+                code,
+                message: row
+                    .try_get::<Option<String>, _>("error_message")?
+                    .unwrap_or_default(),
+            }),
+            None => None,
+        },
+    })
+}
+
+fn thumbnail_from_row(row: &SqliteRow) -> Result<ThumbnailRecord> {
+    let damaged = |e: Error| Error::Damaged(format!("thumbnail row: {e}"));
+    Ok(ThumbnailRecord {
+        environment: Environment::parse(row.try_get("environment")?).map_err(damaged)?,
+        thumbnail_id: ThumbnailId::parse(row.try_get("thumbnail_id")?).map_err(damaged)?,
+        job_id: JobId::parse(row.try_get("job_id")?).map_err(damaged)?,
+        job_created_at: Timestamp(row.try_get("job_created_at")?),
+        result: serde_json::from_str(row.try_get("result")?)?,
+        updated_at: Timestamp(row.try_get("updated_at")?),
+    })
+}
+
+#[async_trait]
+impl MetaStore for SqliteMetaStore {
+    async fn create_job(&self, job: &JobRecord) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO jobs (id, environment, thumbnail_id, status, source, reply_to, created_at, \
+             attempts) VALUES (?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(job.id.to_string())
+        .bind(job.environment.as_str())
+        .bind(job.thumbnail_id.as_str())
+        .bind(job.status.as_str())
+        .bind(serde_json::to_string(&job.source)?)
+        .bind(job.reply_to.as_deref())
+        .bind(job.created_at.0)
+        .execute(&self.db.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn job(&self, id: JobId) -> Result<Option<JobRecord>> {
+        sqlx::query("SELECT * FROM jobs WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.db.reader)
+            .await?
+            .as_ref()
+            .map(job_from_row)
+            .transpose()
+    }
+
+    async fn start_job(&self, id: JobId, now: Timestamp) -> Result<Option<JobRecord>> {
+        let row = sqlx::query(
+            "UPDATE jobs SET status = 'processing', started_at = ?, attempts = attempts + 1 \
+             WHERE id = ? AND status IN ('queued', 'processing') RETURNING *",
+        )
+        .bind(now.0)
+        .bind(id.to_string())
+        .fetch_optional(&self.db.writer)
+        .await?;
+        match row {
+            Some(row) => job_from_row(&row).map(Some),
+            // Finished or unknown: read it through the writer so we see our own commits.
+            None => sqlx::query("SELECT * FROM jobs WHERE id = ?")
+                .bind(id.to_string())
+                .fetch_optional(&self.db.writer)
+                .await?
+                .as_ref()
+                .map(job_from_row)
+                .transpose(),
+        }
+    }
+
+    async fn requeue_job(&self, id: JobId) -> Result<()> {
+        sqlx::query("UPDATE jobs SET status = 'queued' WHERE id = ? AND status = 'processing'")
+            .bind(id.to_string())
+            .execute(&self.db.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn finish_succeeded(
+        &self,
+        id: JobId,
+        result: &JobResult,
+        now: Timestamp,
+    ) -> Result<Finished> {
+        let mut tx = self.db.writer.begin().await?;
+        let job = sqlx::query(
+            "SELECT environment, thumbnail_id, status, created_at FROM jobs WHERE id = ?",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(job) = job else {
+            return Err(Error::Damaged(format!(
+                "job {id} vanished before it finished"
+            )));
+        };
+        if JobStatus::parse(job.try_get("status")?)?.is_finished() {
+            return Ok(Finished::default());
+        }
+        let environment: String = job.try_get("environment")?;
+        let thumbnail_id: String = job.try_get("thumbnail_id")?;
+        let created_at: i64 = job.try_get("created_at")?;
+        let result_json = serde_json::to_string(result)?;
+        sqlx::query(
+            "UPDATE jobs SET status = 'succeeded', finished_at = ?, result = ?, \
+             error_code = NULL, error_message = NULL WHERE id = ?",
+        )
+        .bind(now.0)
+        .bind(&result_json)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+
+        let existing = sqlx::query(
+            "SELECT job_id, job_created_at, blob_key FROM thumbnails \
+             WHERE environment = ? AND thumbnail_id = ?",
+        )
+        .bind(&environment)
+        .bind(&thumbnail_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let mut finished = Finished {
+            applied: true,
+            current: true,
+            orphaned: Vec::new(),
+        };
+        if let Some(existing) = existing {
+            let their: (i64, String) = (
+                existing.try_get("job_created_at")?,
+                existing.try_get("job_id")?,
+            );
+            let old_key = BlobKey::parse(existing.try_get("blob_key")?)?;
+            if their > (created_at, id.to_string()) {
+                // A job accepted later already replaced it: ours is not served.
+                finished.current = false;
+                finished.orphaned.push(result.blob_key.clone());
+                tx.commit().await?;
+                return Ok(finished);
+            }
+            if old_key != result.blob_key {
+                finished.orphaned.push(old_key);
+            }
+        }
+        sqlx::query(
+            "INSERT INTO thumbnails (environment, thumbnail_id, job_id, job_created_at, result, \
+             blob_key, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (environment, thumbnail_id) DO UPDATE SET job_id = excluded.job_id, \
+             job_created_at = excluded.job_created_at, result = excluded.result, \
+             blob_key = excluded.blob_key, updated_at = excluded.updated_at",
+        )
+        .bind(&environment)
+        .bind(&thumbnail_id)
+        .bind(id.to_string())
+        .bind(created_at)
+        .bind(&result_json)
+        .bind(result.blob_key.as_str())
+        .bind(now.0)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(finished)
+    }
+
+    async fn finish_failed(&self, id: JobId, failure: &JobFailure, now: Timestamp) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'failed', finished_at = ?, error_code = ?, error_message = ? \
+             WHERE id = ? AND status IN ('queued', 'processing')",
+        )
+        .bind(now.0)
+        .bind(&failure.code)
+        .bind(&failure.message)
+        .bind(id.to_string())
+        .execute(&self.db.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn thumbnail(
+        &self,
+        environment: Environment,
+        id: &ThumbnailId,
+    ) -> Result<Option<ThumbnailRecord>> {
+        sqlx::query("SELECT * FROM thumbnails WHERE environment = ? AND thumbnail_id = ?")
+            .bind(environment.as_str())
+            .bind(id.as_str())
+            .fetch_optional(&self.db.reader)
+            .await?
+            .as_ref()
+            .map(thumbnail_from_row)
+            .transpose()
+    }
+
+    async fn delete_thumbnail(
+        &self,
+        environment: Environment,
+        id: &ThumbnailId,
+    ) -> Result<Option<Deleted>> {
+        let row = sqlx::query(
+            "DELETE FROM thumbnails WHERE environment = ? AND thumbnail_id = ? RETURNING *",
+        )
+        .bind(environment.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&self.db.writer)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let record = thumbnail_from_row(&row)?;
+        let orphaned = Some(record.result.blob_key.clone());
+        Ok(Some(Deleted { record, orphaned }))
+    }
+
+    async fn blob_referenced(&self, key: &BlobKey) -> Result<bool> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM thumbnails WHERE blob_key = ? LIMIT 1")
+                .bind(key.as_str())
+                .fetch_optional(&self.db.writer)
+                .await?;
+        Ok(found.is_some())
+    }
+
+    async fn purge_finished_jobs(&self, before: Timestamp) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ? \
+             AND id NOT IN (SELECT job_id FROM thumbnails)",
+        )
+        .bind(before.0)
+        .execute(&self.db.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.db.reader).await?;
+        Ok(())
+    }
+}

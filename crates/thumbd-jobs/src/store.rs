@@ -1,0 +1,87 @@
+//! The `MetaStore` role: jobs and thumbnails (and, later, contexts, uploads and idempotency
+//! keys, whose tables already exist).
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::ids::{BlobKey, Environment, JobId, ThumbnailId};
+use crate::job::{JobFailure, JobRecord, JobResult, ThumbnailRecord};
+use crate::timestamp::Timestamp;
+
+/// What [`MetaStore::finish_succeeded`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Finished {
+    /// False if the job was already finished (a redelivery): nothing changed.
+    pub applied: bool,
+    /// False if a newer job had already replaced the thumbnail: the job is succeeded but
+    /// its bytes are not served.
+    pub current: bool,
+    /// Blobs no thumbnail references any more (the replaced bytes, or this job's own bytes
+    /// when they lost to a newer job): the caller deletes them.
+    pub orphaned: Vec<BlobKey>,
+}
+
+/// What [`MetaStore::delete_thumbnail`] removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deleted {
+    /// The record that was removed.
+    pub record: ThumbnailRecord,
+    /// Its blob, if no other thumbnail references the same bytes: the caller deletes it.
+    pub orphaned: Option<BlobKey>,
+}
+
+/// Durable metadata (SPEC §1). All methods are atomic; several processes may share one store
+/// in distributed mode.
+///
+/// Contract: [`conformance::meta_store`](crate::conformance::meta_store).
+#[async_trait]
+pub trait MetaStore: Send + Sync + 'static {
+    /// Inserts a new job; `false` (and no change) if a job with its id exists.
+    async fn create_job(&self, job: &JobRecord) -> Result<bool>;
+
+    /// The job, if known.
+    async fn job(&self, id: JobId) -> Result<Option<JobRecord>>;
+
+    /// Marks an unfinished job `processing` and counts an attempt; returns the updated record,
+    /// or the record unchanged if it is already finished, or `None` if unknown.
+    async fn start_job(&self, id: JobId, now: Timestamp) -> Result<Option<JobRecord>>;
+
+    /// Puts an unfinished job back to `queued` (a retry is scheduled).
+    async fn requeue_job(&self, id: JobId) -> Result<()>;
+
+    /// In one transaction: the job becomes `succeeded` with `result`, and its thumbnail
+    /// becomes current unless a job accepted later already replaced it.
+    async fn finish_succeeded(
+        &self,
+        id: JobId,
+        result: &JobResult,
+        now: Timestamp,
+    ) -> Result<Finished>;
+
+    /// The job becomes `failed`; the current thumbnail (if any) is kept. `false` if it was
+    /// already finished.
+    async fn finish_failed(&self, id: JobId, failure: &JobFailure, now: Timestamp) -> Result<bool>;
+
+    /// The current thumbnail.
+    async fn thumbnail(
+        &self,
+        environment: Environment,
+        id: &ThumbnailId,
+    ) -> Result<Option<ThumbnailRecord>>;
+
+    /// Removes a thumbnail; `None` if there was none.
+    async fn delete_thumbnail(
+        &self,
+        environment: Environment,
+        id: &ThumbnailId,
+    ) -> Result<Option<Deleted>>;
+
+    /// Whether any thumbnail references `key`.
+    async fn blob_referenced(&self, key: &BlobKey) -> Result<bool>;
+
+    /// Deletes finished jobs that finished before `before`; returns how many.
+    async fn purge_finished_jobs(&self, before: Timestamp) -> Result<u64>;
+
+    /// A cheap round trip, for `/readyz`.
+    async fn ping(&self) -> Result<()>;
+}
