@@ -47,7 +47,7 @@ pub async fn meta_store(store: &dyn MetaStore) {
 
     // Create, read back, no duplicate.
     let msg = message(env, "life-cycle");
-    let job = JobRecord::queued(&msg, now);
+    let job = JobRecord::queued(msg.job_id.unwrap(), &msg, now);
     assert!(store.create_job(&job).await.unwrap(), "create_job");
     assert!(
         !store.create_job(&job).await.unwrap(),
@@ -122,16 +122,16 @@ pub async fn meta_store(store: &dyn MetaStore) {
     );
 
     // Replace: the newer job wins, whatever order they finish in; a failed one changes nothing.
-    let older = JobRecord::queued(
-        &message(env, "life-cycle"),
+    let older = queued(
+        message(env, "life-cycle"),
         now.plus(Duration::from_millis(1)),
     );
-    let newer = JobRecord::queued(
-        &message(env, "life-cycle"),
+    let newer = queued(
+        message(env, "life-cycle"),
         now.plus(Duration::from_millis(2)),
     );
-    let failing = JobRecord::queued(
-        &message(env, "life-cycle"),
+    let failing = queued(
+        message(env, "life-cycle"),
         now.plus(Duration::from_millis(3)),
     );
     for j in [&older, &newer, &failing] {
@@ -200,7 +200,7 @@ pub async fn meta_store(store: &dyn MetaStore) {
     // Any characters in an id: it is a key, not a path.
     for odd in ["../../etc/passwd", "a\0b", "ünï 🖼/?#%", &"x".repeat(255)] {
         let m = message(Environment::Production, odd);
-        let j = JobRecord::queued(&m, now);
+        let j = JobRecord::queued(m.job_id.unwrap(), &m, now);
         store.create_job(&j).await.unwrap();
         store.start_job(j.id, now).await.unwrap();
         store
@@ -370,4 +370,8 @@ pub async fn blob_store(blobs: &dyn BlobStore) {
     assert!(blobs.delete(&key).await.unwrap());
     assert!(blobs.delete(&nested).await.unwrap());
     assert_eq!(blobs.get(&key).await.unwrap(), None);
+}
+
+fn queued(m: JobMessage, now: Timestamp) -> JobRecord {
+    JobRecord::queued(m.job_id.unwrap(), &m, now)
 }

@@ -17,6 +17,16 @@ impl JobId {
         JobId(uuid::Uuid::now_v7())
     }
 
+    /// A stable id for a queue message that came without one, derived from its body: every
+    /// redelivery of the message maps to the same job (a UUID version 8).
+    pub fn derived_from(body: &[u8]) -> Self {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(body);
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        JobId(uuid::Uuid::new_v8(bytes))
+    }
+
     /// Parses the hyphenated (or simple) text form.
     pub fn parse(s: &str) -> Result<Self> {
         uuid::Uuid::try_parse(s)

@@ -178,10 +178,10 @@ pub struct JobRecord {
 }
 
 impl JobRecord {
-    /// A new queued job for `message` (its id is used, or a fresh one made).
-    pub fn queued(message: &JobMessage, now: Timestamp) -> Self {
+    /// A new queued job `id` for `message`.
+    pub fn queued(id: JobId, message: &JobMessage, now: Timestamp) -> Self {
         JobRecord {
-            id: message.job_id.unwrap_or_default(),
+            id,
             environment: message.environment,
             thumbnail_id: message.thumbnail_id.clone(),
             status: JobStatus::Queued,

@@ -8,6 +8,7 @@
 //!   [`MetaStore`] (jobs and thumbnails, transactional), [`BlobStore`] (bytes by key).
 //! - Embedded backends for `thumbd serve`: [`SqliteMetaStore`] and [`SqliteJobQueue`] on
 //!   one SQLite file in WAL mode ([`SqliteDb`]), and [`FsBlobStore`].
+//! - [`JobEvents`]: in-process news of finished jobs for waiting requests.
 //! - [`conformance`]: the checks every backend must pass.
 //!
 //! ```
@@ -33,6 +34,7 @@
 mod blob;
 pub mod conformance;
 mod error;
+mod events;
 mod fs_blob;
 mod ids;
 mod job;
@@ -43,6 +45,7 @@ mod timestamp;
 
 pub use blob::BlobStore;
 pub use error::{Error, Result};
+pub use events::JobEvents;
 pub use fs_blob::FsBlobStore;
 pub use ids::{BlobKey, Environment, JobId, ThumbnailId};
 pub use job::{

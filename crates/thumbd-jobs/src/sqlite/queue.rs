@@ -86,6 +86,20 @@ impl SqliteJobQueue {
         Ok(done.rows_affected())
     }
 
+    /// Enqueues a body as an outside producer would, unchecked (the worker dead-letters what
+    /// it cannot parse). [`JobQueue::push`] is this with a valid message.
+    pub async fn push_raw(&self, payload: &[u8]) -> Result<()> {
+        let now = Timestamp::now().0;
+        sqlx::query("INSERT INTO queue (payload, enqueued_at, visible_at) VALUES (?, ?, ?)")
+            .bind(payload)
+            .bind(now)
+            .bind(now)
+            .execute(&self.db.writer)
+            .await?;
+        self.pushed.notify_one();
+        Ok(())
+    }
+
     async fn try_lease(&self) -> Result<Option<Lease>> {
         let now = Timestamp::now();
         let nonce = rand::random::<u32>();
@@ -124,15 +138,7 @@ fn ids(lease: &Lease) -> (i64, i64) {
 #[async_trait]
 impl JobQueue for SqliteJobQueue {
     async fn push(&self, message: &JobMessage) -> Result<()> {
-        let now = Timestamp::now().0;
-        sqlx::query("INSERT INTO queue (payload, enqueued_at, visible_at) VALUES (?, ?, ?)")
-            .bind(message.to_json())
-            .bind(now)
-            .bind(now)
-            .execute(&self.db.writer)
-            .await?;
-        self.pushed.notify_one();
-        Ok(())
+        self.push_raw(&message.to_json()).await
     }
 
     async fn lease(&self, wait: Duration) -> Result<Option<Lease>> {

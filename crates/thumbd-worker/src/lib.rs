@@ -1,0 +1,21 @@
+//! thumbd-worker: turns queued jobs into stored thumbnails.
+//!
+//! [`Worker::process_one`] takes one [`Lease`](thumbd_jobs::Lease) from a
+//! [`JobQueue`](thumbd_jobs::JobQueue) through to its end: it creates the job record if a
+//! producer did not, skips jobs already finished (redeliveries), fetches the original from
+//! the [`BlobStore`](thumbd_jobs::BlobStore) (the claim check), waits for room in a budget of
+//! decoded pixels, runs thumbcore on the blocking pool while heartbeating the lease, writes
+//! the result blob, then the status, then acks. Image errors finish the job `failed` with
+//! their SPEC §3 code; backend errors retry with exponential backoff until
+//! [`WorkerOptions::max_deliveries`], then the message is dead-lettered.
+//!
+//! [`Worker::run`] is the loop `thumbd serve` and `thumbd worker` run, with graceful
+//! shutdown; [`Worker::drain`] processes what is queued and returns (tests).
+
+mod options;
+mod outcome;
+mod worker;
+
+pub use options::WorkerOptions;
+pub use outcome::Outcome;
+pub use worker::Worker;

@@ -1,0 +1,69 @@
+//! `WorkerOptions`: how much a worker does at once and how it retries.
+
+use std::time::Duration;
+
+use thumbcore::ThumbSpec;
+
+/// How a [`Worker`](crate::Worker) behaves. `Default` is what `thumbd serve` uses.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Jobs leased at once. Default: the number of cores.
+    pub concurrency: usize,
+    /// Decoded pixels allowed in memory at once across all jobs (a 4-channel pixel is 4
+    /// bytes, plus resize buffers). A job whose image would need more waits; one larger than
+    /// the whole budget runs alone. Default 100 000 000 (two 50 MP PNGs, or many JPEGs, which
+    /// are decoded at a reduced scale).
+    pub pixel_budget: u64,
+    /// Deliveries after which a message that keeps failing transiently is dead-lettered and
+    /// its job failed with `InternalError`. Default 5.
+    pub max_deliveries: u32,
+    /// First retry delay; doubled for each further delivery. Default 1 s.
+    pub retry_base: Duration,
+    /// Longest retry delay. Default 60 s.
+    pub retry_max: Duration,
+    /// How long one `lease` call waits for a message before the loop looks at shutdown
+    /// again. Default 1 s.
+    pub lease_wait: Duration,
+    /// How often a running job renews its lease. Must be well under the queue's visibility
+    /// timeout. Default 5 s.
+    pub heartbeat: Duration,
+    /// The thumbnail to make.
+    pub spec: ThumbSpec,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            pixel_budget: 100_000_000,
+            max_deliveries: 5,
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(60),
+            lease_wait: Duration::from_secs(1),
+            heartbeat: Duration::from_secs(5),
+            spec: ThumbSpec::default(),
+        }
+    }
+}
+
+impl WorkerOptions {
+    /// The delay before delivery number `deliveries + 1`.
+    pub fn backoff(&self, deliveries: u32) -> Duration {
+        let doublings = deliveries.saturating_sub(1).min(16);
+        self.retry_base
+            .saturating_mul(1 << doublings)
+            .min(self.retry_max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_then_caps() {
+        let o = WorkerOptions::default();
+        let secs: Vec<u64> = (1..=9).map(|d| o.backoff(d).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
+}

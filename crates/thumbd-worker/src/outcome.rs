@@ -1,0 +1,69 @@
+//! What happened to one delivery, and the error that decides between retry and give-up.
+
+use std::time::Duration;
+
+use thumbd_jobs::JobId;
+
+/// The result of [`Worker::process_one`](crate::Worker::process_one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The thumbnail is stored and current (or superseded by a newer job: `current` false).
+    Succeeded {
+        /// The job.
+        job: JobId,
+        /// Whether its bytes are the ones served now.
+        current: bool,
+    },
+    /// The job finished `failed` with a stable code (a bad image, a missing source…).
+    Failed {
+        /// The job.
+        job: JobId,
+        /// SPEC §3 code.
+        code: String,
+    },
+    /// The job had already finished (a redelivery): acked without doing anything.
+    Skipped {
+        /// The job.
+        job: JobId,
+    },
+    /// A transient failure: the message comes back after `delay`.
+    Retried {
+        /// The job.
+        job: JobId,
+        /// The backoff.
+        delay: Duration,
+    },
+    /// The message was malformed or failed too often; it is in the dead-letter store.
+    DeadLettered {
+        /// The job, when the message was readable.
+        job: Option<JobId>,
+        /// Why.
+        reason: String,
+    },
+    /// The queue no longer held this lease when settling it (it timed out or the
+    /// connection dropped); the next delivery is skipped as already finished, or redone.
+    LeaseLost {
+        /// The job.
+        job: JobId,
+    },
+}
+
+/// Why a step failed, sorted by what the worker does about it.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StepError {
+    /// The job cannot succeed: finish it `failed` with this code.
+    #[error("{code}: {message}")]
+    Permanent { code: &'static str, message: String },
+    /// The backend hiccupped: retry later.
+    #[error(transparent)]
+    Transient(#[from] thumbd_jobs::Error),
+}
+
+impl StepError {
+    pub(crate) fn permanent(code: &'static str, message: impl Into<String>) -> Self {
+        StepError::Permanent {
+            code,
+            message: message.into(),
+        }
+    }
+}

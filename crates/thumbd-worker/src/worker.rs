@@ -1,0 +1,425 @@
+//! `Worker`: one delivery at a time ([`Worker::process_one`]) or a loop ([`Worker::run`]).
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sha2::Digest as _;
+use thumbcore::{Thumbnail, Thumbnailer};
+use thumbd_jobs::{
+    BlobKey, BlobStore, JobEvents, JobFailure, JobId, JobMessage, JobQueue, JobRecord, JobResult,
+    JobSource, Lease, MetaStore, Timestamp,
+};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::options::WorkerOptions;
+use crate::outcome::{Outcome, StepError};
+
+thread_local! {
+    /// One thumbnailer per blocking-pool thread: its decoder and resizer buffers are reused.
+    static THUMBNAILER: RefCell<Thumbnailer> = RefCell::new(Thumbnailer::new());
+}
+
+/// Consumes jobs from a [`JobQueue`], makes thumbnails, stores them and settles the lease.
+///
+/// Order of writes for a job: result blob, then job status (and the thumbnail record, in
+/// one transaction), then ack. A crash between any two is safe: a redelivered job that is
+/// already finished is acked and skipped; one that is not is simply done again.
+pub struct Worker {
+    queue: Arc<dyn JobQueue>,
+    store: Arc<dyn MetaStore>,
+    blobs: Arc<dyn BlobStore>,
+    events: JobEvents,
+    options: WorkerOptions,
+    pixels: Arc<Semaphore>,
+    pixel_permits: u32,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Pixels per budget permit: semaphores count in `u32`, budgets reach billions.
+const PIXELS_PER_PERMIT: u64 = 1024;
+
+impl Worker {
+    /// A worker over the three backends; `events` tells waiting requests in this process.
+    pub fn new(
+        queue: Arc<dyn JobQueue>,
+        store: Arc<dyn MetaStore>,
+        blobs: Arc<dyn BlobStore>,
+        events: JobEvents,
+        options: WorkerOptions,
+    ) -> Self {
+        let pixel_permits = u32::try_from(options.pixel_budget.div_ceil(PIXELS_PER_PERMIT))
+            .unwrap_or(u32::MAX >> 3)
+            .clamp(1, u32::MAX >> 3);
+        Worker {
+            queue,
+            store,
+            blobs,
+            events,
+            pixels: Arc::new(Semaphore::new(pixel_permits as usize)),
+            pixel_permits,
+            options,
+        }
+    }
+
+    /// The options in use.
+    pub fn options(&self) -> &WorkerOptions {
+        &self.options
+    }
+
+    /// Leases and processes messages until the queue has none for `options.lease_wait`;
+    /// returns every outcome. Sequential: for tests and one-shot tools.
+    pub async fn drain(&self) -> Vec<Outcome> {
+        let mut outcomes = Vec::new();
+        while let Ok(Some(lease)) = self.queue.lease(self.options.lease_wait).await {
+            outcomes.push(self.process_one(lease).await);
+        }
+        outcomes
+    }
+
+    /// Runs until `shutdown` is cancelled: leases up to `concurrency` jobs at once, then,
+    /// once cancelled, leases nothing more and returns when the jobs in hand are settled.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let slots = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
+        let mut tasks = JoinSet::new();
+        let mut failures = 0u32;
+        loop {
+            let slot = tokio::select! {
+                slot = slots.clone().acquire_owned() => slot.expect("never closed"),
+                () = shutdown.cancelled() => break,
+            };
+            if shutdown.is_cancelled() {
+                break;
+            }
+            // Not raced against shutdown: dropping a lease call halfway could leave a message
+            // leased by nobody until its timeout. `lease_wait` bounds the delay instead.
+            match self.queue.lease(self.options.lease_wait).await {
+                Ok(Some(lease)) => {
+                    failures = 0;
+                    let worker = self.clone();
+                    tasks.spawn(async move {
+                        let outcome = worker.process_one(lease).await;
+                        drop(slot);
+                        outcome
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    failures += 1;
+                    let nap = self.options.backoff(failures);
+                    tracing::error!(error = %e, retry_in = ?nap, "cannot lease from the queue");
+                    tokio::select! {
+                        () = tokio::time::sleep(nap) => {}
+                        () = shutdown.cancelled() => break,
+                    }
+                }
+            }
+            while tasks.try_join_next().is_some() {}
+        }
+        let in_flight = tasks.len();
+        if in_flight > 0 {
+            tracing::info!(in_flight, "worker stopping: finishing jobs in hand");
+        }
+        while tasks.join_next().await.is_some() {}
+        tracing::info!("worker stopped");
+    }
+
+    /// Processes one delivery completely, settling its lease (ack, retry or dead-letter).
+    pub async fn process_one(&self, lease: Lease) -> Outcome {
+        let message = match JobMessage::parse(&lease.payload) {
+            Ok(m) => m,
+            Err(e) => {
+                let reason = format!("malformed message: {e}");
+                tracing::warn!(%reason, "dead-lettering");
+                return self.dead_letter(&lease, None, reason).await;
+            }
+        };
+        let id = message
+            .job_id
+            .unwrap_or_else(|| JobId::derived_from(&lease.payload));
+
+        if lease.deliveries > self.options.max_deliveries {
+            let reason = format!(
+                "gave up after {} deliveries",
+                lease.deliveries.saturating_sub(1)
+            );
+            let failure = JobFailure {
+                code: "InternalError".into(),
+                message: "the job failed too many times; it was set aside".into(),
+            };
+            if let Err(e) = self
+                .store
+                .finish_failed(id, &failure, Timestamp::now())
+                .await
+            {
+                tracing::error!(job_id = %id, error = %e, "cannot record the failure");
+            }
+            self.events.finished(id);
+            return self.dead_letter(&lease, Some(id), reason).await;
+        }
+
+        match self.attempt(id, &message, &lease).await {
+            Ok(outcome) => outcome,
+            Err(StepError::Permanent { code, message: msg }) => {
+                tracing::info!(job_id = %id, code, message = %msg, "job failed");
+                let failure = JobFailure {
+                    code: code.into(),
+                    message: msg,
+                };
+                match self
+                    .store
+                    .finish_failed(id, &failure, Timestamp::now())
+                    .await
+                {
+                    Ok(_) => {
+                        self.delete_original(id, &message.source).await;
+                        self.events.finished(id);
+                        self.settle_ack(
+                            &lease,
+                            id,
+                            Outcome::Failed {
+                                job: id,
+                                code: code.into(),
+                            },
+                        )
+                        .await
+                    }
+                    Err(e) => self.retry(&lease, id, &e.into()).await,
+                }
+            }
+            Err(e @ StepError::Transient(_)) => self.retry(&lease, id, &e).await,
+        }
+    }
+
+    /// The job's work, up to and including the status update; the caller settles.
+    async fn attempt(
+        &self,
+        id: JobId,
+        message: &JobMessage,
+        lease: &Lease,
+    ) -> Result<Outcome, StepError> {
+        // Producers may publish without creating the record: create it (a no-op otherwise).
+        self.store
+            .create_job(&JobRecord::queued(id, message, Timestamp::now()))
+            .await?;
+        let Some(job) = self.store.start_job(id, Timestamp::now()).await? else {
+            return Err(StepError::Transient(thumbd_jobs::Error::Damaged(format!(
+                "job {id} vanished"
+            ))));
+        };
+        if job.status.is_finished() {
+            tracing::info!(job_id = %id, status = job.status.as_str(), "already finished: skipping");
+            return Ok(self
+                .settle_ack(lease, id, Outcome::Skipped { job: id })
+                .await);
+        }
+
+        let original = self.source_bytes(&message.source).await?;
+        let thumb = self.thumbnail(original, lease).await?;
+
+        let sha = hex(&sha2::Sha256::digest(&thumb.bytes));
+        let key = BlobKey::thumbnail(&sha, id);
+        let result = JobResult {
+            width: thumb.width,
+            height: thumb.height,
+            bytes: thumb.bytes.len() as u64,
+            content_type: thumb.content_type().into(),
+            etag: sha,
+            blob_key: key.clone(),
+            budget: format!("{:?}", thumb.budget).to_lowercase(),
+        };
+        self.blobs.put(&key, Bytes::from(thumb.bytes)).await?;
+        let finished = self
+            .store
+            .finish_succeeded(id, &result, Timestamp::now())
+            .await?;
+        for orphan in &finished.orphaned {
+            if let Err(e) = self.blobs.delete(orphan).await {
+                tracing::warn!(blob = %orphan, error = %e, "cannot delete a replaced thumbnail");
+            }
+        }
+        self.delete_original(id, &message.source).await;
+        self.events.finished(id);
+        if !finished.applied {
+            // Finished by another delivery meanwhile: ours is a duplicate.
+            if let Err(e) = self.blobs.delete(&key).await {
+                tracing::warn!(blob = %key, error = %e, "cannot delete a duplicate result");
+            }
+            return Ok(self
+                .settle_ack(lease, id, Outcome::Skipped { job: id })
+                .await);
+        }
+        tracing::info!(
+            job_id = %id,
+            width = result.width,
+            height = result.height,
+            bytes = result.bytes,
+            current = finished.current,
+            "job succeeded"
+        );
+        Ok(self
+            .settle_ack(
+                lease,
+                id,
+                Outcome::Succeeded {
+                    job: id,
+                    current: finished.current,
+                },
+            )
+            .await)
+    }
+
+    async fn source_bytes(&self, source: &JobSource) -> Result<Bytes, StepError> {
+        match source {
+            JobSource::Blob { blob_key } => self.blobs.get(blob_key).await?.ok_or_else(|| {
+                StepError::permanent(
+                    "SourceFetchFailed",
+                    format!("blob {blob_key} does not exist"),
+                )
+            }),
+            JobSource::Inline { content_type, .. } => {
+                let bytes = source
+                    .inline_bytes()
+                    .expect("inline source")
+                    .map_err(|e| StepError::permanent("InvalidRequestBody", e.to_string()))?;
+                thumbcore::check_declared_type(content_type, &bytes)
+                    .map_err(|e| StepError::permanent(e.code(), e.to_string()))?;
+                Ok(Bytes::from(bytes))
+            }
+            JobSource::Url { .. } => Err(StepError::permanent(
+                "SourceFetchFailed",
+                "URL sources are not supported by this worker yet",
+            )),
+        }
+    }
+
+    /// Probes, waits for room in the pixel budget, then runs thumbcore on the blocking pool
+    /// while heartbeating the lease.
+    async fn thumbnail(&self, original: Bytes, lease: &Lease) -> Result<Thumbnail, StepError> {
+        let spec = &self.options.spec;
+        let image_error = |e: thumbcore::Error| {
+            if e.is_permanent() {
+                StepError::permanent(e.code(), e.to_string())
+            } else {
+                StepError::Transient(thumbd_jobs::Error::Io(std::io::Error::other(e.to_string())))
+            }
+        };
+        spec.limits
+            .check_input_len(original.len())
+            .map_err(image_error)?;
+        let info = thumbcore::probe(&original).map_err(image_error)?;
+        spec.limits.check(&info).map_err(image_error)?;
+        let permits = u32::try_from(spec.decoded_pixels(&info).div_ceil(PIXELS_PER_PERMIT))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.pixel_permits);
+        let _budget = self
+            .pixels
+            .clone()
+            .acquire_many_owned(permits)
+            .await
+            .expect("never closed");
+
+        let spec = spec.clone();
+        let work = tokio::task::spawn_blocking(move || {
+            THUMBNAILER.with(|t| t.borrow_mut().thumbnail(&original, &spec))
+        });
+        let result = self.heartbeat_while(lease, work).await;
+        match result {
+            Ok(r) => r.map_err(image_error),
+            Err(e) => {
+                // A panic in thumbcore is a bug; the input must not loop through workers.
+                tracing::error!(error = %e, "thumbcore panicked");
+                Err(StepError::permanent(
+                    "InternalError",
+                    "the image could not be processed",
+                ))
+            }
+        }
+    }
+
+    async fn heartbeat_while<T>(
+        &self,
+        lease: &Lease,
+        work: tokio::task::JoinHandle<T>,
+    ) -> Result<T, tokio::task::JoinError> {
+        tokio::pin!(work);
+        let mut tick = tokio::time::interval(self.options.heartbeat);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                _ = tick.tick() => {
+                    match self.queue.heartbeat(lease).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!("lease lost while processing"),
+                        Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Deletes the claim-check original of job `id` (only the one the API stored for it).
+    async fn delete_original(&self, id: JobId, source: &JobSource) {
+        if let JobSource::Blob { blob_key } = source
+            && *blob_key == BlobKey::original(id)
+            && let Err(e) = self.blobs.delete(blob_key).await
+        {
+            tracing::warn!(blob = %blob_key, error = %e, "cannot delete an original");
+        }
+    }
+
+    async fn settle_ack(&self, lease: &Lease, id: JobId, outcome: Outcome) -> Outcome {
+        match self.queue.ack(lease).await {
+            Ok(true) => outcome,
+            Ok(false) => {
+                tracing::warn!(job_id = %id, "lease lost before ack: the job will be redelivered and skipped");
+                Outcome::LeaseLost { job: id }
+            }
+            Err(e) => {
+                tracing::warn!(job_id = %id, error = %e, "ack failed: the job will be redelivered and skipped");
+                Outcome::LeaseLost { job: id }
+            }
+        }
+    }
+
+    async fn retry(&self, lease: &Lease, id: JobId, error: &StepError) -> Outcome {
+        let delay = self.options.backoff(lease.deliveries);
+        tracing::warn!(job_id = %id, %error, retry_in = ?delay, "transient failure: retrying");
+        if let Err(e) = self.store.requeue_job(id).await {
+            tracing::warn!(job_id = %id, error = %e, "cannot mark the job queued again");
+        }
+        match self.queue.retry(lease, delay).await {
+            Ok(true) => Outcome::Retried { job: id, delay },
+            _ => Outcome::LeaseLost { job: id },
+        }
+    }
+
+    async fn dead_letter(&self, lease: &Lease, job: Option<JobId>, reason: String) -> Outcome {
+        match self.queue.dead_letter(lease, &reason).await {
+            Ok(true) => Outcome::DeadLettered { job, reason },
+            Ok(false) | Err(_) => Outcome::LeaseLost {
+                job: job.unwrap_or_else(|| JobId::derived_from(&lease.payload)),
+            },
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}

@@ -1,0 +1,407 @@
+//! The worker against real SQLite and real files: each outcome, redelivery, retries.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use thumbd_jobs::{
+    BlobKey, BlobStore, Environment, FsBlobStore, JobEvents, JobId, JobMessage, JobQueue,
+    JobRecord, JobSource, JobStatus, MetaStore, SqliteDb, SqliteJobQueue, SqliteMetaStore,
+    ThumbnailId, Timestamp,
+};
+use thumbd_worker::{Outcome, Worker, WorkerOptions};
+use tokio_util::sync::CancellationToken;
+
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    let data: Vec<u8> = (0..w * h * 3)
+        .map(|i| u8::try_from(i % 253).unwrap())
+        .collect();
+    enc.write_header().unwrap().write_image_data(&data).unwrap();
+    out
+}
+
+/// Blob store wrapper that fails the first `fail_puts` puts: failure injection at the one
+/// point where a transient error is easy to cause on purpose.
+struct FlakyBlobs {
+    inner: FsBlobStore,
+    fail_puts: AtomicU32,
+}
+
+#[async_trait]
+impl BlobStore for FlakyBlobs {
+    async fn put(&self, key: &BlobKey, bytes: Bytes) -> thumbd_jobs::Result<()> {
+        if key.as_str().starts_with("thumbnails/")
+            && self
+                .fail_puts
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            return Err(std::io::Error::other("injected: disk full").into());
+        }
+        self.inner.put(key, bytes).await
+    }
+    async fn get(&self, key: &BlobKey) -> thumbd_jobs::Result<Option<Bytes>> {
+        self.inner.get(key).await
+    }
+    async fn delete(&self, key: &BlobKey) -> thumbd_jobs::Result<bool> {
+        self.inner.delete(key).await
+    }
+    async fn ping(&self) -> thumbd_jobs::Result<()> {
+        self.inner.ping().await
+    }
+}
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    queue: Arc<SqliteJobQueue>,
+    store: Arc<SqliteMetaStore>,
+    blobs: Arc<FlakyBlobs>,
+    worker: Arc<Worker>,
+}
+
+async fn rig(fail_puts: u32, options: WorkerOptions) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let db = SqliteDb::open(&dir.path().join("thumbd.db")).await.unwrap();
+    let queue = Arc::new(SqliteJobQueue::unlocked(
+        db.clone(),
+        Duration::from_secs(30),
+    ));
+    let store = Arc::new(SqliteMetaStore::new(db));
+    let blobs = Arc::new(FlakyBlobs {
+        inner: FsBlobStore::open(dir.path().join("blobs")).unwrap(),
+        fail_puts: AtomicU32::new(fail_puts),
+    });
+    let worker = Arc::new(Worker::new(
+        queue.clone(),
+        store.clone(),
+        blobs.clone(),
+        JobEvents::new(),
+        WorkerOptions {
+            lease_wait: Duration::from_millis(100),
+            retry_base: Duration::ZERO,
+            ..options
+        },
+    ));
+    Rig {
+        _dir: dir,
+        queue,
+        store,
+        blobs,
+        worker,
+    }
+}
+
+impl Rig {
+    /// Does what the API does: original blob, queued record, message.
+    async fn submit(&self, id: &str, image: &[u8]) -> JobId {
+        let job = JobId::new();
+        let key = BlobKey::original(job);
+        self.blobs
+            .put(&key, Bytes::copy_from_slice(image))
+            .await
+            .unwrap();
+        let message = JobMessage {
+            job_id: Some(job),
+            environment: Environment::Development,
+            thumbnail_id: ThumbnailId::parse(id).unwrap(),
+            source: JobSource::Blob { blob_key: key },
+            reply_to: None,
+        };
+        self.store
+            .create_job(&JobRecord::queued(job, &message, Timestamp::now()))
+            .await
+            .unwrap();
+        self.queue.push(&message).await.unwrap();
+        job
+    }
+}
+
+#[tokio::test]
+async fn success_stores_the_thumbnail_and_drops_the_original() {
+    let rig = rig(0, WorkerOptions::default()).await;
+    let job = rig.submit("cover", &png(400, 300)).await;
+    let outcomes = rig.worker.drain().await;
+    assert_eq!(outcomes, vec![Outcome::Succeeded { job, current: true }]);
+
+    let record = rig.store.job(job).await.unwrap().unwrap();
+    assert_eq!(record.status, JobStatus::Succeeded);
+    assert_eq!(record.attempts, 1);
+    let result = record.result.unwrap();
+    assert_eq!(
+        (result.width, result.height, result.content_type.as_str()),
+        (330, 248, "image/png")
+    );
+    let bytes = rig.blobs.get(&result.blob_key).await.unwrap().unwrap();
+    assert_eq!(bytes.len() as u64, result.bytes);
+    assert_eq!(&bytes[..4], b"\x89PNG");
+    assert_eq!(rig.blobs.get(&BlobKey::original(job)).await.unwrap(), None);
+    let thumb = rig
+        .store
+        .thumbnail(
+            Environment::Development,
+            &ThumbnailId::parse("cover").unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(thumb.job_id, job);
+    assert_eq!(rig.queue.depth().await.unwrap(), Default::default());
+}
+
+#[tokio::test]
+async fn a_redelivered_finished_job_is_skipped() {
+    let rig = rig(0, WorkerOptions::default()).await;
+    let job = rig.submit("twice", &png(200, 200)).await;
+    let message = JobMessage::parse(
+        &rig.queue
+            .lease(Duration::from_millis(50))
+            .await
+            .unwrap()
+            .unwrap()
+            .payload,
+    )
+    .unwrap();
+    rig.queue.release_leases().await.unwrap();
+    rig.queue.push(&message).await.unwrap(); // a duplicate delivery of the same job
+    let outcomes = rig.worker.drain().await;
+    assert_eq!(
+        outcomes,
+        vec![
+            Outcome::Succeeded { job, current: true },
+            Outcome::Skipped { job }
+        ]
+    );
+    assert_eq!(rig.store.job(job).await.unwrap().unwrap().attempts, 1);
+}
+
+#[tokio::test]
+async fn image_errors_fail_the_job_with_their_code() {
+    let rig = rig(0, WorkerOptions::default()).await;
+    let mut truncated = png(300, 300);
+    truncated.truncate(truncated.len() / 2);
+    let corrupt = rig.submit("corrupt", &truncated).await;
+    let small = rig.submit("small", &png(50, 50)).await;
+    let outcomes = rig.worker.drain().await;
+    assert_eq!(
+        outcomes,
+        vec![
+            Outcome::Failed {
+                job: corrupt,
+                code: "CorruptImage".into()
+            },
+            Outcome::Failed {
+                job: small,
+                code: "ThumbnailTooSmall".into()
+            },
+        ]
+    );
+    let record = rig.store.job(corrupt).await.unwrap().unwrap();
+    assert_eq!(record.status, JobStatus::Failed);
+    assert_eq!(record.error.unwrap().code, "CorruptImage");
+    assert_eq!(
+        rig.blobs.get(&BlobKey::original(corrupt)).await.unwrap(),
+        None
+    );
+    assert_eq!(rig.queue.depth().await.unwrap().ready, 0);
+}
+
+#[tokio::test]
+async fn a_failed_replace_keeps_the_old_thumbnail() {
+    let rig = rig(0, WorkerOptions::default()).await;
+    let first = rig.submit("keep", &png(300, 200)).await;
+    rig.worker.drain().await;
+    rig.submit("keep", b"\x89PNG\r\n\x1a\nnot really").await;
+    rig.worker.drain().await;
+    let thumb = rig
+        .store
+        .thumbnail(
+            Environment::Development,
+            &ThumbnailId::parse("keep").unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(thumb.job_id, first);
+    assert!(
+        rig.blobs
+            .get(&thumb.result.blob_key)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn a_replace_deletes_the_old_blob() {
+    let rig = rig(0, WorkerOptions::default()).await;
+    let first = rig.submit("swap", &png(300, 200)).await;
+    rig.worker.drain().await;
+    let old_key = rig
+        .store
+        .job(first)
+        .await
+        .unwrap()
+        .unwrap()
+        .result
+        .unwrap()
+        .blob_key;
+    rig.submit("swap", &png(200, 300)).await;
+    rig.worker.drain().await;
+    assert_eq!(rig.blobs.get(&old_key).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn transient_errors_retry_then_succeed() {
+    let rig = rig(2, WorkerOptions::default()).await;
+    let job = rig.submit("flaky", &png(200, 200)).await;
+    let outcomes = rig.worker.drain().await;
+    assert!(
+        matches!(
+            outcomes[..],
+            [
+                Outcome::Retried { .. },
+                Outcome::Retried { .. },
+                Outcome::Succeeded { .. }
+            ]
+        ),
+        "{outcomes:?}"
+    );
+    let record = rig.store.job(job).await.unwrap().unwrap();
+    assert_eq!((record.status, record.attempts), (JobStatus::Succeeded, 3));
+}
+
+#[tokio::test]
+async fn persistent_transient_errors_dead_letter_the_message() {
+    let options = WorkerOptions {
+        max_deliveries: 3,
+        ..WorkerOptions::default()
+    };
+    let rig = rig(100, options).await;
+    let job = rig.submit("doomed", &png(200, 200)).await;
+    let outcomes = rig.worker.drain().await;
+    assert_eq!(outcomes.len(), 4, "{outcomes:?}");
+    assert!(matches!(&outcomes[3], Outcome::DeadLettered { job: Some(j), .. } if *j == job));
+    let record = rig.store.job(job).await.unwrap().unwrap();
+    assert_eq!(record.status, JobStatus::Failed);
+    assert_eq!(record.error.unwrap().code, "InternalError");
+    assert_eq!(rig.queue.depth().await.unwrap().dead, 1);
+}
+
+#[tokio::test]
+async fn producer_messages_without_records_or_ids() {
+    let rig = rig(0, WorkerOptions::default()).await;
+    use base64::Engine as _;
+    let body = format!(
+        r#"{{"environment":"production","thumbnailId":"inline","source":{{"inline":"{}","contentType":"image/png"}}}}"#,
+        base64::engine::general_purpose::STANDARD.encode(png(120, 90))
+    );
+    let message = JobMessage::parse(body.as_bytes()).unwrap();
+    rig.queue.push(&message).await.unwrap();
+    let outcomes = rig.worker.drain().await;
+    let [Outcome::Succeeded { job, current: true }] = outcomes[..] else {
+        panic!("{outcomes:?}")
+    };
+    assert_eq!(job, JobId::derived_from(&message.to_json()));
+    let record = rig.store.job(job).await.unwrap().unwrap();
+    assert_eq!(
+        (record.status, record.result.unwrap().width),
+        (JobStatus::Succeeded, 120)
+    );
+
+    // Declared type that does not match the bytes.
+    let wrong = body.replace("image/png", "image/jpeg");
+    rig.queue
+        .push(&JobMessage::parse(wrong.as_bytes()).unwrap())
+        .await
+        .unwrap();
+    let outcomes = rig.worker.drain().await;
+    assert!(
+        matches!(&outcomes[..], [Outcome::Failed { code, .. }] if code == "InvalidThumbnailFormat"),
+        "{outcomes:?}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_messages_are_dead_lettered_not_retried() {
+    let rig = rig(0, WorkerOptions::default()).await;
+    for body in [
+        &b"not json"[..],
+        br#"{"environment":"staging","thumbnailId":"x","source":{"url":"u"}}"#,
+    ] {
+        rig.queue.push_raw(body).await.unwrap();
+    }
+    let outcomes = rig.worker.drain().await;
+    assert_eq!(outcomes.len(), 2);
+    for o in &outcomes {
+        assert!(
+            matches!(o, Outcome::DeadLettered { job: None, reason } if reason.starts_with("malformed message")),
+            "{o:?}"
+        );
+    }
+    assert_eq!(rig.queue.depth().await.unwrap().dead, 2);
+}
+
+#[tokio::test]
+async fn an_unknown_blob_fails_the_job() {
+    let rig = rig(0, WorkerOptions::default()).await;
+    let message = JobMessage {
+        job_id: Some(JobId::new()),
+        environment: Environment::Production,
+        thumbnail_id: ThumbnailId::parse("ghost").unwrap(),
+        source: JobSource::Blob {
+            blob_key: BlobKey::parse("originals/nothing-here").unwrap(),
+        },
+        reply_to: None,
+    };
+    rig.queue.push(&message).await.unwrap();
+    let outcomes = rig.worker.drain().await;
+    assert!(
+        matches!(&outcomes[..], [Outcome::Failed { code, .. }] if code == "SourceFetchFailed"),
+        "{outcomes:?}"
+    );
+}
+
+#[tokio::test]
+async fn run_processes_concurrently_and_stops_gracefully() {
+    let options = WorkerOptions {
+        concurrency: 4,
+        pixel_budget: 200_000,
+        ..WorkerOptions::default()
+    };
+    let rig = rig(0, options).await;
+    let mut jobs = Vec::new();
+    for i in 0..12 {
+        jobs.push(rig.submit(&format!("run-{i}"), &png(400 + i, 300)).await);
+    }
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(rig.worker.clone().run(shutdown.clone()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut done = 0;
+        for &j in &jobs {
+            if rig.store.job(j).await.unwrap().unwrap().status == JobStatus::Succeeded {
+                done += 1;
+            }
+        }
+        if done == jobs.len() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{done}/{} done",
+            jobs.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rig.queue.depth().await.unwrap(), Default::default());
+}
