@@ -1,8 +1,21 @@
-//! The `thumbd` binary: parses the command line and calls the crates' entry points.
+//! The `thumbd` binary: parses the command line, builds `Settings`, picks backends and calls
+//! the crates' entry points.
 
+mod secret;
+mod serve_cmd;
+mod settings;
 mod thumb_cmd;
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
+use thumbd_api::Scope;
+use thumbd_jobs::Environment;
+
+use crate::settings::{KEYS, Settings, env_var};
 
 /// thumbd: a fast, trustworthy thumbnail service.
 #[derive(Parser, Debug)]
@@ -14,20 +27,217 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the HTTP API and its workers in one process (embedded SQLite queue and store,
+    /// files for blobs). Zero configuration needed.
+    Serve(ServeArgs),
+    /// Mint a JWT signed with the configured (or data-dir) HS256 secret.
+    Token(TokenArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate(ConfigArgs),
     /// Make thumbnails of local files and folders (PNG/JPEG), in parallel.
     Thumb(thumb_cmd::ThumbArgs),
 }
 
-fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+/// Where settings come from besides the environment.
+#[derive(Args, Debug, Clone)]
+struct ConfigArgs {
+    /// TOML file of settings (keys as listed below).
+    #[arg(long, env = "THUMBD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Override one setting, e.g. `--set workers=4` (repeatable; beats file and environment).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// API address (setting `listen`).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Data directory (setting `data_dir`).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<String>,
+    /// Jobs processed at once (setting `workers`).
+    #[arg(long, value_name = "N")]
+    workers: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct TokenArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Scope to grant: thumbnails:read or thumbnails:write (repeatable).
+    #[arg(long = "scope", required = true, value_parser = parse_scope)]
+    scopes: Vec<Scope>,
+    /// Limit the token to one environment.
+    #[arg(long, value_parser = parse_environment)]
+    environment: Option<Environment>,
+    /// Lifetime: e.g. 3600s, 90m, 12h, 30d.
+    #[arg(long, default_value = "30d", value_parser = parse_ttl)]
+    ttl: Duration,
+    /// The `sub` claim (the client's name; rate limits and idempotency keys are per subject).
+    #[arg(long, default_value = "thumbd-cli")]
+    subject: String,
+    /// Data directory (setting `data_dir`), where the generated secret lives.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<String>,
+}
+
+fn parse_scope(s: &str) -> Result<Scope, String> {
+    match s {
+        "thumbnails:read" => Ok(Scope::Read),
+        "thumbnails:write" => Ok(Scope::Write),
+        _ => Err("use thumbnails:read or thumbnails:write".into()),
+    }
+}
+
+fn parse_environment(s: &str) -> Result<Environment, String> {
+    Environment::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?}: expected e.g. 30d, 12h, 90m"))?;
+    let unit = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{s:?}: the unit must be s, m, h or d")),
+    };
+    Ok(Duration::from_secs(n.saturating_mul(unit)))
+}
+
+fn settings_help() -> String {
+    let mut out = String::from("Settings (TOML key / environment variable, default):\n");
+    for k in KEYS {
+        let default = if k.default.is_empty() {
+            "unset"
+        } else {
+            k.default
+        };
+        out.push_str(&format!(
+            "  {:<22} {:<30} [{default}]\n      {}\n",
+            k.name,
+            env_var(k.name),
+            k.help
+        ));
+    }
+    out
+}
+
+fn load_settings(
+    config: &ConfigArgs,
+    flags: &[(&str, Option<&String>)],
+) -> anyhow::Result<Settings> {
+    let mut pairs = Vec::new();
+    for set in &config.set {
+        let (k, v) = set
+            .split_once('=')
+            .with_context(|| format!("--set {set:?}: expected KEY=VALUE"))?;
+        pairs.push((k.trim().to_owned(), v.to_owned()));
+    }
+    for (k, v) in flags {
+        if let Some(v) = v {
+            pairs.push(((*k).to_owned(), (*v).clone()));
+        }
+    }
+    Settings::load(config.config.as_deref(), std::env::vars(), &pairs)
+        .map_err(|errors| anyhow::anyhow!("invalid settings:\n  {}", errors.join("\n  ")))
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn main() -> ExitCode {
+    let command = Cli::command().after_long_help(settings_help());
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
         Command::Thumb(args) => thumb_cmd::run(args),
+        Command::Serve(args) => load_settings(
+            &args.config,
+            &[
+                ("listen", args.listen.as_ref()),
+                ("data_dir", args.data_dir.as_ref()),
+                ("workers", args.workers.as_ref()),
+            ],
+        )
+        .and_then(|settings| {
+            init_logging(settings.log_json);
+            runtime()?.block_on(serve_cmd::run(settings))
+        })
+        .map(|()| ExitCode::SUCCESS),
+        Command::Token(args) => token(args).map(|()| ExitCode::SUCCESS),
+        Command::Migrate(config) => migrate(&config).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::from(2)
+            ExitCode::from(2)
         }
     }
+}
+
+fn token(args: TokenArgs) -> anyhow::Result<()> {
+    let settings = load_settings(&args.config, &[("data_dir", args.data_dir.as_ref())])?;
+    if settings.jwt_public_key.is_some() {
+        anyhow::bail!(
+            "tokens for a public key (jwt_public_key) are minted by whoever holds the private key, not by thumbd"
+        );
+    }
+    let secret = match &settings.jwt_secret {
+        Some(s) => s.clone(),
+        None => secret::load_or_create(&settings.data_dir)?,
+    };
+    let token = thumbd_api::mint_hs256(
+        &secret,
+        &args.subject,
+        &args.scopes,
+        args.environment,
+        args.ttl,
+    );
+    println!("{token}");
+    Ok(())
+}
+
+fn migrate(config: &ConfigArgs) -> anyhow::Result<()> {
+    let settings = load_settings(config, &[])?;
+    init_logging(settings.log_json);
+    runtime()?.block_on(async {
+        // Opening migrates; a second call reports that nothing is left.
+        let db = thumbd_jobs::SqliteDb::open(&settings.database_path).await?;
+        let left = db.migrate().await?;
+        db.close().await;
+        println!(
+            "database {} is up to date ({left} migrations were pending after open)",
+            settings.database_path.display()
+        );
+        anyhow::Ok(())
+    })
 }

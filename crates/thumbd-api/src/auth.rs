@@ -1,0 +1,226 @@
+//! Bearer JWT authentication and scopes (SPEC §6).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::http::{HeaderMap, header};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize};
+use thumbd_jobs::Environment;
+
+use crate::error::ApiError;
+
+/// What a request needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// `thumbnails:read`: GET thumbnails and job status.
+    Read,
+    /// `thumbnails:write`: create, replace, delete.
+    Write,
+}
+
+impl Scope {
+    /// The claim value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "thumbnails:read",
+            Scope::Write => "thumbnails:write",
+        }
+    }
+}
+
+/// The claims thumbd reads. `exp` is required; `scope` is space-separated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The client (rate limits and idempotency keys are per subject).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+    /// Issued at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    /// Space-separated scopes.
+    #[serde(default)]
+    pub scope: String,
+    /// When set, the token only works in this environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<Environment>,
+}
+
+/// Who is calling, once authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Caller {
+    /// The token's subject; `None` with auth off or a token without `sub`.
+    pub subject: Option<String>,
+}
+
+enum Mode {
+    Off,
+    Jwt {
+        key: Box<DecodingKey>,
+        validation: Box<Validation>,
+    },
+}
+
+/// The authentication policy of an API process.
+pub struct Auth {
+    mode: Mode,
+    public_reads: bool,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = match &self.mode {
+            Mode::Off => "off",
+            Mode::Jwt { .. } => "jwt",
+        };
+        f.debug_struct("Auth")
+            .field("mode", &mode)
+            .field("public_reads", &self.public_reads)
+            .finish()
+    }
+}
+
+fn validation(alg: Algorithm) -> Validation {
+    let mut v = Validation::new(alg); // pinned: a token signed with any other alg is refused
+    v.set_required_spec_claims(&["exp"]);
+    v.leeway = 30;
+    v.validate_aud = false;
+    v
+}
+
+/// A public-key algorithm for tokens signed elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublicKeyAlgorithm {
+    /// RS256 with an RSA public key (PEM).
+    Rs256,
+    /// EdDSA with an Ed25519 public key (PEM).
+    EdDsa,
+}
+
+impl Auth {
+    /// No authentication at all: every request is allowed (`THUMBD_AUTH=off`).
+    pub fn off() -> Self {
+        Auth {
+            mode: Mode::Off,
+            public_reads: true,
+        }
+    }
+
+    /// HS256 tokens signed with `secret`.
+    pub fn hs256(secret: &SecretString) -> Self {
+        Auth {
+            mode: Mode::Jwt {
+                key: Box::new(DecodingKey::from_secret(secret.expose_secret().as_bytes())),
+                validation: Box::new(validation(Algorithm::HS256)),
+            },
+            public_reads: false,
+        }
+    }
+
+    /// RS256 or EdDSA tokens, checked with a PEM public key.
+    pub fn public_key(alg: PublicKeyAlgorithm, pem: &[u8]) -> Result<Self, String> {
+        let (key, alg) = match alg {
+            PublicKeyAlgorithm::Rs256 => (DecodingKey::from_rsa_pem(pem), Algorithm::RS256),
+            PublicKeyAlgorithm::EdDsa => (DecodingKey::from_ed_pem(pem), Algorithm::EdDSA),
+        };
+        let key = key.map_err(|e| format!("cannot read the public key: {e}"))?;
+        Ok(Auth {
+            mode: Mode::Jwt {
+                key: Box::new(key),
+                validation: Box::new(validation(alg)),
+            },
+            public_reads: false,
+        })
+    }
+
+    /// Lets reads (GET thumbnails, status) through without a token.
+    pub fn with_public_reads(mut self, public: bool) -> Self {
+        self.public_reads = public;
+        self
+    }
+
+    /// Whether authentication is off.
+    pub fn is_off(&self) -> bool {
+        matches!(self.mode, Mode::Off)
+    }
+
+    /// Checks the request's bearer token for `scope` in `environment` (when known).
+    pub fn authorize(
+        &self,
+        headers: &HeaderMap,
+        scope: Scope,
+        environment: Option<Environment>,
+    ) -> Result<Caller, ApiError> {
+        let (key, validation) = match &self.mode {
+            Mode::Off => return Ok(Caller::default()),
+            Mode::Jwt { key, validation } => (key, validation),
+        };
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            if scope == Scope::Read && self.public_reads {
+                return Ok(Caller::default());
+            }
+            return Err(ApiError::no_auth_header());
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                let (kind, token) = v.split_once(' ')?;
+                kind.eq_ignore_ascii_case("bearer").then_some(token.trim())
+            })
+            .ok_or_else(|| {
+                ApiError::invalid_token("the Authorization header must be `Bearer <token>`")
+            })?;
+        let claims = jsonwebtoken::decode::<Claims>(token, key, validation)
+            .map_err(|e| ApiError::invalid_token(format!("the token is not valid: {e}")))?
+            .claims;
+        if !claims.scope.split(' ').any(|s| s == scope.as_str()) {
+            return Err(ApiError::forbidden(format!(
+                "the token lacks the scope {}",
+                scope.as_str()
+            )));
+        }
+        if let (Some(allowed), Some(wanted)) = (claims.environment, environment)
+            && allowed != wanted
+        {
+            return Err(ApiError::forbidden(format!(
+                "the token is limited to the {allowed} environment"
+            )));
+        }
+        Ok(Caller {
+            subject: claims.sub,
+        })
+    }
+}
+
+/// Mints an HS256 token (for `thumbd token` and the token `serve` prints at start-up).
+pub fn mint_hs256(
+    secret: &SecretString,
+    subject: &str,
+    scopes: &[Scope],
+    environment: Option<Environment>,
+    ttl: Duration,
+) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let claims = Claims {
+        sub: Some(subject.into()),
+        exp: now.saturating_add(ttl.as_secs()),
+        iat: Some(now),
+        scope: scopes
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        environment,
+    };
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.expose_secret().as_bytes()),
+    )
+    .expect("HS256 encoding cannot fail")
+}

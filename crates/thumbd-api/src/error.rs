@@ -1,0 +1,228 @@
+//! `ApiError`: every failure as the JSON body of SPEC §3, with its HTTP status. The only
+//! place that maps codes to statuses.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// One entry of `details`, or the top-level error itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorDetail {
+    /// Stable code.
+    pub code: String,
+    /// Human-readable message.
+    pub message: String,
+    /// What the error is about (a parameter, a header, `body`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+/// An error answer: status, code, message, optional target, details and Retry-After.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    status: StatusCode,
+    detail: ErrorDetail,
+    details: Vec<ErrorDetail>,
+    retry_after: Option<u32>,
+    www_authenticate: bool,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: BodyInner<'a>,
+}
+
+#[derive(Serialize)]
+struct BodyInner<'a> {
+    #[serde(flatten)]
+    detail: &'a ErrorDetail,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    details: &'a [ErrorDetail],
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            detail: ErrorDetail {
+                code: code.into(),
+                message: message.into(),
+                target: None,
+            },
+            details: Vec::new(),
+            retry_after: None,
+            www_authenticate: false,
+        }
+    }
+
+    /// Sets the `target`.
+    pub fn with_target(mut self, target: impl Into<String>) -> Self {
+        self.detail.target = Some(target.into());
+        self
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &str {
+        &self.detail.code
+    }
+
+    /// 400 `InvalidQueryParameter` about `param`.
+    pub fn invalid_query(param: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "InvalidQueryParameter", message).with_target(param)
+    }
+
+    /// 400 `InvalidRequestBody`.
+    pub fn invalid_body(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "InvalidRequestBody", message).with_target("body")
+    }
+
+    /// 401 `HeaderNotFound`: no `Authorization` header.
+    pub fn no_auth_header() -> Self {
+        let mut e = Self::new(
+            StatusCode::UNAUTHORIZED,
+            "HeaderNotFound",
+            "the Authorization header is missing: send `Authorization: Bearer <token>`",
+        )
+        .with_target("authorization");
+        e.www_authenticate = true;
+        e
+    }
+
+    /// 401 `InvalidToken`.
+    pub fn invalid_token(message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, "InvalidToken", message)
+            .with_target("authorization");
+        e.www_authenticate = true;
+        e
+    }
+
+    /// 403 `InsufficientPermissions`.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "InsufficientPermissions", message)
+    }
+
+    /// 404 with a resource-specific code (`ThumbnailNotFound`, `JobNotFound`, …).
+    pub fn not_found(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// 404 `RouteNotFound`: no such endpoint.
+    pub fn no_route(path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "RouteNotFound",
+            format!("there is no endpoint {path}"),
+        )
+    }
+
+    /// 405 `MethodNotAllowed`.
+    pub fn method_not_allowed(method: &str, path: &str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            format!("{method} is not allowed on {path}"),
+        )
+    }
+
+    /// 413 `RequestTooLarge`.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestTooLarge",
+            format!("the request body is over the limit of {limit} bytes"),
+        )
+        .with_target("body")
+    }
+
+    /// 422 `InvalidThumbnailRequest` with one detail.
+    pub fn invalid_thumbnail(code: &str, message: impl Into<String>, target: Option<&str>) -> Self {
+        let detail = ErrorDetail {
+            code: code.into(),
+            message: message.into(),
+            target: target.map(Into::into),
+        };
+        let mut e = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "InvalidThumbnailRequest",
+            format!("the thumbnail request is invalid: {}", detail.message),
+        );
+        e.details.push(detail);
+        e
+    }
+
+    /// The answer for a thumbcore error found synchronously (or by a job that failed while
+    /// the request waited).
+    pub fn from_image_code(code: &str, message: impl Into<String>) -> Self {
+        match code {
+            "RequestTooLarge" => Self::new(StatusCode::PAYLOAD_TOO_LARGE, code, message),
+            "InvalidHeaderValue" => Self::invalid_thumbnail(code, message, Some("content-type")),
+            "InvalidThumbnailFormat"
+            | "ThumbnailTooSmall"
+            | "ImageDimensionsTooLarge"
+            | "CorruptImage"
+            | "MissingRequiredHeader" => Self::invalid_thumbnail(code, message, Some("body")),
+            "SourceNotAllowed" | "SourceFetchFailed" | "SourceTooLarge" => {
+                Self::new(StatusCode::BAD_GATEWAY, code, message)
+            }
+            "InvalidRequestBody" => Self::invalid_body(message),
+            _ => Self::internal(),
+        }
+    }
+
+    /// 500 `InternalError`; the cause belongs in the log, not the body.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "an internal error occurred; it has been logged",
+        )
+    }
+
+    /// 503 `ServiceUnavailable` with `Retry-After`.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            message,
+        );
+        e.retry_after = Some(5);
+        e
+    }
+}
+
+impl From<thumbd_jobs::Error> for ApiError {
+    fn from(e: thumbd_jobs::Error) -> Self {
+        if e.is_transient() {
+            tracing::error!(error = %e, "backend unavailable");
+            ApiError::unavailable("storage is unavailable; retry later")
+        } else {
+            tracing::error!(error = %e, "internal error");
+            ApiError::internal()
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body {
+            error: BodyInner {
+                detail: &self.detail,
+                details: &self.details,
+            },
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.www_authenticate {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

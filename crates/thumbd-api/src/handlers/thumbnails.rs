@@ -1,0 +1,272 @@
+//! `/v1/thumbnails`: create or replace (both forms), get (and HEAD), delete.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use thumbd_jobs::{
+    BlobKey, Environment, JobId, JobMessage, JobRecord, JobSource, JobStatus, ThumbnailId,
+    Timestamp,
+};
+
+use crate::AppState;
+use crate::auth::Scope;
+use crate::error::ApiError;
+use crate::request::{BodyKind, QueryParams, body_kind, path_thumbnail_id, preference, read_body};
+use crate::views::{StatusView, etag, status_url, thumbnail_url};
+
+/// `POST /v1/thumbnails?thumbnailId=&environment=` (ClassKit form).
+pub async fn post(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let query = QueryParams::parse(query.as_deref())?;
+    let environment = query.environment()?;
+    let id = query.thumbnail_id()?;
+    create(state, environment, id, headers, body).await
+}
+
+/// `PUT /v1/thumbnails/{id}?environment=` (path form).
+pub async fn put(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let environment = QueryParams::parse(query.as_deref())?.environment()?;
+    create(state, environment, path_thumbnail_id(&id)?, headers, body).await
+}
+
+/// The cheap synchronous checks, then original blob → job record → queue → wait.
+async fn create(
+    state: AppState,
+    environment: Environment,
+    id: ThumbnailId,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    state
+        .auth
+        .authorize(&headers, Scope::Write, Some(environment))?;
+    let kind = body_kind(&headers)?;
+    if kind == BodyKind::Json {
+        return Err(ApiError::invalid_thumbnail(
+            "InvalidHeaderValue",
+            "JSON sources ({\"url\"} and {\"uploadTicket\"}) are not available yet: send the image as image/png or image/jpeg",
+            Some("content-type"),
+        ));
+    }
+    let limits = &state.options.spec_limits;
+    let bytes = read_body(&headers, body, limits.max_input_bytes).await?;
+    check_image(kind, &bytes, limits)?;
+
+    let job_id = JobId::new();
+    let key = BlobKey::original(job_id);
+    let message = JobMessage {
+        job_id: Some(job_id),
+        environment,
+        thumbnail_id: id,
+        source: JobSource::Blob {
+            blob_key: key.clone(),
+        },
+        reply_to: None,
+    };
+    let record = JobRecord::queued(job_id, &message, Timestamp::now());
+    // Claim check first, then the record, then the message: whatever fails, no message
+    // points at something missing.
+    state.blobs.put(&key, bytes).await?;
+    state.store.create_job(&record).await?;
+    state.queue.push(&message).await?;
+    tracing::info!(job_id = %job_id, thumbnail_id = %record.thumbnail_id, %environment, "job accepted");
+
+    let pref = preference(&headers, state.options.default_wait, state.options.max_wait);
+    let record = wait_for(&state, job_id, pref.wait).await?.unwrap_or(record);
+    let mut response = job_response(&record, true)?;
+    if let Some(applied) = pref.applied {
+        response
+            .headers_mut()
+            .insert("preference-applied", HeaderValue::from_static(applied));
+    }
+    Ok(response)
+}
+
+/// Magic bytes against the declared type, then the header's dimensions against the limits.
+fn check_image(kind: BodyKind, bytes: &[u8], limits: &thumbcore::Limits) -> Result<(), ApiError> {
+    let image_error = |e: thumbcore::Error| ApiError::from_image_code(e.code(), e.to_string());
+    if bytes.is_empty() {
+        return Err(ApiError::invalid_thumbnail(
+            "InvalidThumbnailFormat",
+            "the body is empty",
+            Some("body"),
+        ));
+    }
+    thumbcore::check_declared_type(kind.media_type(), bytes).map_err(image_error)?;
+    let info = thumbcore::probe(bytes).map_err(image_error)?;
+    limits.check(&info).map_err(image_error)
+}
+
+/// Waits up to `wait` for the job to finish: wakes on this process's [`JobEvents`], and
+/// polls the store (the truth, and all a separate API process can see).
+///
+/// [`JobEvents`]: thumbd_jobs::JobEvents
+pub(crate) async fn wait_for(
+    state: &AppState,
+    id: JobId,
+    wait: Duration,
+) -> Result<Option<JobRecord>, ApiError> {
+    let mut events = state.events.subscribe();
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut poll = Duration::from_millis(20);
+    loop {
+        let record = state.store.job(id).await?;
+        if record.as_ref().is_none_or(|r| r.status.is_finished()) {
+            return Ok(record);
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Ok(record);
+        }
+        let nap = poll.min(deadline - now);
+        let _ = tokio::time::timeout(nap, async {
+            loop {
+                match events.recv().await {
+                    Ok(done) if done == id => return,
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
+        })
+        .await;
+        poll = (poll * 2).min(Duration::from_millis(250));
+    }
+}
+
+/// 201 when succeeded, the job's error when failed, else 202 with `Location` and
+/// `Retry-After`.
+fn job_response(record: &JobRecord, created: bool) -> Result<Response, ApiError> {
+    let view = StatusView::from(record);
+    match record.status {
+        JobStatus::Succeeded => {
+            let mut r = (
+                if created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                },
+                axum::Json(view),
+            )
+                .into_response();
+            let location = thumbnail_url(&record.thumbnail_id, record.environment);
+            r.headers_mut()
+                .insert(header::LOCATION, header_value(&location));
+            Ok(r)
+        }
+        JobStatus::Failed => {
+            let e = record.error.as_ref();
+            Err(ApiError::from_image_code(
+                e.map_or("InternalError", |e| e.code.as_str()),
+                e.map_or(String::new(), |e| e.message.clone()),
+            ))
+        }
+        JobStatus::Queued | JobStatus::Processing => {
+            let mut r = (StatusCode::ACCEPTED, axum::Json(view)).into_response();
+            let h = r.headers_mut();
+            h.insert(header::LOCATION, header_value(&status_url(record)));
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            Ok(r)
+        }
+    }
+}
+
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).expect("URLs we build are valid header values")
+}
+
+/// `GET` (and `HEAD`) `/v1/thumbnails/{id}?environment=`.
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let environment = QueryParams::parse(query.as_deref())?.environment()?;
+    let id = path_thumbnail_id(&id)?;
+    state
+        .auth
+        .authorize(&headers, Scope::Read, Some(environment))?;
+    let Some(record) = state.store.thumbnail(environment, &id).await? else {
+        return Err(not_found(&id, environment));
+    };
+    let tag = etag(&record.result.etag);
+    let mut response = if if_none_match(&headers, &tag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let Some(bytes) = state.blobs.get(&record.result.blob_key).await? else {
+            tracing::error!(blob = %record.result.blob_key, "a thumbnail's blob is missing");
+            return Err(ApiError::internal());
+        };
+        let mut r = Bytes::into_response(bytes);
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(&record.result.content_type)
+                .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+        );
+        r
+    };
+    let h = response.headers_mut();
+    h.insert(header::ETAG, header_value(&tag));
+    // Replaced in place at the same URL: caches must revalidate (cheap: 304 on the ETag).
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    Ok(response)
+}
+
+fn if_none_match(headers: &HeaderMap, tag: &str) -> bool {
+    headers.get_all(header::IF_NONE_MATCH).iter().any(|v| {
+        v.to_str().unwrap_or("").split(',').any(|t| {
+            let t = t.trim();
+            t == "*" || t == tag || t.strip_prefix("W/") == Some(tag)
+        })
+    })
+}
+
+fn not_found(id: &ThumbnailId, environment: Environment) -> ApiError {
+    ApiError::not_found(
+        "ThumbnailNotFound",
+        format!("there is no thumbnail {:?} in {environment}", id.as_str()),
+    )
+}
+
+/// `DELETE /v1/thumbnails/{id}?environment=`.
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let environment = QueryParams::parse(query.as_deref())?.environment()?;
+    let id = path_thumbnail_id(&id)?;
+    state
+        .auth
+        .authorize(&headers, Scope::Write, Some(environment))?;
+    let Some(deleted) = state.store.delete_thumbnail(environment, &id).await? else {
+        return Err(not_found(&id, environment));
+    };
+    if let Some(key) = deleted.orphaned
+        && let Err(e) = state.blobs.delete(&key).await
+    {
+        tracing::warn!(blob = %key, error = %e, "cannot delete a thumbnail's blob");
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

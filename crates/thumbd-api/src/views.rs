@@ -1,0 +1,126 @@
+//! Wire types: what the API's JSON bodies look like.
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Serialize;
+use thumbd_jobs::{Environment, JobRecord, ThumbnailId, Timestamp};
+
+/// Characters kept as they are in a path segment (RFC 3986 unreserved).
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The URL path of a thumbnail: `/v1/thumbnails/{id}?environment={env}`, id percent-encoded.
+pub fn thumbnail_url(id: &ThumbnailId, environment: Environment) -> String {
+    format!(
+        "/v1/thumbnails/{}?environment={environment}",
+        utf8_percent_encode(id.as_str(), SEGMENT)
+    )
+}
+
+/// The URL path of a job's status.
+pub fn status_url(record: &JobRecord) -> String {
+    format!("/v1/status/{}", record.id)
+}
+
+/// A job's status (ClassKit "Get Status"; SPEC §2).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusView {
+    /// Job id.
+    pub id: String,
+    /// `queued`, `processing`, `succeeded` or `failed`.
+    pub status: &'static str,
+    /// The thumbnail the job creates or replaces.
+    pub thumbnail_id: String,
+    /// `development` or `production`.
+    pub environment: &'static str,
+    /// RFC 3339.
+    pub created_at: Timestamp,
+    /// RFC 3339, or null before a worker started it.
+    pub started_at: Option<Timestamp>,
+    /// RFC 3339, or null while unfinished.
+    pub finished_at: Option<Timestamp>,
+    /// Times a worker started it.
+    pub attempts: u32,
+    /// Set when succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<ResultView>,
+    /// Set when failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorView>,
+}
+
+/// The thumbnail a succeeded job made.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultView {
+    /// Pixels.
+    pub width: u32,
+    /// Pixels.
+    pub height: u32,
+    /// Encoded size.
+    pub bytes: u64,
+    /// `image/png` unless configured otherwise.
+    pub content_type: String,
+    /// The `ETag` the thumbnail is served with.
+    pub etag: String,
+    /// Where to GET it.
+    pub url: String,
+}
+
+/// Why a job failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorView {
+    /// Stable SPEC §3 code.
+    pub code: String,
+    /// Details.
+    pub message: String,
+}
+
+impl From<&JobRecord> for StatusView {
+    fn from(job: &JobRecord) -> Self {
+        StatusView {
+            id: job.id.to_string(),
+            status: job.status.as_str(),
+            thumbnail_id: job.thumbnail_id.to_string(),
+            environment: job.environment.as_str(),
+            created_at: job.created_at,
+            started_at: job.started_at,
+            finished_at: job.finished_at,
+            attempts: job.attempts,
+            result: job.result.as_ref().map(|r| ResultView {
+                width: r.width,
+                height: r.height,
+                bytes: r.bytes,
+                content_type: r.content_type.clone(),
+                etag: etag(&r.etag),
+                url: thumbnail_url(&job.thumbnail_id, job.environment),
+            }),
+            error: job.error.as_ref().map(|e| ErrorView {
+                code: e.code.clone(),
+                message: e.message.clone(),
+            }),
+        }
+    }
+}
+
+/// A strong entity tag from a content hash: the first 32 hex digits, quoted.
+pub fn etag(sha256_hex: &str) -> String {
+    format!("\"{}\"", sha256_hex.get(..32).unwrap_or(sha256_hex))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_encode_the_id() {
+        let id = ThumbnailId::parse("a/b c?d#é").unwrap();
+        assert_eq!(
+            thumbnail_url(&id, Environment::Production),
+            "/v1/thumbnails/a%2Fb%20c%3Fd%23%C3%A9?environment=production"
+        );
+    }
+}

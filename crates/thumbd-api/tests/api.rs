@@ -1,0 +1,723 @@
+//! The HTTP API through its router: each endpoint's success path and each error it can give,
+//! on real SQLite and files, with a real worker.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::*;
+use secrecy::SecretString;
+use thumbd_api::{ApiOptions, Auth, Scope};
+use thumbd_jobs::Environment;
+
+const POST: &str = "/v1/thumbnails?thumbnailId=cover&environment=development";
+
+#[tokio::test]
+async fn create_get_head_304_delete() {
+    let rig = rig().await;
+    let _worker = rig.run_worker();
+    let a = rig
+        .call(create(POST, Some(&rw()), Some("image/png"), png(800, 600)))
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
+    let j = a.json();
+    assert_eq!(j["status"], "succeeded");
+    assert_eq!(j["thumbnailId"], "cover");
+    assert_eq!(j["environment"], "development");
+    assert_eq!(j["attempts"], 1);
+    assert_eq!(
+        (
+            j["result"]["width"].as_u64(),
+            j["result"]["height"].as_u64()
+        ),
+        (Some(330), Some(248))
+    );
+    assert_eq!(j["result"]["contentType"], "image/png");
+    assert_eq!(
+        j["result"]["url"],
+        "/v1/thumbnails/cover?environment=development"
+    );
+    assert_eq!(
+        a.header("location"),
+        Some("/v1/thumbnails/cover?environment=development")
+    );
+    let etag = j["result"]["etag"].as_str().unwrap().to_owned();
+
+    let g = rig
+        .call(get(
+            "/v1/thumbnails/cover?environment=development",
+            Some(&rw()),
+        ))
+        .await;
+    assert_eq!(g.status, StatusCode::OK);
+    assert_eq!(g.header("content-type"), Some("image/png"));
+    assert_eq!(g.header("etag"), Some(etag.as_str()));
+    assert_eq!(g.header("cache-control"), Some("private, no-cache"));
+    assert_eq!(
+        g.header("content-length")
+            .unwrap()
+            .parse::<usize>()
+            .unwrap(),
+        g.body.len()
+    );
+    assert_eq!(&g.body[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(g.body.len() as u64, j["result"]["bytes"].as_u64().unwrap());
+
+    let mut cond = get("/v1/thumbnails/cover?environment=development", Some(&rw()));
+    cond.headers_mut()
+        .insert("if-none-match", etag.parse().unwrap());
+    let c = rig.call(cond).await;
+    assert_eq!(c.status, StatusCode::NOT_MODIFIED);
+    assert!(c.body.is_empty());
+    assert_eq!(c.header("etag"), Some(etag.as_str()));
+
+    let head = Request::head("/v1/thumbnails/cover?environment=development")
+        .header("authorization", rw())
+        .body(Body::empty())
+        .unwrap();
+    let h = rig.call(head).await;
+    assert_eq!(h.status, StatusCode::OK);
+    assert!(h.body.is_empty());
+    assert_eq!(h.header("content-length"), g.header("content-length"));
+
+    // The other environment is another namespace.
+    let other = rig
+        .call(get(
+            "/v1/thumbnails/cover?environment=production",
+            Some(&rw()),
+        ))
+        .await;
+    assert_eq!(
+        (other.status, other.code().as_str()),
+        (StatusCode::NOT_FOUND, "ThumbnailNotFound")
+    );
+
+    let del = Request::delete("/v1/thumbnails/cover?environment=development")
+        .header("authorization", rw())
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(rig.call(del).await.status, StatusCode::NO_CONTENT);
+    let g = rig
+        .call(get(
+            "/v1/thumbnails/cover?environment=development",
+            Some(&rw()),
+        ))
+        .await;
+    assert_eq!(
+        (g.status, g.code().as_str()),
+        (StatusCode::NOT_FOUND, "ThumbnailNotFound")
+    );
+    let del = Request::delete("/v1/thumbnails/cover?environment=development")
+        .header("authorization", rw())
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(rig.call(del).await.code(), "ThumbnailNotFound");
+}
+
+#[tokio::test]
+async fn respond_async_then_status_life_cycle() {
+    let rig = rig().await;
+    let mut req = create(POST, Some(&rw()), Some("image/png"), png(400, 400));
+    req.headers_mut()
+        .insert("prefer", "respond-async".parse().unwrap());
+    let a = rig.call(req).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED);
+    assert_eq!(a.header("retry-after"), Some("1"));
+    assert_eq!(a.header("preference-applied"), Some("respond-async"));
+    let j = a.json();
+    assert_eq!(j["status"], "queued");
+    assert!(j["startedAt"].is_null() && j["finishedAt"].is_null());
+    let location = a.header("location").unwrap().to_owned();
+    assert_eq!(
+        location,
+        format!("/v1/status/{}", j["id"].as_str().unwrap())
+    );
+
+    let s = rig.call(get(&location, Some(&rw()))).await;
+    assert_eq!(s.status, StatusCode::OK);
+    assert_eq!(s.json()["status"], "queued");
+    assert_eq!(s.header("retry-after"), Some("1"));
+
+    rig.worker.drain().await;
+    let s = rig.call(get(&location, Some(&rw()))).await;
+    let j = s.json();
+    assert_eq!(j["status"], "succeeded");
+    assert!(j["startedAt"].is_string() && j["finishedAt"].is_string());
+    assert_eq!(j["result"]["width"], 330);
+    assert_eq!(
+        s.header("retry-after"),
+        None,
+        "no Retry-After once finished"
+    );
+}
+
+#[tokio::test]
+async fn prefer_wait_zero_and_default_wait_without_worker() {
+    let options = ApiOptions {
+        default_wait: Duration::from_millis(300),
+        ..ApiOptions::default()
+    };
+    let rig = rig_with(Auth::hs256(&SecretString::from(SECRET)), options).await;
+    // No worker runs: the default wait passes and the answer is 202.
+    let started = std::time::Instant::now();
+    let a = rig
+        .call(create(POST, Some(&rw()), Some("image/png"), png(200, 200)))
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let mut req = create(POST, Some(&rw()), Some("image/png"), png(200, 200));
+    req.headers_mut()
+        .insert("prefer", "wait=0".parse().unwrap());
+    let a = rig.call(req).await;
+    assert_eq!(
+        (a.status, a.header("preference-applied")),
+        (StatusCode::ACCEPTED, Some("wait"))
+    );
+}
+
+#[tokio::test]
+async fn put_path_form_with_any_characters() {
+    let rig = rig().await;
+    let _worker = rig.run_worker();
+    let req = Request::put("/v1/thumbnails/a%2Fb%20c%3F%C3%A9?environment=production")
+        .header("authorization", rw())
+        .header("content-type", "image/jpg")
+        .body(Body::from(jpeg(500, 300)))
+        .unwrap();
+    let a = rig.call(req).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
+    assert_eq!(a.json()["thumbnailId"], "a/b c?é");
+    assert_eq!(
+        a.json()["result"]["contentType"],
+        "image/png",
+        "JPEG input is stored as PNG"
+    );
+    let url = a.json()["result"]["url"].as_str().unwrap().to_owned();
+    assert_eq!(
+        url,
+        "/v1/thumbnails/a%2Fb%20c%3F%C3%A9?environment=production"
+    );
+    assert_eq!(
+        rig.call(get(&url, Some(&rw()))).await.status,
+        StatusCode::OK
+    );
+}
+
+fn jpeg(w: u16, h: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    let data: Vec<u8> = (0..usize::from(w) * usize::from(h) * 3)
+        .map(|i| u8::try_from(i % 200).unwrap())
+        .collect();
+    jpeg_encoder::Encoder::new(&mut out, 90)
+        .encode(&data, w, h, jpeg_encoder::ColorType::Rgb)
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn replace_keeps_serving_the_old_until_the_new_succeeds() {
+    let rig = rig().await;
+    let worker = rig.run_worker();
+    let first = rig
+        .call(create(POST, Some(&rw()), Some("image/png"), png(600, 300)))
+        .await;
+    let old_etag = first.json()["result"]["etag"].as_str().unwrap().to_owned();
+    worker.cancel();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut req = create(POST, Some(&rw()), Some("image/png"), png(300, 600));
+    req.headers_mut()
+        .insert("prefer", "respond-async".parse().unwrap());
+    assert_eq!(rig.call(req).await.status, StatusCode::ACCEPTED);
+    let g = rig
+        .call(get(
+            "/v1/thumbnails/cover?environment=development",
+            Some(&rw()),
+        ))
+        .await;
+    assert_eq!(
+        g.header("etag"),
+        Some(old_etag.as_str()),
+        "the old one is served meanwhile"
+    );
+
+    rig.worker.drain().await;
+    let g = rig
+        .call(get(
+            "/v1/thumbnails/cover?environment=development",
+            Some(&rw()),
+        ))
+        .await;
+    assert_ne!(g.header("etag"), Some(old_etag.as_str()));
+
+    // A replace that fails in the worker keeps the current one.
+    let current = g.header("etag").unwrap().to_owned();
+    let mut broken = png(300, 300);
+    broken.truncate(broken.len() - 200);
+    let mut req = create(POST, Some(&rw()), Some("image/png"), broken);
+    req.headers_mut()
+        .insert("prefer", "respond-async".parse().unwrap());
+    let a = rig.call(req).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED);
+    rig.worker.drain().await;
+    let s = rig
+        .call(get(a.header("location").unwrap(), Some(&rw())))
+        .await;
+    assert_eq!(s.json()["status"], "failed");
+    assert_eq!(s.json()["error"]["code"], "CorruptImage");
+    let g = rig
+        .call(get(
+            "/v1/thumbnails/cover?environment=development",
+            Some(&rw()),
+        ))
+        .await;
+    assert_eq!(g.header("etag"), Some(current.as_str()));
+}
+
+#[tokio::test]
+async fn a_job_failing_while_the_request_waits_answers_its_error() {
+    let rig = rig().await;
+    let _worker = rig.run_worker();
+    let mut broken = png(300, 300);
+    broken.truncate(broken.len() - 200); // the header is fine; the pixels are not
+    let a = rig
+        .call(create(POST, Some(&rw()), Some("image/png"), broken))
+        .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", a.body);
+    assert_eq!(
+        (a.code().as_str(), a.detail_code().as_str()),
+        ("InvalidThumbnailRequest", "CorruptImage")
+    );
+}
+
+/// What a request is, and the status, code and detail code it must get.
+type Case<'a> = (&'a str, Request<Body>, StatusCode, &'a str, Option<&'a str>);
+
+/// Every synchronous error, one row each.
+#[tokio::test]
+async fn every_synchronous_error_code() {
+    let rig = rig().await;
+    let ok = Some(rw());
+    let ok = ok.as_deref();
+    let read_only = format!("Bearer {}", token(&[Scope::Read], None));
+    let prod_only = format!(
+        "Bearer {}",
+        token(&[Scope::Write, Scope::Read], Some(Environment::Production))
+    );
+    let other_secret = format!(
+        "Bearer {}",
+        thumbd_api::mint_hs256(
+            &SecretString::from("other"),
+            "x",
+            &[Scope::Write],
+            None,
+            Duration::from_secs(60)
+        )
+    );
+    let sign = |claims: serde_json::Value, alg: jsonwebtoken::Algorithm| {
+        let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
+        format!(
+            "Bearer {}",
+            jsonwebtoken::encode(&jsonwebtoken::Header::new(alg), &claims, &key).unwrap()
+        )
+    };
+    let expired = sign(
+        serde_json::json!({"exp": 1_000_000_000u64, "scope": "thumbnails:write"}),
+        jsonwebtoken::Algorithm::HS256,
+    );
+    let no_exp = sign(
+        serde_json::json!({"scope": "thumbnails:write"}),
+        jsonwebtoken::Algorithm::HS256,
+    );
+    let hs384 = sign(
+        serde_json::json!({"exp": 4_102_444_800u64, "scope": "thumbnails:write"}),
+        jsonwebtoken::Algorithm::HS384,
+    );
+    // An unsigned token ("alg": "none") must be refused: the algorithm is pinned.
+    let none_alg = "Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJleHAiOjQxMDI0NDQ4MDAsInNjb3BlIjoidGh1bWJuYWlsczp3cml0ZSJ9.";
+    let long_id = format!(
+        "/v1/thumbnails?thumbnailId={}&environment=development",
+        "x".repeat(256)
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "no environment",
+            create(
+                "/v1/thumbnails?thumbnailId=a",
+                ok,
+                Some("image/png"),
+                png(100, 100),
+            ),
+            StatusCode::BAD_REQUEST,
+            "InvalidQueryParameter",
+            None,
+        ),
+        (
+            "bad environment",
+            create(
+                "/v1/thumbnails?thumbnailId=a&environment=staging",
+                ok,
+                Some("image/png"),
+                png(100, 100),
+            ),
+            StatusCode::BAD_REQUEST,
+            "InvalidQueryParameter",
+            None,
+        ),
+        (
+            "no thumbnailId",
+            create(
+                "/v1/thumbnails?environment=development",
+                ok,
+                Some("image/png"),
+                png(100, 100),
+            ),
+            StatusCode::BAD_REQUEST,
+            "InvalidQueryParameter",
+            None,
+        ),
+        (
+            "id too long",
+            create(&long_id, ok, Some("image/png"), png(100, 100)),
+            StatusCode::BAD_REQUEST,
+            "InvalidQueryParameter",
+            None,
+        ),
+        (
+            "no token",
+            create(POST, None, Some("image/png"), png(100, 100)),
+            StatusCode::UNAUTHORIZED,
+            "HeaderNotFound",
+            None,
+        ),
+        (
+            "not bearer",
+            create(
+                POST,
+                Some("Basic dXNlcjpwYXNz"),
+                Some("image/png"),
+                png(100, 100),
+            ),
+            StatusCode::UNAUTHORIZED,
+            "InvalidToken",
+            None,
+        ),
+        (
+            "garbage token",
+            create(POST, Some("Bearer nope"), Some("image/png"), png(100, 100)),
+            StatusCode::UNAUTHORIZED,
+            "InvalidToken",
+            None,
+        ),
+        (
+            "wrong secret",
+            create(POST, Some(&other_secret), Some("image/png"), png(100, 100)),
+            StatusCode::UNAUTHORIZED,
+            "InvalidToken",
+            None,
+        ),
+        (
+            "expired",
+            create(POST, Some(&expired), Some("image/png"), png(100, 100)),
+            StatusCode::UNAUTHORIZED,
+            "InvalidToken",
+            None,
+        ),
+        (
+            "no exp",
+            create(POST, Some(&no_exp), Some("image/png"), png(100, 100)),
+            StatusCode::UNAUTHORIZED,
+            "InvalidToken",
+            None,
+        ),
+        (
+            "other alg",
+            create(POST, Some(&hs384), Some("image/png"), png(100, 100)),
+            StatusCode::UNAUTHORIZED,
+            "InvalidToken",
+            None,
+        ),
+        (
+            "alg none",
+            create(POST, Some(none_alg), Some("image/png"), png(100, 100)),
+            StatusCode::UNAUTHORIZED,
+            "InvalidToken",
+            None,
+        ),
+        (
+            "read-only token",
+            create(POST, Some(&read_only), Some("image/png"), png(100, 100)),
+            StatusCode::FORBIDDEN,
+            "InsufficientPermissions",
+            None,
+        ),
+        (
+            "other environment",
+            create(POST, Some(&prod_only), Some("image/png"), png(100, 100)),
+            StatusCode::FORBIDDEN,
+            "InsufficientPermissions",
+            None,
+        ),
+        (
+            "no content type",
+            create(POST, ok, None, png(100, 100)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "InvalidThumbnailRequest",
+            Some("MissingRequiredHeader"),
+        ),
+        (
+            "gif",
+            create(POST, ok, Some("image/gif"), b"GIF89a....".to_vec()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "InvalidThumbnailRequest",
+            Some("InvalidHeaderValue"),
+        ),
+        (
+            "not an image",
+            create(POST, ok, Some("image/png"), b"hello world".to_vec()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "InvalidThumbnailRequest",
+            Some("InvalidThumbnailFormat"),
+        ),
+        (
+            "empty",
+            create(POST, ok, Some("image/png"), Vec::new()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "InvalidThumbnailRequest",
+            Some("InvalidThumbnailFormat"),
+        ),
+        (
+            "jpeg declared png",
+            create(POST, ok, Some("image/png"), jpeg(100, 100)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "InvalidThumbnailRequest",
+            Some("InvalidThumbnailFormat"),
+        ),
+        (
+            "too small",
+            create(POST, ok, Some("image/png"), png(79, 200)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "InvalidThumbnailRequest",
+            Some("ThumbnailTooSmall"),
+        ),
+        (
+            "too many pixels",
+            create(POST, ok, Some("image/png"), png_header(10_000, 10_000)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "InvalidThumbnailRequest",
+            Some("ImageDimensionsTooLarge"),
+        ),
+        (
+            "corrupt header",
+            create(POST, ok, Some("image/png"), png_header(0, 100)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "InvalidThumbnailRequest",
+            Some("CorruptImage"),
+        ),
+        (
+            "too large",
+            create(POST, ok, Some("image/png"), vec![0; 5 * 1024 * 1024 + 1]),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestTooLarge",
+            None,
+        ),
+        (
+            "unknown job",
+            get("/v1/status/0192e4a0-0000-7000-8000-000000000000", ok),
+            StatusCode::NOT_FOUND,
+            "JobNotFound",
+            None,
+        ),
+        (
+            "not a job id",
+            get("/v1/status/..%2F..%2Fetc", ok),
+            StatusCode::NOT_FOUND,
+            "JobNotFound",
+            None,
+        ),
+        (
+            "unknown thumbnail",
+            get("/v1/thumbnails/none?environment=production", ok),
+            StatusCode::NOT_FOUND,
+            "ThumbnailNotFound",
+            None,
+        ),
+        (
+            "get without env",
+            get("/v1/thumbnails/none", ok),
+            StatusCode::BAD_REQUEST,
+            "InvalidQueryParameter",
+            None,
+        ),
+        (
+            "read without token",
+            get("/v1/thumbnails/none?environment=production", None),
+            StatusCode::UNAUTHORIZED,
+            "HeaderNotFound",
+            None,
+        ),
+        (
+            "status without token",
+            get("/v1/status/0192e4a0-0000-7000-8000-000000000000", None),
+            StatusCode::UNAUTHORIZED,
+            "HeaderNotFound",
+            None,
+        ),
+        (
+            "unknown route",
+            get("/v2/things", ok),
+            StatusCode::NOT_FOUND,
+            "RouteNotFound",
+            None,
+        ),
+        (
+            "wrong method",
+            Request::patch("/v1/thumbnails/x?environment=production")
+                .body(Body::empty())
+                .unwrap(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            None,
+        ),
+        (
+            "malformed query",
+            get("/v1/thumbnails/x?environment=%ZZ", ok),
+            StatusCode::BAD_REQUEST,
+            "InvalidQueryParameter",
+            None,
+        ),
+    ];
+    for (what, req, status, code, detail) in cases {
+        let a = rig.call(req).await;
+        assert_eq!(
+            a.status,
+            status,
+            "{what}: {}",
+            String::from_utf8_lossy(&a.body)
+        );
+        assert_eq!(a.header("content-type"), Some("application/json"), "{what}");
+        assert_eq!(a.code(), code, "{what}");
+        if let Some(detail) = detail {
+            assert_eq!(a.detail_code(), detail, "{what}");
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            assert_eq!(a.header("www-authenticate"), Some("Bearer"), "{what}");
+        }
+    }
+    let a = rig
+        .call(create(
+            "/v1/thumbnails?environment=x&thumbnailId=a",
+            ok,
+            Some("image/png"),
+            png(100, 100),
+        ))
+        .await;
+    assert_eq!(
+        a.json()["error"]["target"],
+        "environment",
+        "the target names the parameter"
+    );
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_while_streaming() {
+    let rig = rig().await;
+    // A chunked body with no Content-Length: refused once the limit is crossed.
+    let chunks =
+        (0..100).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![0u8; 64 * 1024])));
+    let body = Body::from_stream(futures_stream(chunks));
+    let req = Request::post(POST)
+        .header("authorization", rw())
+        .header("content-type", "image/png")
+        .body(body)
+        .unwrap();
+    let a = rig.call(req).await;
+    assert_eq!(
+        (a.status, a.code().as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLarge")
+    );
+    // A lying Content-Length is refused before reading.
+    let req = Request::post(POST)
+        .header("authorization", rw())
+        .header("content-type", "image/png")
+        .header("content-length", "999999999")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(rig.call(req).await.code(), "RequestTooLarge");
+}
+
+fn futures_stream<I: Iterator + Send + 'static>(
+    iter: I,
+) -> impl futures_util::Stream<Item = I::Item> + Send + 'static
+where
+    I::Item: Send,
+{
+    futures_util::stream::iter(iter)
+}
+
+#[tokio::test]
+async fn health_readiness_and_a_store_that_is_down() {
+    let rig = rig().await;
+    let h = rig.call(get("/healthz", None)).await;
+    assert_eq!(
+        (h.status, h.json()["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    let r = rig.call(get("/readyz", None)).await;
+    assert_eq!(
+        (r.status, r.json()["status"].as_str()),
+        (StatusCode::OK, Some("ready"))
+    );
+
+    rig.db.close().await; // the database goes away under the API
+    let r = rig.call(get("/readyz", None)).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable")
+    );
+    assert!(r.header("retry-after").is_some());
+    let a = rig
+        .call(create(POST, Some(&rw()), Some("image/png"), png(200, 200)))
+        .await;
+    assert_eq!(
+        (a.status, a.code().as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable")
+    );
+    let s = rig
+        .call(get(
+            "/v1/status/0192e4a0-0000-7000-8000-000000000000",
+            Some(&rw()),
+        ))
+        .await;
+    assert_eq!(s.code(), "ServiceUnavailable");
+    assert!(
+        !String::from_utf8_lossy(&s.body).contains("closed"),
+        "no internals in the body"
+    );
+}
+
+#[tokio::test]
+async fn auth_off_and_public_reads() {
+    let rig = rig_with(Auth::off(), ApiOptions::default()).await;
+    let _worker = rig.run_worker();
+    let a = rig
+        .call(create(POST, None, Some("image/png"), png(200, 200)))
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED);
+
+    let public = rig_with(
+        Auth::hs256(&SecretString::from(SECRET)).with_public_reads(true),
+        ApiOptions::default(),
+    )
+    .await;
+    let g = public
+        .call(get("/v1/thumbnails/x?environment=production", None))
+        .await;
+    assert_eq!(g.code(), "ThumbnailNotFound", "reads need no token");
+    let a = public
+        .call(create(POST, None, Some("image/png"), png(200, 200)))
+        .await;
+    assert_eq!(a.code(), "HeaderNotFound", "writes still do");
+}

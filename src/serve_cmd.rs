@@ -1,0 +1,198 @@
+//! `thumbd serve`: the API and its workers in one process, on the embedded backends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use thumbd_api::{ApiOptions, AppState, Auth, Scope, ServeOptions};
+use thumbd_jobs::{
+    FsBlobStore, JobEvents, MetaStore, SqliteDb, SqliteJobQueue, SqliteMetaStore, Timestamp,
+};
+use thumbd_worker::{Worker, WorkerOptions};
+use tokio_util::sync::CancellationToken;
+
+use crate::secret;
+use crate::settings::Settings;
+
+/// How long a leased job stays invisible without a heartbeat. Only matters for a worker
+/// that hangs: a killed `serve` hands its leases back when it starts again.
+const VISIBILITY: Duration = Duration::from_secs(60);
+
+/// The three embedded backends, opened from settings.
+pub struct Backends {
+    pub db: SqliteDb,
+    pub store: Arc<SqliteMetaStore>,
+    pub queue: Arc<SqliteJobQueue>,
+    pub blobs: Arc<FsBlobStore>,
+}
+
+/// Opens (and migrates) the embedded backends, taking the data directory's queue lock.
+pub async fn open_backends(settings: &Settings) -> anyhow::Result<Backends> {
+    let db = SqliteDb::open(&settings.database_path)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                settings.database_path.display()
+            )
+        })?;
+    let lock = settings.database_path.with_extension("queue-lock");
+    let queue = SqliteJobQueue::open(db.clone(), &lock, VISIBILITY).await?;
+    let blobs = FsBlobStore::open(&settings.blob_dir).with_context(|| {
+        format!(
+            "cannot open the blob directory {}",
+            settings.blob_dir.display()
+        )
+    })?;
+    Ok(Backends {
+        store: Arc::new(SqliteMetaStore::new(db.clone())),
+        queue: Arc::new(queue),
+        blobs: Arc::new(blobs),
+        db,
+    })
+}
+
+/// The authentication policy from settings; with none configured, a secret is created in
+/// the data dir. Returns the secret too when tokens can be minted with it.
+pub fn auth(settings: &Settings) -> anyhow::Result<(Auth, Option<secrecy::SecretString>)> {
+    if !settings.auth {
+        tracing::warn!(
+            "AUTHENTICATION IS OFF (THUMBD_AUTH=off): anyone who can reach this port can write and delete thumbnails"
+        );
+        return Ok((Auth::off(), None));
+    }
+    if let Some(path) = &settings.jwt_public_key {
+        let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let auth = Auth::public_key(settings.jwt_algorithm, &pem).map_err(anyhow::Error::msg)?;
+        return Ok((auth.with_public_reads(settings.public_reads), None));
+    }
+    let secret = match &settings.jwt_secret {
+        Some(s) => s.clone(),
+        None => secret::load_or_create(&settings.data_dir)?,
+    };
+    Ok((
+        Auth::hs256(&secret).with_public_reads(settings.public_reads),
+        Some(secret),
+    ))
+}
+
+/// Runs until SIGINT or SIGTERM, then shuts down gracefully.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
+    let backends = open_backends(&settings).await?;
+    let (auth, secret) = auth(&settings)?;
+    let events = JobEvents::new();
+
+    let worker = Arc::new(Worker::new(
+        backends.queue.clone(),
+        backends.store.clone(),
+        backends.blobs.clone(),
+        events.clone(),
+        WorkerOptions {
+            concurrency: settings.workers,
+            pixel_budget: settings.pixel_budget,
+            spec: settings.thumb_spec(),
+            ..WorkerOptions::default()
+        },
+    ));
+    let state = AppState {
+        store: backends.store.clone(),
+        queue: backends.queue.clone(),
+        blobs: backends.blobs.clone(),
+        events,
+        auth: Arc::new(auth),
+        options: ApiOptions {
+            spec_limits: settings.limits(),
+            default_wait: settings.wait,
+            max_wait: settings.max_wait,
+        },
+    };
+
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    println!(
+        "thumbd listening on http://{addr} (data in {}, {} workers)",
+        settings.data_dir.display(),
+        settings.workers
+    );
+    if let Some(secret) = &secret {
+        let token = thumbd_api::mint_hs256(
+            secret,
+            "thumbd-serve",
+            &[Scope::Read, Scope::Write],
+            None,
+            Duration::from_secs(30 * 24 * 3600),
+        );
+        println!("token (thumbnails:read thumbnails:write, 30 days): {token}");
+        println!("  more: thumbd token --scope thumbnails:write [--environment production]");
+    }
+
+    let http_stop = CancellationToken::new();
+    let work_stop = CancellationToken::new();
+    let http = tokio::spawn(thumbd_api::serve(
+        listener,
+        thumbd_api::router(state),
+        ServeOptions::default(),
+        http_stop.clone(),
+    ));
+    let workers = tokio::spawn(worker.run(work_stop.clone()));
+    let maintenance = tokio::spawn(maintenance(
+        backends.store.clone(),
+        settings.job_retention,
+        work_stop.clone(),
+    ));
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new requests; finishing requests and jobs in flight");
+    // HTTP first (requests may be waiting on jobs), then the workers.
+    http_stop.cancel();
+    let _ = http.await;
+    work_stop.cancel();
+    let _ = workers.await;
+    let _ = maintenance.await;
+    backends.db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Deletes finished job records past their retention, hourly.
+async fn maintenance(store: Arc<SqliteMetaStore>, retention: Duration, stop: CancellationToken) {
+    loop {
+        match store
+            .purge_finished_jobs(Timestamp::now().minus(retention))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "old job records deleted"),
+            Err(e) => tracing::warn!(error = %e, "cannot purge old job records"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

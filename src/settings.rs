@@ -1,0 +1,522 @@
+//! `Settings`: every setting of thumbd, typed, from defaults, then a TOML file, then
+//! `THUMBD_*` environment variables, then command-line flags. Every error is reported at once.
+//!
+//! [`KEYS`] is the one list of settings: the loader, `--help` and the README's table come
+//! from it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use thumbcore::ImageFormat;
+
+/// One setting: its key (TOML, and `THUMBD_<KEY>` upper-cased), default and meaning.
+pub struct Key {
+    /// TOML key; the environment variable is `THUMBD_` + this upper-cased.
+    pub name: &'static str,
+    /// The default, as text (empty: unset).
+    pub default: &'static str,
+    /// What it does.
+    pub help: &'static str,
+}
+
+/// Every setting, in the order the README documents them.
+pub const KEYS: &[Key] = &[
+    Key {
+        name: "listen",
+        default: "127.0.0.1:8080",
+        help: "API address",
+    },
+    Key {
+        name: "data_dir",
+        default: "./thumbd-data",
+        help: "where the embedded backends keep their files",
+    },
+    Key {
+        name: "database_url",
+        default: "",
+        help: "metadata store: unset = SQLite file `thumbd.db` in the data dir, or `sqlite://PATH`",
+    },
+    Key {
+        name: "amqp_url",
+        default: "",
+        help: "unset = embedded queue (in the SQLite file); `amqp://…` = RabbitMQ (distributed mode, not in this build yet)",
+    },
+    Key {
+        name: "storage_url",
+        default: "",
+        help: "blob store: unset = `blobs/` in the data dir, or `file:///ABS/PATH`",
+    },
+    Key {
+        name: "jwt_secret",
+        default: "",
+        help: "HS256 key; unset = a random secret kept in `DATA_DIR/jwt-secret`",
+    },
+    Key {
+        name: "jwt_public_key",
+        default: "",
+        help: "PEM file of an RS256 or EdDSA public key; replaces the HS256 secret for checking tokens",
+    },
+    Key {
+        name: "jwt_algorithm",
+        default: "rs256",
+        help: "algorithm of `jwt_public_key`: rs256 or eddsa",
+    },
+    Key {
+        name: "auth",
+        default: "on",
+        help: "`off` turns authentication off (every request allowed), with a loud warning",
+    },
+    Key {
+        name: "public_reads",
+        default: "false",
+        help: "GET thumbnails and job status without a token",
+    },
+    Key {
+        name: "workers",
+        default: "",
+        help: "jobs processed at once per process; unset = number of cores",
+    },
+    Key {
+        name: "pixel_budget",
+        default: "100000000",
+        help: "decoded pixels in memory at once across a process's jobs",
+    },
+    Key {
+        name: "max_body_bytes",
+        default: "5242880",
+        help: "largest accepted image, in bytes (413 above)",
+    },
+    Key {
+        name: "max_pixels",
+        default: "50000000",
+        help: "largest accepted image, in pixels, checked from the header",
+    },
+    Key {
+        name: "thumbnail_size",
+        default: "330",
+        help: "box the thumbnail fits in: `330` or `WIDTHxHEIGHT`",
+    },
+    Key {
+        name: "output_format",
+        default: "png",
+        help: "png, jpeg or webp",
+    },
+    Key {
+        name: "budget_bytes",
+        default: "300000",
+        help: "size the encoder aims under; 0 = no budget",
+    },
+    Key {
+        name: "wait",
+        default: "2",
+        help: "seconds a create waits for its job before answering 202",
+    },
+    Key {
+        name: "max_wait",
+        default: "10",
+        help: "cap on `Prefer: wait=N`, in seconds",
+    },
+    Key {
+        name: "job_retention_hours",
+        default: "168",
+        help: "finished job records are kept this long (at least 24)",
+    },
+    Key {
+        name: "log_format",
+        default: "text",
+        help: "text or json (to stderr); the level comes from RUST_LOG (default info)",
+    },
+];
+
+/// Typed settings. Secrets are [`SecretString`]s: `Debug` never prints them.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_path: PathBuf,
+    pub amqp_url: Option<String>,
+    pub blob_dir: PathBuf,
+    pub jwt_secret: Option<SecretString>,
+    pub jwt_public_key: Option<PathBuf>,
+    pub jwt_algorithm: thumbd_api::PublicKeyAlgorithm,
+    pub auth: bool,
+    pub public_reads: bool,
+    pub workers: usize,
+    pub pixel_budget: u64,
+    pub max_body_bytes: usize,
+    pub max_pixels: u64,
+    pub thumbnail_size: (u32, u32),
+    pub output_format: ImageFormat,
+    pub budget_bytes: usize,
+    pub wait: Duration,
+    pub max_wait: Duration,
+    pub job_retention: Duration,
+    pub log_json: bool,
+}
+
+/// Where a value came from, for error messages.
+#[derive(Debug, Clone)]
+enum Origin {
+    Default,
+    File(PathBuf),
+    Env(String),
+    Flag,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Default => f.write_str("default"),
+            Origin::File(p) => write!(f, "{}", p.display()),
+            Origin::Env(v) => f.write_str(v),
+            Origin::Flag => f.write_str("command line"),
+        }
+    }
+}
+
+/// The environment variable of a key.
+pub fn env_var(key: &str) -> String {
+    format!("THUMBD_{}", key.to_ascii_uppercase())
+}
+
+impl Settings {
+    /// Loads settings: defaults, then `config` (TOML), then `env` (`THUMBD_*` pairs), then
+    /// `flags` (`key=value`). Returns every problem found, not just the first.
+    pub fn load(
+        config: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        flags: &[(String, String)],
+    ) -> Result<Settings, Vec<String>> {
+        let mut errors = Vec::new();
+        let mut raw: BTreeMap<&'static str, (String, Origin)> = KEYS
+            .iter()
+            .map(|k| (k.name, (k.default.to_owned(), Origin::Default)))
+            .collect();
+        let known = |name: &str| KEYS.iter().find(|k| k.name == name).map(|k| k.name);
+
+        if let Some(path) = config {
+            match std::fs::read_to_string(path) {
+                Err(e) => errors.push(format!("{}: cannot read: {e}", path.display())),
+                Ok(text) => match text.parse::<toml::Table>() {
+                    Err(e) => errors.push(format!("{}: not valid TOML: {e}", path.display())),
+                    Ok(table) => {
+                        for (k, v) in table {
+                            let Some(name) = known(&k) else {
+                                errors.push(format!("{}: unknown setting `{k}`", path.display()));
+                                continue;
+                            };
+                            let text = match v {
+                                toml::Value::String(s) => s,
+                                toml::Value::Integer(i) => i.to_string(),
+                                toml::Value::Float(f) => f.to_string(),
+                                toml::Value::Boolean(b) => b.to_string(),
+                                other => {
+                                    errors.push(format!(
+                                        "{}: `{k}` must be a string, number or boolean, not {}",
+                                        path.display(),
+                                        other.type_str()
+                                    ));
+                                    continue;
+                                }
+                            };
+                            raw.insert(name, (text, Origin::File(path.to_path_buf())));
+                        }
+                    }
+                },
+            }
+        }
+        let env: BTreeMap<String, String> = env.into_iter().collect();
+        for key in KEYS {
+            let var = env_var(key.name);
+            if let Some(v) = env.get(&var) {
+                raw.insert(key.name, (v.clone(), Origin::Env(var)));
+            }
+        }
+        for (k, v) in flags {
+            match known(k) {
+                Some(name) => {
+                    raw.insert(name, (v.clone(), Origin::Flag));
+                }
+                None => errors.push(format!("command line: unknown setting `{k}`")),
+            }
+        }
+
+        let mut p = Parser {
+            raw: &raw,
+            errors: &mut errors,
+        };
+        let data_dir = PathBuf::from(p.text("data_dir"));
+        let settings = Settings {
+            listen: p.parse("listen", "an address like 127.0.0.1:8080"),
+            database_path: p.database_path(&data_dir),
+            amqp_url: p.optional("amqp_url"),
+            blob_dir: p.blob_dir(&data_dir),
+            jwt_secret: p.optional("jwt_secret").map(SecretString::from),
+            jwt_public_key: p.optional("jwt_public_key").map(PathBuf::from),
+            jwt_algorithm: p.choice(
+                "jwt_algorithm",
+                &[
+                    ("rs256", thumbd_api::PublicKeyAlgorithm::Rs256),
+                    ("eddsa", thumbd_api::PublicKeyAlgorithm::EdDsa),
+                ],
+            ),
+            auth: p.choice("auth", &[("on", true), ("off", false)]),
+            public_reads: p.boolean("public_reads"),
+            workers: match p.optional("workers") {
+                None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+                Some(_) => p.positive("workers"),
+            },
+            pixel_budget: p.positive("pixel_budget"),
+            max_body_bytes: p.positive("max_body_bytes"),
+            max_pixels: p.positive("max_pixels"),
+            thumbnail_size: p.size("thumbnail_size"),
+            output_format: p.parse("output_format", "png, jpeg or webp"),
+            budget_bytes: p.parse("budget_bytes", "a whole number of bytes (0 = no budget)"),
+            wait: Duration::from_secs(p.parse("wait", "whole seconds")),
+            max_wait: Duration::from_secs(p.parse("max_wait", "whole seconds")),
+            job_retention: {
+                let hours: u64 = p.parse("job_retention_hours", "whole hours, at least 24");
+                if hours < 24 {
+                    p.error(
+                        "job_retention_hours",
+                        "must be at least 24 (SPEC: job records are kept at least 24 h)",
+                    );
+                }
+                Duration::from_secs(hours * 3600)
+            },
+            log_json: p.choice("log_format", &[("text", false), ("json", true)]),
+            data_dir,
+        };
+        if settings.amqp_url.is_some() {
+            errors.push("amqp_url: RabbitMQ (the distributed mode) is not in this build yet; unset it to use the embedded queue".into());
+        }
+        if errors.is_empty() {
+            Ok(settings)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The thumbnail every job makes.
+    pub fn thumb_spec(&self) -> thumbcore::ThumbSpec {
+        thumbcore::ThumbSpec {
+            max_width: self.thumbnail_size.0,
+            max_height: self.thumbnail_size.1,
+            format: self.output_format,
+            budget_bytes: (self.budget_bytes > 0).then_some(self.budget_bytes),
+            limits: self.limits(),
+            ..thumbcore::ThumbSpec::default()
+        }
+    }
+
+    /// Input limits.
+    pub fn limits(&self) -> thumbcore::Limits {
+        thumbcore::Limits {
+            max_input_bytes: self.max_body_bytes,
+            max_pixels: self.max_pixels,
+            ..thumbcore::Limits::default()
+        }
+    }
+}
+
+struct Parser<'a> {
+    raw: &'a BTreeMap<&'static str, (String, Origin)>,
+    errors: &'a mut Vec<String>,
+}
+
+impl Parser<'_> {
+    fn text(&self, key: &str) -> String {
+        self.raw[key].0.clone()
+    }
+
+    fn optional(&self, key: &str) -> Option<String> {
+        Some(self.text(key)).filter(|v| !v.trim().is_empty())
+    }
+
+    fn error(&mut self, key: &str, expected: &str) {
+        let (value, origin) = &self.raw[key];
+        self.errors
+            .push(format!("{key} = {value:?} (from {origin}): {expected}"));
+    }
+
+    /// Parses the value; on error records it and returns the default's value (the result
+    /// is thrown away anyway, but every other key still gets checked).
+    fn parse<T: std::str::FromStr>(&mut self, key: &str, expected: &str) -> T {
+        let default = KEYS
+            .iter()
+            .find(|k| k.name == key)
+            .map_or("", |k| k.default);
+        let fallback = default.parse().ok().expect("defaults of parsed keys parse");
+        self.parse_or(key, expected, fallback)
+    }
+
+    fn parse_or<T: std::str::FromStr>(&mut self, key: &str, expected: &str, fallback: T) -> T {
+        match self.text(key).trim().parse() {
+            Ok(v) => v,
+            Err(_) => {
+                self.error(key, &format!("expected {expected}"));
+                fallback
+            }
+        }
+    }
+
+    fn positive<T: std::str::FromStr + PartialEq + From<u8>>(&mut self, key: &str) -> T {
+        let v: T = self.parse_or(key, "a positive whole number", T::from(1));
+        if v == T::from(0) {
+            self.error(key, "must be greater than 0");
+            return T::from(1);
+        }
+        v
+    }
+
+    fn boolean(&mut self, key: &str) -> bool {
+        self.choice(
+            key,
+            &[
+                ("true", true),
+                ("false", false),
+                ("1", true),
+                ("0", false),
+                ("yes", true),
+                ("no", false),
+            ],
+        )
+    }
+
+    fn choice<T: Copy>(&mut self, key: &str, options: &[(&str, T)]) -> T {
+        let value = self.text(key).trim().to_ascii_lowercase();
+        match options.iter().find(|(name, _)| *name == value) {
+            Some(&(_, v)) => v,
+            None => {
+                let names: Vec<_> = options.iter().map(|(n, _)| *n).collect();
+                self.error(key, &format!("expected one of {}", names.join(", ")));
+                options[0].1
+            }
+        }
+    }
+
+    fn size(&mut self, key: &str) -> (u32, u32) {
+        let text = self.text(key);
+        let parse = |v: &str| v.trim().parse::<u32>().ok().filter(|&n| n > 0);
+        let size = match text.split_once(['x', 'X']) {
+            Some((w, h)) => parse(w).zip(parse(h)),
+            None => parse(&text).map(|n| (n, n)),
+        };
+        size.unwrap_or_else(|| {
+            self.error(key, "expected a size like 330 or 330x200");
+            (330, 330)
+        })
+    }
+
+    fn database_path(&mut self, data_dir: &Path) -> PathBuf {
+        match self.optional("database_url") {
+            None => data_dir.join("thumbd.db"),
+            Some(url) => match url.strip_prefix("sqlite://") {
+                Some(path) if !path.is_empty() => PathBuf::from(path),
+                _ if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                    self.error("database_url", "PostgreSQL (the distributed mode) is not in this build yet; use sqlite://PATH or unset it");
+                    PathBuf::new()
+                }
+                _ => {
+                    self.error("database_url", "expected sqlite://PATH");
+                    PathBuf::new()
+                }
+            },
+        }
+    }
+
+    fn blob_dir(&mut self, data_dir: &Path) -> PathBuf {
+        match self.optional("storage_url") {
+            None => data_dir.join("blobs"),
+            Some(url) => match url.strip_prefix("file://") {
+                Some(path) if path.starts_with('/') => PathBuf::from(path),
+                _ => {
+                    self.error(
+                        "storage_url",
+                        "expected file:///ABSOLUTE/PATH (S3 storage is not in this build yet)",
+                    );
+                    PathBuf::new()
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(
+        toml: Option<&str>,
+        env: &[(&str, &str)],
+        flags: &[(&str, &str)],
+    ) -> Result<Settings, Vec<String>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("thumbd.toml");
+        if let Some(t) = toml {
+            std::fs::write(&path, t).unwrap();
+        }
+        Settings::load(
+            toml.map(|_| path.as_path()),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            &flags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[test]
+    fn defaults_work_without_anything() {
+        let s = load(None, &[], &[]).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.database_path, PathBuf::from("./thumbd-data/thumbd.db"));
+        assert_eq!(s.blob_dir, PathBuf::from("./thumbd-data/blobs"));
+        assert!(s.auth && !s.public_reads && s.jwt_secret.is_none());
+        assert_eq!(s.thumbnail_size, (330, 330));
+        assert_eq!(s.wait, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn layers_in_order() {
+        let s = load(
+            Some("listen = \"0.0.0.0:1\"\nworkers = 3\nwait = 1\n"),
+            &[("THUMBD_WORKERS", "5"), ("THUMBD_UNRELATED", "x")],
+            &[("wait", "4")],
+        )
+        .unwrap();
+        assert_eq!(s.listen.to_string(), "0.0.0.0:1", "file over default");
+        assert_eq!(s.workers, 5, "environment over file");
+        assert_eq!(s.wait, Duration::from_secs(4), "flag over environment");
+    }
+
+    #[test]
+    fn every_error_at_once() {
+        let errors = load(
+            Some("colour = \"blue\"\nworkers = 0\n"),
+            &[("THUMBD_LISTEN", "nowhere"), ("THUMBD_AUTH", "maybe")],
+            &[("thumbnail_size", "big")],
+        )
+        .unwrap_err();
+        let all = errors.join("\n");
+        for needle in [
+            "unknown setting `colour`",
+            "workers",
+            "THUMBD_LISTEN",
+            "auth",
+            "thumbnail_size",
+        ] {
+            assert!(all.contains(needle), "{needle} missing from:\n{all}");
+        }
+        assert_eq!(errors.len(), 5, "{all}");
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let s = load(None, &[("THUMBD_JWT_SECRET", "hunter2-very-secret")], &[]).unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}
