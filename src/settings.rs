@@ -446,8 +446,56 @@ impl Parser<'_> {
 }
 
 #[cfg(test)]
+/// The README's settings table rows (between `<!-- settings:table -->` markers).
+pub fn markdown_table() -> String {
+    let header = "| TOML key | environment variable | default | meaning |\n|---|---|---|---|\n";
+    header.to_owned()
+        + &KEYS
+            .iter()
+            .map(|k| {
+                let default = if k.default.is_empty() {
+                    "unset".to_owned()
+                } else {
+                    format!("`{}`", k.default)
+                };
+                format!(
+                    "| `{}` | `{}` | {default} | {} |\n",
+                    k.name,
+                    env_var(k.name),
+                    k.help
+                )
+            })
+            .collect::<String>()
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The README documents every setting, exactly as `KEYS` says.
+    /// `THUMBD_UPDATE_README=1 cargo test -p thumbd readme` rewrites the table.
+    #[test]
+    fn readme_documents_every_setting() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+        let readme = std::fs::read_to_string(&path).unwrap();
+        let (head, rest) = readme
+            .split_once("<!-- settings:table -->\n")
+            .expect("start marker");
+        let (_, tail) = rest
+            .split_once("<!-- settings:end -->")
+            .expect("end marker");
+        let expected = format!(
+            "{head}<!-- settings:table -->\n{}<!-- settings:end -->{tail}",
+            markdown_table()
+        );
+        if std::env::var_os("THUMBD_UPDATE_README").is_some() {
+            std::fs::write(&path, &expected).unwrap();
+        }
+        assert!(
+            readme == expected,
+            "README settings table is stale: run THUMBD_UPDATE_README=1 cargo test -p thumbd readme"
+        );
+    }
 
     fn load(
         toml: Option<&str>,

@@ -1,0 +1,406 @@
+//! `thumbd serve` as users run it: the real binary on a loopback port, real HTTP, real
+//! SQLite and files, SIGKILL and SIGTERM.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A running `thumbd serve`.
+struct Server {
+    child: Child,
+    base: String,
+    token: String,
+    data_dir: PathBuf,
+}
+
+impl Server {
+    fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(data_dir.with_extension("log"))
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_thumbd"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "info,sqlx=warn")
+            .env_remove("THUMBD_JWT_SECRET")
+            .env_remove("THUMBD_AUTH")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut base = None;
+        let mut token = None;
+        while token.is_none() {
+            let line = lines
+                .next()
+                .expect("serve printed its address and token")
+                .unwrap();
+            if let Some(rest) = line.strip_prefix("thumbd listening on ") {
+                base = rest.split_whitespace().next().map(str::to_owned);
+            }
+            if line.starts_with("token (") {
+                token = line.rsplit(' ').next().map(str::to_owned);
+            }
+        }
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            base: base.expect("address line"),
+            token: token.unwrap(),
+            data_dir: data_dir.to_owned(),
+        }
+    }
+
+    fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .proxy(None)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into()
+    }
+
+    /// POSTs an image with `Prefer: respond-async`; returns (status, body).
+    fn submit(&self, agent: &ureq::Agent, id: &str, image: &[u8]) -> (u16, Value) {
+        let mut r = agent
+            .post(format!(
+                "{}/v1/thumbnails?thumbnailId={id}&environment=development",
+                self.base
+            ))
+            .header("authorization", &format!("Bearer {}", self.token))
+            .header("content-type", "image/png")
+            .header("prefer", "respond-async")
+            .send(image)
+            .unwrap();
+        let status = r.status().as_u16();
+        (
+            status,
+            serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap(),
+        )
+    }
+
+    fn status(&self, agent: &ureq::Agent, job: &str) -> Value {
+        let mut r = agent
+            .get(format!("{}/v1/status/{job}", self.base))
+            .header("authorization", &format!("Bearer {}", self.token))
+            .call()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "status of {job}");
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
+    }
+
+    /// Polls until every job is finished; returns their final status bodies.
+    fn wait_all(&self, jobs: &[String], timeout: Duration) -> Vec<Value> {
+        let agent = Self::agent();
+        let deadline = Instant::now() + timeout;
+        let mut done: Vec<Option<Value>> = vec![None; jobs.len()];
+        while done.iter().any(Option::is_none) {
+            assert!(
+                Instant::now() < deadline,
+                "{} of {} jobs unfinished after {timeout:?}; log: {}",
+                done.iter().filter(|d| d.is_none()).count(),
+                jobs.len(),
+                self.data_dir.with_extension("log").display()
+            );
+            for (job, slot) in jobs.iter().zip(done.iter_mut()) {
+                if slot.is_none() {
+                    let s = self.status(&agent, job);
+                    if matches!(s["status"].as_str(), Some("succeeded" | "failed")) {
+                        *slot = Some(s);
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        done.into_iter().map(Option::unwrap).collect()
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap(); // SIGKILL on Unix
+        self.child.wait().unwrap();
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn png(w: u32, h: u32, seed: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    let data: Vec<u8> = (0..w * h * 3)
+        .map(|i| u8::try_from((i.wrapping_mul(seed + 7) >> 3) % 256).unwrap())
+        .collect();
+    enc.write_header().unwrap().write_image_data(&data).unwrap();
+    out
+}
+
+fn job_id(body: &Value) -> String {
+    body["id"].as_str().expect("a job id").to_owned()
+}
+
+#[test]
+fn sigkill_while_queued_and_processing_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &["--workers", "1"]);
+    let agent = Server::agent();
+    let image = png(1600, 1200, 1);
+    let mut jobs = Vec::new();
+    for i in 0..24 {
+        let (status, body) = server.submit(&agent, &format!("k{i}"), &image);
+        assert!(status == 202 || status == 201, "{status}: {body}");
+        jobs.push(job_id(&body));
+    }
+    // Kill once some jobs are done and others are still queued or processing.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let states: Vec<String> = jobs
+            .iter()
+            .map(|j| {
+                server.status(&agent, j)["status"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        let succeeded = states.iter().filter(|s| *s == "succeeded").count();
+        if succeeded >= 2 {
+            assert!(
+                succeeded < jobs.len(),
+                "too fast to kill mid-way: {states:?}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no progress: {states:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.kill9();
+
+    let server = Server::start(&data, &["--workers", "2"]);
+    let finals = server.wait_all(&jobs, Duration::from_secs(120));
+    for f in &finals {
+        assert_eq!(f["status"], "succeeded", "{f}");
+        assert_eq!(f["result"]["width"], 330);
+    }
+    // Every thumbnail is served.
+    for i in 0..24 {
+        let r = agent
+            .get(format!(
+                "{}/v1/thumbnails/k{i}?environment=development",
+                server.base
+            ))
+            .header("authorization", &format!("Bearer {}", server.token))
+            .call()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "k{i}");
+    }
+}
+
+#[test]
+fn two_hundred_concurrent_uploads_none_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let image = png(240, 180, 2);
+    let jobs: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..200)
+            .map(|i| {
+                let (server, image) = (&server, &image);
+                s.spawn(move || {
+                    let (status, body) = server.submit(&Server::agent(), &format!("c{i}"), image);
+                    assert!(
+                        status == 202 || status == 201,
+                        "upload {i}: {status} {body}"
+                    );
+                    job_id(&body)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let unique: std::collections::HashSet<_> = jobs.iter().collect();
+    assert_eq!(unique.len(), 200);
+    for f in server.wait_all(&jobs, Duration::from_secs(120)) {
+        assert_eq!(f["status"], "succeeded", "{f}");
+    }
+}
+
+#[test]
+fn sigterm_finishes_in_flight_jobs_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &["--workers", "1"]);
+    let agent = Server::agent();
+    let image = png(1600, 1200, 3);
+    let jobs: Vec<String> = (0..8)
+        .map(|i| job_id(&server.submit(&agent, &format!("t{i}"), &image).1))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let status = server.terminate();
+    assert!(status.success(), "graceful exit: {status:?}");
+    // Nothing is left half-done: every job is queued or finished, none stuck `processing`.
+    let server = Server::start(&data, &[]);
+    for f in server.wait_all(&jobs, Duration::from_secs(120)) {
+        assert_eq!(f["status"], "succeeded", "{f}");
+    }
+}
+
+#[test]
+fn a_second_serve_on_the_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _first = Server::start(&data, &[]);
+    let out = Command::new(env!("CARGO_BIN_EXE_thumbd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another thumbd process"), "{err}");
+}
+
+#[test]
+fn settings_errors_are_reported_together() {
+    let out = Command::new(env!("CARGO_BIN_EXE_thumbd"))
+        .args(["serve", "--set", "workers=0", "--set", "bogus=1"])
+        .env("THUMBD_LISTEN", "not-an-address")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in ["workers", "bogus", "THUMBD_LISTEN"] {
+        assert!(err.contains(needle), "{needle} not in: {err}");
+    }
+}
+
+/// The README's ClassKit-style example, run as written (the block between the
+/// `example:classkit` markers), against a running server.
+#[test]
+fn readme_curl_example_runs_as_written() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme.find("<!-- example:classkit -->").expect("marker");
+    let block = &readme[start..];
+    let code = block
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a sh block after the marker");
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    std::fs::write(dir.path().join("photo.jpg"), jpeg(1200, 800)).unwrap();
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", code])
+        .current_dir(dir.path())
+        .env("THUMBD", &server.base)
+        .env("TOKEN", &server.token)
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "example failed:\n{code}\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("\"status\":\"succeeded\""), "{stdout}");
+    let thumb = std::fs::read(dir.path().join("thumb.png")).expect("the example saves thumb.png");
+    assert_eq!(&thumb[..8], b"\x89PNG\r\n\x1a\n");
+}
+
+fn jpeg(w: u16, h: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    let data: Vec<u8> = (0..usize::from(w) * usize::from(h) * 3)
+        .map(|i| u8::try_from(i % 211).unwrap())
+        .collect();
+    jpeg_encoder::Encoder::new(&mut out, 90)
+        .encode(&data, w, h, jpeg_encoder::ColorType::Rgb)
+        .unwrap();
+    out
+}
+
+#[test]
+fn token_command_mints_tokens_the_server_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]);
+    let mint = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_thumbd"))
+            .arg("token")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .env_remove("THUMBD_JWT_SECRET")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let read = mint(&["--scope", "thumbnails:read"]);
+    let prod = mint(&["--scope", "thumbnails:write", "--environment", "production"]);
+    let agent = Server::agent();
+    let post = |token: &str, env: &str| {
+        agent
+            .post(format!(
+                "{}/v1/thumbnails?thumbnailId=x&environment={env}",
+                server.base
+            ))
+            .header("authorization", &format!("Bearer {token}"))
+            .header("content-type", "image/png")
+            .send(&png(100, 100, 4)[..])
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(post(&read, "development"), 403, "read scope cannot write");
+    assert_eq!(post(&prod, "development"), 403, "limited to production");
+    assert!(matches!(post(&prod, "production"), 201 | 202));
+    let r = agent
+        .get(format!(
+            "{}/v1/thumbnails/none?environment=production",
+            server.base
+        ))
+        .header("authorization", &format!("Bearer {read}"))
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+}
