@@ -28,7 +28,7 @@ pub struct Backends {
 
 /// Opens (and migrates) the embedded backends, taking the data directory's queue lock.
 pub async fn open_backends(settings: &Settings) -> anyhow::Result<Backends> {
-    let db = SqliteDb::open(&settings.database_path)
+    let db = SqliteDb::open_with(&settings.database_path, settings.durability)
         .await
         .with_context(|| {
             format!(

@@ -50,6 +50,11 @@ pub const KEYS: &[Key] = &[
         help: "blob store: unset = `blobs/` in the data dir, or `file:///ABS/PATH`",
     },
     Key {
+        name: "durability",
+        default: "full",
+        help: "`full`: accepted jobs and thumbnails survive power loss (SQLite FULL, fsync); `process`: they survive thumbd being killed, not the machine stopping (faster writes)",
+    },
+    Key {
         name: "jwt_secret",
         default: "",
         help: "HS256 key; unset = a random secret kept in `DATA_DIR/jwt-secret`",
@@ -139,6 +144,7 @@ pub struct Settings {
     pub database_path: PathBuf,
     pub amqp_url: Option<String>,
     pub blob_dir: PathBuf,
+    pub durability: thumbd_jobs::Durability,
     pub jwt_secret: Option<SecretString>,
     pub jwt_public_key: Option<PathBuf>,
     pub jwt_algorithm: thumbd_api::PublicKeyAlgorithm,
@@ -254,6 +260,13 @@ impl Settings {
             database_path: p.database_path(&data_dir),
             amqp_url: p.optional("amqp_url"),
             blob_dir: p.blob_dir(&data_dir),
+            durability: p.choice(
+                "durability",
+                &[
+                    ("full", thumbd_jobs::Durability::Full),
+                    ("process", thumbd_jobs::Durability::Process),
+                ],
+            ),
             jwt_secret: p.optional("jwt_secret").map(SecretString::from),
             jwt_public_key: p.optional("jwt_public_key").map(PathBuf::from),
             jwt_algorithm: p.choice(

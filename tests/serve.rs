@@ -173,9 +173,19 @@ fn job_id(body: &Value) -> String {
 
 #[test]
 fn sigkill_while_queued_and_processing_loses_nothing() {
+    sigkill_run("full");
+}
+
+#[test]
+fn sigkill_loses_nothing_with_process_durability() {
+    sigkill_run("process");
+}
+
+fn sigkill_run(durability: &str) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let server = Server::start(&data, &["--workers", "1"]);
+    let set = format!("durability={durability}");
+    let server = Server::start(&data, &["--workers", "1", "--set", &set]);
     let agent = Server::agent();
     let image = png(1600, 1200, 1);
     let mut jobs = Vec::new();
@@ -209,7 +219,7 @@ fn sigkill_while_queued_and_processing_loses_nothing() {
     }
     server.kill9();
 
-    let server = Server::start(&data, &["--workers", "2"]);
+    let server = Server::start(&data, &["--workers", "2", "--set", &set]);
     let finals = server.wait_all(&jobs, Duration::from_secs(120));
     for f in &finals {
         assert_eq!(f["status"], "succeeded", "{f}");

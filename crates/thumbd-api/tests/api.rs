@@ -721,3 +721,92 @@ async fn auth_off_and_public_reads() {
         .await;
     assert_eq!(a.code(), "HeaderNotFound", "writes still do");
 }
+
+#[tokio::test]
+async fn eddsa_tokens_checked_with_a_public_key() {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let public = std::fs::read(data.join("ed25519-public.pem")).unwrap();
+    let private = std::fs::read(data.join("ed25519-private.pem")).unwrap();
+    let auth = Auth::public_key(thumbd_api::PublicKeyAlgorithm::EdDsa, &public).unwrap();
+    let rig = rig_with(auth, ApiOptions::default()).await;
+    let sign = |alg: jsonwebtoken::Algorithm, key: &jsonwebtoken::EncodingKey| {
+        let claims =
+            serde_json::json!({"exp": 4_102_444_800u64, "scope": "thumbnails:read", "sub": "k"});
+        format!(
+            "Bearer {}",
+            jsonwebtoken::encode(&jsonwebtoken::Header::new(alg), &claims, key).unwrap()
+        )
+    };
+    let good = sign(
+        jsonwebtoken::Algorithm::EdDSA,
+        &jsonwebtoken::EncodingKey::from_ed_pem(&private).unwrap(),
+    );
+    let g = rig
+        .call(get("/v1/thumbnails/x?environment=production", Some(&good)))
+        .await;
+    assert_eq!(
+        g.code(),
+        "ThumbnailNotFound",
+        "a valid EdDSA token gets through"
+    );
+    // An HS256 token "signed" with the public key's bytes: the classic confusion attack.
+    let confused = sign(
+        jsonwebtoken::Algorithm::HS256,
+        &jsonwebtoken::EncodingKey::from_secret(&public),
+    );
+    let g = rig
+        .call(get(
+            "/v1/thumbnails/x?environment=production",
+            Some(&confused),
+        ))
+        .await;
+    assert_eq!(g.code(), "InvalidToken");
+}
+
+#[tokio::test]
+async fn slow_headers_are_cut_off() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let rig = rig().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let options = thumbd_api::ServeOptions {
+        header_read_timeout: Duration::from_millis(300),
+        ..thumbd_api::ServeOptions::default()
+    };
+    let server = tokio::spawn(thumbd_api::serve(
+        listener,
+        thumbd_api::router(rig.state.clone()),
+        options,
+        stop.clone(),
+    ));
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buf)).await;
+    assert!(
+        read.is_ok(),
+        "the server must close a connection that never finishes its headers"
+    );
+
+    // A normal request on a fresh connection still works.
+    let mut ok = tokio::net::TcpStream::connect(addr).await.unwrap();
+    ok.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    ok.read_to_end(&mut buf).await.unwrap();
+    assert!(
+        buf.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
+
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .unwrap()
+        .unwrap();
+}

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::Durability;
 use crate::blob::BlobStore;
 use crate::error::Result;
 use crate::ids::BlobKey;
@@ -13,12 +14,13 @@ use crate::ids::BlobKey;
 /// Stores each blob as `ROOT/<key>`. [`BlobKey`]'s alphabet makes every key a safe relative
 /// path; a client's thumbnailId never gets here.
 ///
-/// Writes are atomic and durable: a temporary file in the same directory is written, fsynced
-/// and renamed over the target, then the directory is fsynced. Several processes on one
-/// machine may share a root.
+/// Writes are atomic: a temporary file in the same directory is written and renamed over the
+/// target; with [`Durability::Full`] (the default) the file is fsynced before the rename and
+/// the directory after. Several processes on one machine may share a root.
 #[derive(Debug, Clone)]
 pub struct FsBlobStore {
     root: PathBuf,
+    fsync: bool,
 }
 
 impl FsBlobStore {
@@ -26,7 +28,14 @@ impl FsBlobStore {
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
         std::fs::create_dir_all(&root)?;
-        Ok(FsBlobStore { root })
+        Ok(FsBlobStore { root, fsync: true })
+    }
+
+    /// Sets how durable a returned `put` is ([`Durability::Full`] fsyncs the file and its
+    /// directory; [`Durability::Process`] only renames, which a killed process cannot undo).
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.fsync = durability == Durability::Full;
+        self
     }
 
     /// The directory blobs live under.
@@ -39,7 +48,7 @@ impl FsBlobStore {
     }
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+fn write_atomic(path: &Path, bytes: &[u8], fsync: bool) -> std::io::Result<()> {
     let dir = path.parent().expect("blob paths have a parent");
     std::fs::create_dir_all(dir)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("blob");
@@ -47,9 +56,14 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if fsync {
+            f.sync_all()?;
+        }
         std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
+        if fsync {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -69,8 +83,8 @@ async fn blocking<T: Send + 'static>(
 #[async_trait]
 impl BlobStore for FsBlobStore {
     async fn put(&self, key: &BlobKey, bytes: Bytes) -> Result<()> {
-        let path = self.path(key);
-        blocking(move || write_atomic(&path, &bytes)).await
+        let (path, fsync) = (self.path(key), self.fsync);
+        blocking(move || write_atomic(&path, &bytes, fsync)).await
     }
 
     async fn get(&self, key: &BlobKey) -> Result<Option<Bytes>> {

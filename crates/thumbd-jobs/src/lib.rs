@@ -33,6 +33,7 @@
 
 mod blob;
 pub mod conformance;
+mod durability;
 mod error;
 mod events;
 mod fs_blob;
@@ -44,6 +45,7 @@ mod store;
 mod timestamp;
 
 pub use blob::BlobStore;
+pub use durability::Durability;
 pub use error::{Error, Result};
 pub use events::JobEvents;
 pub use fs_blob::FsBlobStore;

@@ -35,3 +35,24 @@ async fn fs_blob_store() {
     let dir = tempfile::tempdir().unwrap();
     conformance::blob_store(&FsBlobStore::open(dir.path().join("blobs")).unwrap()).await;
 }
+
+#[tokio::test]
+async fn fs_blob_store_process_durability() {
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = FsBlobStore::open(dir.path().join("blobs"))
+        .unwrap()
+        .with_durability(thumbd_jobs::Durability::Process);
+    conformance::blob_store(&blobs).await;
+}
+
+#[tokio::test]
+async fn sqlite_meta_store_process_durability() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = SqliteDb::open_with(
+        &dir.path().join("thumbd.db"),
+        thumbd_jobs::Durability::Process,
+    )
+    .await
+    .unwrap();
+    conformance::meta_store(&SqliteMetaStore::new(db)).await;
+}

@@ -4,7 +4,8 @@
 //! [`JobQueue`](thumbd_jobs::JobQueue) through to its end: it creates the job record if a
 //! producer did not, skips jobs already finished (redeliveries), fetches the original from
 //! the [`BlobStore`](thumbd_jobs::BlobStore) (the claim check), waits for room in a budget of
-//! decoded pixels, runs thumbcore on the blocking pool while heartbeating the lease, writes
+//! decoded pixels, runs thumbcore on its own low-priority image threads (a blocking pool of
+//! `concurrency` threads) while heartbeating the lease, writes
 //! the result blob, then the status, then acks. Image errors finish the job `failed` with
 //! their SPEC §3 code; backend errors retry with exponential backoff until
 //! [`WorkerOptions::max_deliveries`], then the message is dead-lettered.
@@ -14,6 +15,7 @@
 
 mod options;
 mod outcome;
+mod priority;
 mod worker;
 
 pub use options::WorkerOptions;

@@ -18,7 +18,7 @@ use crate::options::WorkerOptions;
 use crate::outcome::{Outcome, StepError};
 
 thread_local! {
-    /// One thumbnailer per blocking-pool thread: its decoder and resizer buffers are reused.
+    /// One thumbnailer per image thread: its decoder and resizer buffers are reused.
     static THUMBNAILER: RefCell<Thumbnailer> = RefCell::new(Thumbnailer::new());
 }
 
@@ -35,6 +35,9 @@ pub struct Worker {
     options: WorkerOptions,
     pixels: Arc<Semaphore>,
     pixel_permits: u32,
+    /// Threads that run thumbcore: `concurrency` of them, at a lower CPU priority than the
+    /// async runtime (and its blocking pool, which does file I/O for the API).
+    images: Arc<rayon::ThreadPool>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -60,6 +63,12 @@ impl Worker {
         let pixel_permits = u32::try_from(options.pixel_budget.div_ceil(PIXELS_PER_PERMIT))
             .unwrap_or(u32::MAX >> 3)
             .clamp(1, u32::MAX >> 3);
+        let images = rayon::ThreadPoolBuilder::new()
+            .num_threads(options.concurrency.max(1))
+            .thread_name(|i| format!("thumbd-image-{i}"))
+            .start_handler(|_| crate::priority::lower_this_thread())
+            .build()
+            .expect("image threads start");
         Worker {
             queue,
             store,
@@ -67,6 +76,7 @@ impl Worker {
             events,
             pixels: Arc::new(Semaphore::new(pixel_permits as usize)),
             pixel_permits,
+            images: Arc::new(images),
             options,
         }
     }
@@ -302,7 +312,7 @@ impl Worker {
         }
     }
 
-    /// Probes, waits for room in the pixel budget, then runs thumbcore on the blocking pool
+    /// Probes, waits for room in the pixel budget, then runs thumbcore on the image threads
     /// while heartbeating the lease.
     async fn thumbnail(&self, original: Bytes, lease: &Lease) -> Result<Thumbnail, StepError> {
         let spec = &self.options.spec;
@@ -329,15 +339,18 @@ impl Worker {
             .expect("never closed");
 
         let spec = spec.clone();
-        let work = tokio::task::spawn_blocking(move || {
-            THUMBNAILER.with(|t| t.borrow_mut().thumbnail(&original, &spec))
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.images.spawn(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                THUMBNAILER.with(|t| t.borrow_mut().thumbnail(&original, &spec))
+            }));
+            let _ = tx.send(result);
         });
-        let result = self.heartbeat_while(lease, work).await;
-        match result {
-            Ok(r) => r.map_err(image_error),
-            Err(e) => {
+        match self.heartbeat_while(lease, rx).await {
+            Ok(Ok(r)) => r.map_err(image_error),
+            Ok(Err(_)) | Err(_) => {
                 // A panic in thumbcore is a bug; the input must not loop through workers.
-                tracing::error!(error = %e, "thumbcore panicked");
+                tracing::error!("thumbcore panicked");
                 Err(StepError::permanent(
                     "InternalError",
                     "the image could not be processed",
@@ -349,8 +362,8 @@ impl Worker {
     async fn heartbeat_while<T>(
         &self,
         lease: &Lease,
-        work: tokio::task::JoinHandle<T>,
-    ) -> Result<T, tokio::task::JoinError> {
+        work: tokio::sync::oneshot::Receiver<T>,
+    ) -> Result<T, tokio::sync::oneshot::error::RecvError> {
         tokio::pin!(work);
         let mut tick = tokio::time::interval(self.options.heartbeat);
         tick.tick().await;

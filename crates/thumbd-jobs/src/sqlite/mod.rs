@@ -15,6 +15,7 @@ use sqlx::sqlite::{
 pub use queue::SqliteJobQueue;
 pub use store::SqliteMetaStore;
 
+use crate::Durability;
 use crate::error::Result;
 
 /// The schema, in order. Each runs once, in a transaction, recorded in `thumbd_migrations`.
@@ -34,8 +35,14 @@ pub struct SqliteDb {
 }
 
 impl SqliteDb {
-    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    /// Opens (creating if needed) the database at `path` and applies pending migrations,
+    /// with [`Durability::Full`].
     pub async fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, Durability::Full).await
+    }
+
+    /// [`open`](Self::open) with a chosen durability.
+    pub async fn open_with(path: &Path, durability: Durability) -> Result<Self> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -43,8 +50,12 @@ impl SqliteDb {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a commit is on disk when it returns, power loss included.
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(match durability {
+                // A commit is on disk when it returns, power loss included.
+                Durability::Full => SqliteSynchronous::Full,
+                // WAL + NORMAL: a commit survives the process being killed, not the machine.
+                Durability::Process => SqliteSynchronous::Normal,
+            })
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         Self::connect(options).await

@@ -1,0 +1,383 @@
+//! Load run against a real `thumbd serve` (release build, loopback, embedded backends).
+//!
+//! ```sh
+//! cargo bench --bench load -- ../shared/corpus
+//! ```
+//!
+//! Prints a Markdown table: thumbcore's own batch throughput on the folder (the ceiling),
+//! the service's throughput and POST→succeeded latency, the latency of `Prefer:
+//! respond-async` enqueues at a fixed 200 requests/s (open loop, measured from each request's
+//! scheduled time, so a stall counts against us), and the server's peak RSS while 64 clients
+//! upload 5 MB images at once.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+struct Server {
+    child: Child,
+    base: String,
+    token: String,
+}
+
+impl Server {
+    fn start(data: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_thumbd"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .env_remove("THUMBD_JWT_SECRET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("thumbd starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut base, mut token) = (None, None);
+        while token.is_none() {
+            let line = lines.next().expect("serve output").unwrap();
+            if let Some(rest) = line.strip_prefix("thumbd listening on ") {
+                base = rest.split_whitespace().next().map(str::to_owned);
+            }
+            if line.starts_with("token (") {
+                token = line.rsplit(' ').next().map(str::to_owned);
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            base: base.unwrap(),
+            token: token.unwrap(),
+        }
+    }
+
+    /// CPU seconds (user + system) the server has used so far.
+    fn cpu_secs(&self) -> f64 {
+        cpu_secs(&format!("/proc/{}/stat", self.child.id()))
+    }
+
+    fn vm_hwm_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// One create; returns (HTTP status, seconds).
+    fn post(
+        &self,
+        agent: &ureq::Agent,
+        id: &str,
+        image: &(Vec<u8>, &'static str),
+        prefer: &str,
+    ) -> (u16, f64) {
+        let t = Instant::now();
+        let r = agent
+            .post(format!(
+                "{}/v1/thumbnails?thumbnailId={id}&environment=development",
+                self.base
+            ))
+            .header("authorization", &format!("Bearer {}", self.token))
+            .header("content-type", image.1)
+            .header("prefer", prefer)
+            .send(&image.0[..])
+            .expect("request");
+        (r.status().as_u16(), t.elapsed().as_secs_f64())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// utime + stime of a /proc/…/stat file, in seconds (clock ticks are 100 Hz on Linux).
+fn cpu_secs(path: &str) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (tick(11) + tick(12)) / 100.0
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .timeout_global(Some(Duration::from_secs(120)))
+        .build()
+        .into()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    // Nearest rank on a sorted sample: index = round(p% × (n − 1)), counted in whole steps.
+    let steps = sorted.len() - 1;
+    let rank = (0..=steps)
+        .find(|&i| i as f64 >= p / 100.0 * steps as f64 - 0.5)
+        .unwrap_or(steps);
+    sorted[rank]
+}
+
+fn load_corpus(dir: &Path) -> Vec<(Vec<u8>, &'static str)> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("corpus folder")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .filter_map(|p| {
+            let ext = p.extension()?.to_str()?.to_ascii_lowercase();
+            let ct = match ext.as_str() {
+                "png" => "image/png",
+                "jpg" | "jpeg" => "image/jpeg",
+                _ => return None,
+            };
+            let bytes = std::fs::read(&p).ok()?;
+            (bytes.len() <= 5 * 1024 * 1024 && thumbcore::probe(&bytes).is_ok())
+                .then_some((bytes, ct))
+        })
+        .collect()
+}
+
+fn noise_png(w: u32, h: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    let mut x: u32 = 0x9E37_79B9;
+    let data: Vec<u8> = (0..w * h * 3)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x.to_le_bytes()[0]
+        })
+        .collect();
+    enc.write_header().unwrap().write_image_data(&data).unwrap();
+    out
+}
+
+fn main() {
+    let dir = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("THUMBD_BENCH_CORPUS").map(PathBuf::from));
+    let Some(dir) = dir else {
+        eprintln!("load: give a corpus folder (cargo bench --bench load -- DIR); skipping");
+        return;
+    };
+    let corpus = load_corpus(&dir);
+    assert!(
+        !corpus.is_empty(),
+        "no PNG/JPEG ≤ 5 MB in {}",
+        dir.display()
+    );
+    // THUMBD_LOAD_ONLY=enqueue repeats just the enqueue measurement (it is the noisiest).
+    let only_enqueue = std::env::var("THUMBD_LOAD_ONLY").is_ok_and(|v| v == "enqueue");
+    let rounds = if only_enqueue { 0 } else { 4 };
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    println!(
+        "corpus: {} images from {}, {rounds} rounds, {cores} cores",
+        corpus.len(),
+        dir.display()
+    );
+
+    // 1. The ceiling: thumbcore alone, rayon over all cores.
+    let spec = thumbcore::ThumbSpec::default();
+    let t = Instant::now();
+    for _ in 0..rounds.max(1) {
+        let ok = corpus
+            .par_iter()
+            .map_init(thumbcore::Thumbnailer::new, |th, (b, _)| {
+                th.thumbnail(b, &spec).is_ok()
+            })
+            .filter(|ok| *ok)
+            .count();
+        assert_eq!(ok, corpus.len());
+    }
+    let batch_rate = (rounds.max(1) * corpus.len()) as f64 / t.elapsed().as_secs_f64();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"));
+
+    // 2. Throughput and POST→succeeded latency: closed loop, 2 clients per core, `wait=60`
+    //    so each response comes the moment its job is done.
+    let clients = 2 * cores;
+    let total = rounds * corpus.len();
+    let (server_cpu0, client_cpu0) = (server.cpu_secs(), cpu_secs("/proc/self/stat"));
+    let t = Instant::now();
+    let mut latencies: Vec<f64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..clients)
+            .map(|c| {
+                let (server, corpus) = (&server, &corpus);
+                s.spawn(move || {
+                    let agent = agent();
+                    (c..total)
+                        .step_by(clients)
+                        .map(|i| {
+                            let (status, secs) = server.post(
+                                &agent,
+                                &format!("t{i}"),
+                                &corpus[i % corpus.len()],
+                                "wait=60",
+                            );
+                            assert_eq!(status, 201, "job {i}");
+                            secs
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let elapsed = t.elapsed().as_secs_f64();
+    let service_rate = total as f64 / elapsed;
+    let server_cpu = server.cpu_secs() - server_cpu0;
+    let client_cpu = cpu_secs("/proc/self/stat") - client_cpu0;
+    latencies.sort_by(f64::total_cmp);
+
+    // 3. Unloaded latency: one client, one job at a time.
+    let agent1 = agent();
+    let mut single: Vec<f64> = (0..corpus.len() * usize::from(!only_enqueue))
+        .map(|i| {
+            server
+                .post(&agent1, &format!("s{i}"), &corpus[i], "wait=60")
+                .1
+        })
+        .collect();
+    single.sort_by(f64::total_cmp);
+
+    // 4. Enqueue latency at 200 requests/s, open loop, small image, respond-async.
+    let small = (noise_png(120, 90), "image/png");
+    let rate = 200.0;
+    let count = 2000usize;
+    let (tx, rx) = mpsc::channel::<(usize, Instant)>();
+    let rx = std::sync::Mutex::new(rx);
+    let start = Instant::now() + Duration::from_millis(100);
+    let mut enqueue: Vec<f64> = std::thread::scope(|s| {
+        let senders: Vec<_> = (0..32)
+            .map(|_| {
+                let (server, small, rx) = (&server, &small, &rx);
+                s.spawn(move || {
+                    let agent = agent();
+                    let mut out = Vec::new();
+                    loop {
+                        let next = rx.lock().unwrap().recv();
+                        let Ok((i, scheduled)) = next else { break };
+                        let (status, _) =
+                            server.post(&agent, &format!("q{i}"), small, "respond-async");
+                        assert!(status == 202 || status == 201, "enqueue {i}: {status}");
+                        out.push(scheduled.elapsed().as_secs_f64());
+                    }
+                    out
+                })
+            })
+            .collect();
+        for i in 0..count {
+            let at = start + Duration::from_secs_f64(i as f64 / rate);
+            if let Some(d) = at.checked_duration_since(Instant::now()) {
+                std::thread::sleep(d);
+            }
+            tx.send((i, at)).unwrap();
+        }
+        drop(tx);
+        senders
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    enqueue.sort_by(f64::total_cmp);
+    if only_enqueue {
+        let over = |ms: f64| enqueue.iter().filter(|&&s| s * 1000.0 > ms).count();
+        println!(
+            "enqueue p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; over 10 ms: {}, over 50 ms: {}",
+            percentile(&enqueue, 50.0) * 1000.0,
+            percentile(&enqueue, 99.0) * 1000.0,
+            enqueue.last().unwrap() * 1000.0,
+            over(10.0),
+            over(50.0)
+        );
+        return;
+    }
+    drop(server); // its queue still holds the small jobs; a fresh server measures memory
+
+    // 5. Peak RSS: 64 clients upload a 5 MB image each at once.
+    let big = (noise_png(1290, 1290), "image/png");
+    assert!(
+        big.0.len() <= 5 * 1024 * 1024 && big.0.len() > 4_500_000,
+        "{}",
+        big.0.len()
+    );
+    let server = Server::start(&tmp.path().join("data-rss"));
+    let idle_kib = server.vm_hwm_kib();
+    std::thread::scope(|s| {
+        for i in 0..64 {
+            let (server, big) = (&server, &big);
+            s.spawn(move || {
+                let (status, _) = server.post(&agent(), &format!("m{i}"), big, "wait=120");
+                assert_eq!(status, 201, "upload {i}");
+            });
+        }
+    });
+    let peak_kib = server.vm_hwm_kib();
+
+    let ms = |s: f64| format!("{:.1} ms", s * 1000.0);
+    println!();
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| thumbcore batch (rayon, {cores} cores) | {batch_rate:.1} images/s |");
+    println!(
+        "| `thumbd serve`, {clients} clients, `Prefer: wait` | {service_rate:.1} uploads/s ({:.0} % of thumbcore batch) |",
+        100.0 * service_rate / batch_rate
+    );
+    println!(
+        "| CPU during that run: server / load client / idle | {:.0} % / {:.0} % / {:.0} % of {cores} cores |",
+        100.0 * server_cpu / elapsed / cores as f64,
+        100.0 * client_cpu / elapsed / cores as f64,
+        100.0 * (1.0 - (server_cpu + client_cpu) / elapsed / cores as f64)
+    );
+    println!(
+        "| POST→succeeded at saturation, p50 / p99 | {} / {} |",
+        ms(percentile(&latencies, 50.0)),
+        ms(percentile(&latencies, 99.0))
+    );
+    println!(
+        "| POST→succeeded, one client, p50 / p99 | {} / {} |",
+        ms(percentile(&single, 50.0)),
+        ms(percentile(&single, 99.0))
+    );
+    println!(
+        "| `respond-async` enqueue at {rate:.0} req/s ({count} requests, {} B PNG), p50 / p99 / max | {} / {} / {} |",
+        small.0.len(),
+        ms(percentile(&enqueue, 50.0)),
+        ms(percentile(&enqueue, 99.0)),
+        ms(*enqueue.last().unwrap())
+    );
+    println!(
+        "| peak RSS, 64 concurrent {:.1} MB uploads | {:.0} MiB (idle {:.0} MiB) |",
+        big.0.len() as f64 / 1e6,
+        peak_kib as f64 / 1024.0,
+        idle_kib as f64 / 1024.0
+    );
+}
