@@ -7,12 +7,15 @@
 /// They differ when the machine itself stops (power loss, kernel panic).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Durability {
-    /// Power-safe: SQLite `synchronous=FULL` and every blob (and its directory) fsynced
-    /// before the write returns. The default.
+    /// Power-safe acceptance: the commits that accept a job use SQLite `synchronous=FULL`
+    /// and every blob (and its directory) is fsynced before the write returns. A worker's
+    /// progress commits use NORMAL: a power loss may undo the newest of them, which only
+    /// makes those jobs run again. The default.
     #[default]
     Full,
-    /// Survives the process, not the machine: SQLite `synchronous=NORMAL` and no fsync. The
-    /// last writes before a power loss may be lost; the database is never corrupted.
+    /// Survives the process, not the machine: SQLite `synchronous=NORMAL` everywhere and no
+    /// fsync. Jobs accepted just before a power loss may be lost; the database is never
+    /// corrupted.
     Process,
 }
 

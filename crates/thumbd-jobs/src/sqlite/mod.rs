@@ -32,6 +32,27 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
 pub struct SqliteDb {
     pub(crate) writer: SqlitePool,
     pub(crate) reader: SqlitePool,
+    durability: Durability,
+    checkpointer: Option<SqlitePool>,
+}
+
+/// Checkpoints the WAL every half second, off the writer's path (PASSIVE: never waits for
+/// the writer or readers). Ends when the pool is closed.
+async fn checkpoints(pool: SqlitePool) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            if pool.is_closed() {
+                return;
+            }
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
+    }
 }
 
 impl SqliteDb {
@@ -50,15 +71,14 @@ impl SqliteDb {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(match durability {
-                // A commit is on disk when it returns, power loss included.
-                Durability::Full => SqliteSynchronous::Full,
-                // WAL + NORMAL: a commit survives the process being killed, not the machine.
-                Durability::Process => SqliteSynchronous::Normal,
-            })
+            // WAL + NORMAL: a commit survives the process being killed, not the machine.
+            // With Durability::Full, the commits that accept a job are made with FULL
+            // (see `execute_durable`); since the WAL is sequential, that also makes every
+            // earlier commit durable.
+            .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        Self::connect(options).await
+        Self::connect(options, durability).await
     }
 
     /// An in-memory database (tests): one shared connection for both roles.
@@ -73,13 +93,22 @@ impl SqliteDb {
         let db = SqliteDb {
             writer: pool.clone(),
             reader: pool,
+            durability: Durability::Process,
+            checkpointer: None,
         };
         db.migrate().await?;
         Ok(db)
     }
 
-    async fn connect(options: SqliteConnectOptions) -> Result<Self> {
+    async fn connect(options: SqliteConnectOptions, durability: Durability) -> Result<Self> {
+        // Checkpoints move WAL pages into the database file and fsync it. Left to SQLite they
+        // run inside whichever commit crosses 1000 pages, stalling the single writer (and
+        // every request queued behind it); here a separate connection does them.
         let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
+            .await?;
+        let checkpointer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
@@ -89,8 +118,11 @@ impl SqliteDb {
                 .max_connections(4)
                 .connect_with(options.read_only(true))
                 .await?,
+            durability,
+            checkpointer: Some(checkpointer.clone()),
         };
         db.migrate().await?;
+        tokio::spawn(checkpoints(checkpointer));
         Ok(db)
     }
 
@@ -128,8 +160,30 @@ impl SqliteDb {
         Ok(ran)
     }
 
+    /// Runs one write that accepts work (a new job, a queue message): with
+    /// [`Durability::Full`] it is committed with `synchronous=FULL`, so it — and every commit
+    /// before it — is on disk when this returns. Other writes (a worker's progress) use
+    /// NORMAL: after a power loss the newest of them may be gone, which only makes a job run
+    /// again.
+    pub(crate) async fn execute_durable<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    ) -> Result<sqlx::sqlite::SqliteQueryResult> {
+        let mut conn = self.writer.acquire().await?;
+        if self.durability == Durability::Process {
+            return Ok(query.execute(&mut *conn).await?);
+        }
+        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+        let result = query.execute(&mut *conn).await;
+        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+        Ok(result?)
+    }
+
     /// Closes both pools, waiting for their connections.
     pub async fn close(&self) {
+        if let Some(pool) = &self.checkpointer {
+            pool.close().await;
+        }
         self.writer.close().await;
         self.reader.close().await;
     }

@@ -67,7 +67,7 @@ fn thumbnail_from_row(row: &SqliteRow) -> Result<ThumbnailRecord> {
 #[async_trait]
 impl MetaStore for SqliteMetaStore {
     async fn create_job(&self, job: &JobRecord) -> Result<bool> {
-        let done = sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO jobs (id, environment, thumbnail_id, status, source, reply_to, created_at, \
              attempts) VALUES (?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT (id) DO NOTHING",
         )
@@ -77,9 +77,8 @@ impl MetaStore for SqliteMetaStore {
         .bind(job.status.as_str())
         .bind(serde_json::to_string(&job.source)?)
         .bind(job.reply_to.as_deref())
-        .bind(job.created_at.0)
-        .execute(&self.db.writer)
-        .await?;
+        .bind(job.created_at.0);
+        let done = self.db.execute_durable(query).await?;
         Ok(done.rows_affected() == 1)
     }
 
