@@ -6,8 +6,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use thumbd_api::{ApiOptions, AppState, Auth, Scope, ServeOptions};
 use thumbd_jobs::{
-    FsBlobStore, JobEvents, MetaStore, SplitBlobStore, SqliteBlobStore, SqliteDb, SqliteJobQueue,
-    SqliteMetaStore, Timestamp,
+    FsBlobStore, JobEvents, MetaStore, SqliteDb, SqliteJobQueue, SqliteMetaStore, Timestamp,
 };
 use thumbd_worker::{Worker, WorkerOptions};
 use tokio_util::sync::CancellationToken;
@@ -24,8 +23,7 @@ pub struct Backends {
     pub db: SqliteDb,
     pub store: Arc<SqliteMetaStore>,
     pub queue: Arc<SqliteJobQueue>,
-    /// Originals in the database, thumbnails as files.
-    pub blobs: Arc<SplitBlobStore>,
+    pub blobs: Arc<FsBlobStore>,
 }
 
 /// Opens (and migrates) the embedded backends, taking the data directory's queue lock.
@@ -49,10 +47,7 @@ pub async fn open_backends(settings: &Settings) -> anyhow::Result<Backends> {
     Ok(Backends {
         store: Arc::new(SqliteMetaStore::new(db.clone())),
         queue: Arc::new(queue),
-        blobs: Arc::new(SplitBlobStore::new(
-            Arc::new(SqliteBlobStore::new(db.clone())),
-            Arc::new(blobs),
-        )),
+        blobs: Arc::new(blobs),
         db,
     })
 }

@@ -7,8 +7,7 @@
 //! - The roles, as object-safe traits: [`JobQueue`] (leases, ack, retry, dead-letter),
 //!   [`MetaStore`] (jobs and thumbnails, transactional), [`BlobStore`] (bytes by key).
 //! - Embedded backends for `thumbd serve`: [`SqliteMetaStore`] and [`SqliteJobQueue`] on
-//!   one SQLite file in WAL mode ([`SqliteDb`]), [`FsBlobStore`] for thumbnails and
-//!   [`SqliteBlobStore`] for originals, joined by [`SplitBlobStore`].
+//!   one SQLite file in WAL mode ([`SqliteDb`]), and [`FsBlobStore`].
 //! - [`JobEvents`]: in-process news of finished jobs for waiting requests.
 //! - [`conformance`]: the checks every backend must pass.
 //!
@@ -41,7 +40,6 @@ mod fs_blob;
 mod ids;
 mod job;
 mod queue;
-mod split_blob;
 mod sqlite;
 mod store;
 mod timestamp;
@@ -56,7 +54,6 @@ pub use job::{
     JobFailure, JobMessage, JobRecord, JobResult, JobSource, JobStatus, ThumbnailRecord,
 };
 pub use queue::{JobQueue, Lease, LeaseToken, QueueDepth};
-pub use split_blob::SplitBlobStore;
-pub use sqlite::{SqliteBlobStore, SqliteDb, SqliteJobQueue, SqliteMetaStore};
+pub use sqlite::{SqliteDb, SqliteJobQueue, SqliteMetaStore};
 pub use store::{Deleted, Finished, MetaStore};
 pub use timestamp::Timestamp;

@@ -56,34 +56,3 @@ async fn sqlite_meta_store_process_durability() {
     .unwrap();
     conformance::meta_store(&SqliteMetaStore::new(db)).await;
 }
-
-#[tokio::test]
-async fn sqlite_blob_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = SqliteDb::open(&dir.path().join("thumbd.db")).await.unwrap();
-    conformance::blob_store(&thumbd_jobs::SqliteBlobStore::new(db)).await;
-}
-
-#[tokio::test]
-async fn split_blob_store() {
-    use std::sync::Arc;
-    let dir = tempfile::tempdir().unwrap();
-    let db = SqliteDb::open(&dir.path().join("thumbd.db")).await.unwrap();
-    let files = Arc::new(FsBlobStore::open(dir.path().join("blobs")).unwrap());
-    let split = thumbd_jobs::SplitBlobStore::new(
-        Arc::new(thumbd_jobs::SqliteBlobStore::new(db)),
-        files.clone(),
-    );
-    conformance::blob_store(&split).await;
-    // Originals never become files.
-    let key = thumbd_jobs::BlobKey::original(thumbd_jobs::JobId::new());
-    thumbd_jobs::BlobStore::put(&split, &key, bytes::Bytes::from_static(b"x"))
-        .await
-        .unwrap();
-    assert_eq!(
-        thumbd_jobs::BlobStore::get(files.as_ref(), &key)
-            .await
-            .unwrap(),
-        None
-    );
-}

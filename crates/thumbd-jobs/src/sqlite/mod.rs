@@ -1,7 +1,6 @@
 //! The embedded backends on SQLite: [`SqliteMetaStore`] and [`SqliteJobQueue`] share one
 //! database file in WAL mode.
 
-mod blobs;
 mod queue;
 mod store;
 
@@ -13,7 +12,6 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use blobs::SqliteBlobStore;
 pub use queue::SqliteJobQueue;
 pub use store::SqliteMetaStore;
 
@@ -21,14 +19,11 @@ use crate::Durability;
 use crate::error::Result;
 
 /// The schema, in order. Each runs once, in a transaction, recorded in `thumbd_migrations`.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "initial",
-        include_str!("../../migrations/0001_initial.sql"),
-    ),
-    (2, "blobs", include_str!("../../migrations/0002_blobs.sql")),
-];
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "initial",
+    include_str!("../../migrations/0001_initial.sql"),
+)];
 
 /// One SQLite database: a single writer connection (SQLite has one writer at a time; one
 /// connection avoids `SQLITE_BUSY` on lock upgrades) and a pool of readers (WAL lets them run
@@ -51,10 +46,7 @@ async fn checkpoints(pool: SqlitePool) {
         if pool.is_closed() {
             return;
         }
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
             if pool.is_closed() {
                 return;
             }
@@ -181,13 +173,9 @@ impl SqliteDb {
         if self.durability == Durability::Process {
             return Ok(query.execute(&mut *conn).await?);
         }
-        sqlx::query("PRAGMA synchronous = FULL")
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
         let result = query.execute(&mut *conn).await;
-        sqlx::query("PRAGMA synchronous = NORMAL")
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
         Ok(result?)
     }
 
