@@ -46,7 +46,10 @@ async fn checkpoints(pool: SqlitePool) {
         if pool.is_closed() {
             return;
         }
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
             if pool.is_closed() {
                 return;
             }
@@ -173,9 +176,13 @@ impl SqliteDb {
         if self.durability == Durability::Process {
             return Ok(query.execute(&mut *conn).await?);
         }
-        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+        sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *conn)
+            .await?;
         let result = query.execute(&mut *conn).await;
-        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *conn)
+            .await?;
         Ok(result?)
     }
 
