@@ -33,29 +33,6 @@ pub struct SqliteDb {
     pub(crate) writer: SqlitePool,
     pub(crate) reader: SqlitePool,
     durability: Durability,
-    checkpointer: Option<SqlitePool>,
-}
-
-/// Checkpoints the WAL every half second, off the writer's path (PASSIVE: never waits for
-/// the writer or readers). Ends when the pool is closed.
-async fn checkpoints(pool: SqlitePool) {
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if pool.is_closed() {
-            return;
-        }
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            if pool.is_closed() {
-                return;
-            }
-            tracing::warn!(error = %e, "WAL checkpoint failed");
-        }
-    }
 }
 
 impl SqliteDb {
@@ -97,21 +74,13 @@ impl SqliteDb {
             writer: pool.clone(),
             reader: pool,
             durability: Durability::Process,
-            checkpointer: None,
         };
         db.migrate().await?;
         Ok(db)
     }
 
     async fn connect(options: SqliteConnectOptions, durability: Durability) -> Result<Self> {
-        // Checkpoints move WAL pages into the database file and fsync it. Left to SQLite they
-        // run inside whichever commit crosses 1000 pages, stalling the single writer (and
-        // every request queued behind it); here a separate connection does them.
         let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
-            .await?;
-        let checkpointer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
@@ -122,10 +91,8 @@ impl SqliteDb {
                 .connect_with(options.read_only(true))
                 .await?,
             durability,
-            checkpointer: Some(checkpointer.clone()),
         };
         db.migrate().await?;
-        tokio::spawn(checkpoints(checkpointer));
         Ok(db)
     }
 
@@ -188,9 +155,6 @@ impl SqliteDb {
 
     /// Closes both pools, waiting for their connections.
     pub async fn close(&self) {
-        if let Some(pool) = &self.checkpointer {
-            pool.close().await;
-        }
         self.writer.close().await;
         self.reader.close().await;
     }
