@@ -257,9 +257,9 @@ fn main() {
     });
     let elapsed = t.elapsed().as_secs_f64();
     let service_rate = total as f64 / elapsed;
-    let batch_rate = (batch_before + batch()) / 2.0;
     let server_cpu = server.cpu_secs() - server_cpu0;
     let client_cpu = cpu_secs("/proc/self/stat") - client_cpu0;
+    let batch_rate = (batch_before + batch()) / 2.0;
     latencies.sort_by(f64::total_cmp);
 
     // 3. Unloaded latency: one client, one job at a time.
