@@ -414,3 +414,26 @@ fn token_command_mints_tokens_the_server_accepts() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
 }
+
+#[test]
+fn migrate_creates_the_schema_and_serve_reuses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = Command::new(env!("CARGO_BIN_EXE_thumbd"))
+        .args(["migrate", "--set"])
+        .arg(format!("data_dir={}", data.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("is up to date"), "{stdout}");
+    assert!(data.join("thumbd.db").exists());
+    // serve starts on the migrated database and works.
+    let server = Server::start(&data, &[]);
+    let (status, _) = server.submit(&Server::agent(), "after-migrate", &png(120, 120, 5));
+    assert!(status == 202 || status == 201, "{status}");
+}
