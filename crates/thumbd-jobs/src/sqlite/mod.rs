@@ -155,7 +155,9 @@ impl SqliteDb {
 
     /// Closes both pools, waiting for their connections.
     pub async fn close(&self) {
-        self.writer.close().await;
+        // Readers first: the last connection to close checkpoints the WAL and removes the
+        // -wal and -shm files, which only a read-write connection may do.
         self.reader.close().await;
+        self.writer.close().await;
     }
 }
