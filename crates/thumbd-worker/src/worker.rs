@@ -217,14 +217,23 @@ impl Worker {
         message: &JobMessage,
         lease: &Lease,
     ) -> Result<Outcome, StepError> {
-        // Producers may publish without creating the record: create it (a no-op otherwise).
-        self.store
-            .create_job(&JobRecord::queued(id, message, Timestamp::now()))
-            .await?;
-        let Some(job) = self.store.start_job(id, Timestamp::now()).await? else {
-            return Err(StepError::Transient(thumbd_jobs::Error::Damaged(format!(
-                "job {id} vanished"
-            ))));
+        // Producers may publish without creating the record: create it when start_job finds
+        // none (the API always has, so its jobs cost one round trip here, not two).
+        let job = match self.store.start_job(id, Timestamp::now()).await? {
+            Some(job) => job,
+            None => {
+                self.store
+                    .create_job(&JobRecord::queued(id, message, Timestamp::now()))
+                    .await?;
+                self.store
+                    .start_job(id, Timestamp::now())
+                    .await?
+                    .ok_or_else(|| {
+                        StepError::Transient(thumbd_jobs::Error::Damaged(format!(
+                            "job {id} vanished"
+                        )))
+                    })?
+            }
         };
         if job.status.is_finished() {
             tracing::info!(job_id = %id, status = job.status.as_str(), "already finished: skipping");
