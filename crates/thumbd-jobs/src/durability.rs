@@ -7,7 +7,8 @@
 /// They differ when the machine itself stops (power loss, kernel panic).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Durability {
-    /// Power-safe acceptance: the commits that accept a job use SQLite `synchronous=FULL`
+    /// Power-safe acceptance: the commit that enqueues a job uses SQLite `synchronous=FULL`
+    /// (syncing the WAL, and with it every earlier commit such as the job record)
     /// and every blob (and its directory) is fsynced before the write returns. A worker's
     /// progress commits use NORMAL: a power loss may undo the newest of them, which only
     /// makes those jobs run again. The default.

@@ -130,7 +130,7 @@ impl SqliteDb {
         Ok(ran)
     }
 
-    /// Runs one write that accepts work (a new job, a queue message): with
+    /// Runs one write that accepts work (a queue message): with
     /// [`Durability::Full`] it is committed with `synchronous=FULL`, so it — and every commit
     /// before it — is on disk when this returns. Other writes (a worker's progress) use
     /// NORMAL: after a power loss the newest of them may be gone, which only makes a job run
