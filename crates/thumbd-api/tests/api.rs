@@ -13,6 +13,7 @@ use thumbd_api::{ApiOptions, Auth, Scope};
 use thumbd_jobs::Environment;
 
 const POST: &str = "/v1/thumbnails?thumbnailId=cover&environment=development";
+const COVER: &str = "/v1/thumbnails/cover?environment=development";
 
 #[tokio::test]
 async fn create_get_head_304_delete() {
@@ -45,12 +46,7 @@ async fn create_get_head_304_delete() {
     );
     let etag = j["result"]["etag"].as_str().unwrap().to_owned();
 
-    let g = rig
-        .call(get(
-            "/v1/thumbnails/cover?environment=development",
-            Some(&rw()),
-        ))
-        .await;
+    let g = rig.call(get(COVER, Some(&rw()))).await;
     assert_eq!(g.status, StatusCode::OK);
     assert_eq!(g.header("content-type"), Some("image/png"));
     assert_eq!(g.header("etag"), Some(etag.as_str()));
@@ -65,7 +61,7 @@ async fn create_get_head_304_delete() {
     assert_eq!(&g.body[..8], b"\x89PNG\r\n\x1a\n");
     assert_eq!(g.body.len() as u64, j["result"]["bytes"].as_u64().unwrap());
 
-    let mut cond = get("/v1/thumbnails/cover?environment=development", Some(&rw()));
+    let mut cond = get(COVER, Some(&rw()));
     cond.headers_mut()
         .insert("if-none-match", etag.parse().unwrap());
     let c = rig.call(cond).await;
@@ -73,11 +69,7 @@ async fn create_get_head_304_delete() {
     assert!(c.body.is_empty());
     assert_eq!(c.header("etag"), Some(etag.as_str()));
 
-    let head = Request::head("/v1/thumbnails/cover?environment=development")
-        .header("authorization", rw())
-        .body(Body::empty())
-        .unwrap();
-    let h = rig.call(head).await;
+    let h = rig.call(head(COVER, Some(&rw()))).await;
     assert_eq!(h.status, StatusCode::OK);
     assert!(h.body.is_empty());
     assert_eq!(h.header("content-length"), g.header("content-length"));
@@ -94,26 +86,17 @@ async fn create_get_head_304_delete() {
         (StatusCode::NOT_FOUND, "ThumbnailNotFound")
     );
 
-    let del = Request::delete("/v1/thumbnails/cover?environment=development")
-        .header("authorization", rw())
-        .body(Body::empty())
-        .unwrap();
-    assert_eq!(rig.call(del).await.status, StatusCode::NO_CONTENT);
-    let g = rig
-        .call(get(
-            "/v1/thumbnails/cover?environment=development",
-            Some(&rw()),
-        ))
-        .await;
+    let d = rig.call(delete(COVER, Some(&rw()))).await;
+    assert_eq!(d.status, StatusCode::NO_CONTENT);
+    let g = rig.call(get(COVER, Some(&rw()))).await;
     assert_eq!(
         (g.status, g.code().as_str()),
         (StatusCode::NOT_FOUND, "ThumbnailNotFound")
     );
-    let del = Request::delete("/v1/thumbnails/cover?environment=development")
-        .header("authorization", rw())
-        .body(Body::empty())
-        .unwrap();
-    assert_eq!(rig.call(del).await.code(), "ThumbnailNotFound");
+    assert_eq!(
+        rig.call(delete(COVER, Some(&rw()))).await.code(),
+        "ThumbnailNotFound"
+    );
 }
 
 #[tokio::test]
@@ -231,12 +214,7 @@ async fn replace_keeps_serving_the_old_until_the_new_succeeds() {
     req.headers_mut()
         .insert("prefer", "respond-async".parse().unwrap());
     assert_eq!(rig.call(req).await.status, StatusCode::ACCEPTED);
-    let g = rig
-        .call(get(
-            "/v1/thumbnails/cover?environment=development",
-            Some(&rw()),
-        ))
-        .await;
+    let g = rig.call(get(COVER, Some(&rw()))).await;
     assert_eq!(
         g.header("etag"),
         Some(old_etag.as_str()),
@@ -244,12 +222,7 @@ async fn replace_keeps_serving_the_old_until_the_new_succeeds() {
     );
 
     rig.worker.drain().await;
-    let g = rig
-        .call(get(
-            "/v1/thumbnails/cover?environment=development",
-            Some(&rw()),
-        ))
-        .await;
+    let g = rig.call(get(COVER, Some(&rw()))).await;
     assert_ne!(g.header("etag"), Some(old_etag.as_str()));
 
     // A replace that fails in the worker keeps the current one.
@@ -267,12 +240,7 @@ async fn replace_keeps_serving_the_old_until_the_new_succeeds() {
         .await;
     assert_eq!(s.json()["status"], "failed");
     assert_eq!(s.json()["error"]["code"], "CorruptImage");
-    let g = rig
-        .call(get(
-            "/v1/thumbnails/cover?environment=development",
-            Some(&rw()),
-        ))
-        .await;
+    let g = rig.call(get(COVER, Some(&rw()))).await;
     assert_eq!(g.header("etag"), Some(current.as_str()));
 }
 

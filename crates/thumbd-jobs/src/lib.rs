@@ -55,5 +55,5 @@ pub use job::{
 };
 pub use queue::{JobQueue, Lease, LeaseToken, QueueDepth};
 pub use sqlite::{SqliteDb, SqliteJobQueue, SqliteMetaStore};
-pub use store::{Deleted, Finished, MetaStore};
+pub use store::{Finished, MetaStore};
 pub use timestamp::Timestamp;

@@ -21,15 +21,6 @@ pub struct Finished {
     pub orphaned: Vec<BlobKey>,
 }
 
-/// What [`MetaStore::delete_thumbnail`] removed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Deleted {
-    /// The record that was removed.
-    pub record: ThumbnailRecord,
-    /// Its blob, if no other thumbnail references the same bytes: the caller deletes it.
-    pub orphaned: Option<BlobKey>,
-}
-
 /// Durable metadata (SPEC §1). All methods are atomic; several processes may share one store
 /// in distributed mode.
 ///
@@ -69,15 +60,13 @@ pub trait MetaStore: Send + Sync + 'static {
         id: &ThumbnailId,
     ) -> Result<Option<ThumbnailRecord>>;
 
-    /// Removes a thumbnail; `None` if there was none.
+    /// Removes a thumbnail and returns it; `None` if there was none. Its blob belongs to it
+    /// alone (keys are per job), so the caller deletes `result.blob_key`.
     async fn delete_thumbnail(
         &self,
         environment: Environment,
         id: &ThumbnailId,
-    ) -> Result<Option<Deleted>>;
-
-    /// Whether any thumbnail references `key`.
-    async fn blob_referenced(&self, key: &BlobKey) -> Result<bool>;
+    ) -> Result<Option<ThumbnailRecord>>;
 
     /// Deletes finished jobs that finished before `before`; returns how many.
     async fn purge_finished_jobs(&self, before: Timestamp) -> Result<u64>;

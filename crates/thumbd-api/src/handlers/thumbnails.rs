@@ -86,8 +86,13 @@ async fn create(
     tracing::info!(job_id = %job_id, thumbnail_id = %record.thumbnail_id, %environment, "job accepted");
 
     let pref = preference(&headers, state.options.default_wait, state.options.max_wait);
-    let record = wait_for(&state, job_id, pref.wait).await?.unwrap_or(record);
-    let mut response = job_response(&record, true)?;
+    // `respond-async` (wait 0): the record just written is the answer; no read back.
+    let record = if pref.wait.is_zero() {
+        record
+    } else {
+        wait_for(&state, job_id, pref.wait).await?.unwrap_or(record)
+    };
+    let mut response = job_response(&record)?;
     if let Some(applied) = pref.applied {
         response
             .headers_mut()
@@ -152,19 +157,11 @@ pub(crate) async fn wait_for(
 
 /// 201 when succeeded, the job's error when failed, else 202 with `Location` and
 /// `Retry-After`.
-fn job_response(record: &JobRecord, created: bool) -> Result<Response, ApiError> {
+fn job_response(record: &JobRecord) -> Result<Response, ApiError> {
     let view = StatusView::from(record);
     match record.status {
         JobStatus::Succeeded => {
-            let mut r = (
-                if created {
-                    StatusCode::CREATED
-                } else {
-                    StatusCode::OK
-                },
-                axum::Json(view),
-            )
-                .into_response();
+            let mut r = (StatusCode::CREATED, axum::Json(view)).into_response();
             let location = thumbnail_url(&record.thumbnail_id, record.environment);
             r.headers_mut()
                 .insert(header::LOCATION, header_value(&location));
@@ -191,6 +188,20 @@ fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).expect("URLs we build are valid header values")
 }
 
+/// The `{id}` and `environment` of a request on one thumbnail, once `scope` is authorized.
+fn target(
+    state: &AppState,
+    id: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    scope: Scope,
+) -> Result<(Environment, ThumbnailId), ApiError> {
+    let environment = QueryParams::parse(query)?.environment()?;
+    let id = path_thumbnail_id(id)?;
+    state.auth.authorize(headers, scope, Some(environment))?;
+    Ok((environment, id))
+}
+
 /// `GET` (and `HEAD`) `/v1/thumbnails/{id}?environment=`.
 pub async fn get(
     State(state): State<AppState>,
@@ -198,11 +209,7 @@ pub async fn get(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let environment = QueryParams::parse(query.as_deref())?.environment()?;
-    let id = path_thumbnail_id(&id)?;
-    state
-        .auth
-        .authorize(&headers, Scope::Read, Some(environment))?;
+    let (environment, id) = target(&state, &id, query.as_deref(), &headers, Scope::Read)?;
     let Some(record) = state.store.thumbnail(environment, &id).await? else {
         return Err(not_found(&id, environment));
     };
@@ -255,17 +262,12 @@ pub async fn delete(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let environment = QueryParams::parse(query.as_deref())?.environment()?;
-    let id = path_thumbnail_id(&id)?;
-    state
-        .auth
-        .authorize(&headers, Scope::Write, Some(environment))?;
+    let (environment, id) = target(&state, &id, query.as_deref(), &headers, Scope::Write)?;
     let Some(deleted) = state.store.delete_thumbnail(environment, &id).await? else {
         return Err(not_found(&id, environment));
     };
-    if let Some(key) = deleted.orphaned
-        && let Err(e) = state.blobs.delete(&key).await
-    {
+    let key = &deleted.result.blob_key;
+    if let Err(e) = state.blobs.delete(key).await {
         tracing::warn!(blob = %key, error = %e, "cannot delete a thumbnail's blob");
     }
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -175,7 +175,18 @@ pub fn create(
 }
 
 pub fn get(uri: &str, auth: Option<&str>) -> Request<Body> {
-    let mut r = Request::get(uri);
+    bodyless(Request::get(uri), auth)
+}
+
+pub fn head(uri: &str, auth: Option<&str>) -> Request<Body> {
+    bodyless(Request::head(uri), auth)
+}
+
+pub fn delete(uri: &str, auth: Option<&str>) -> Request<Body> {
+    bodyless(Request::delete(uri), auth)
+}
+
+fn bodyless(mut r: axum::http::request::Builder, auth: Option<&str>) -> Request<Body> {
     if let Some(a) = auth {
         r = r.header("authorization", a);
     }

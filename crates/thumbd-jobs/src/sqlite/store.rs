@@ -8,7 +8,7 @@ use super::SqliteDb;
 use crate::error::{Error, Result};
 use crate::ids::{BlobKey, Environment, JobId, ThumbnailId};
 use crate::job::{JobFailure, JobRecord, JobResult, JobSource, JobStatus, ThumbnailRecord};
-use crate::store::{Deleted, Finished, MetaStore};
+use crate::store::{Finished, MetaStore};
 use crate::timestamp::Timestamp;
 
 /// The embedded [`MetaStore`].
@@ -242,7 +242,7 @@ impl MetaStore for SqliteMetaStore {
         &self,
         environment: Environment,
         id: &ThumbnailId,
-    ) -> Result<Option<Deleted>> {
+    ) -> Result<Option<ThumbnailRecord>> {
         let row = sqlx::query(
             "DELETE FROM thumbnails WHERE environment = ? AND thumbnail_id = ? RETURNING *",
         )
@@ -250,19 +250,7 @@ impl MetaStore for SqliteMetaStore {
         .bind(id.as_str())
         .fetch_optional(&self.db.writer)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        let record = thumbnail_from_row(&row)?;
-        let orphaned = Some(record.result.blob_key.clone());
-        Ok(Some(Deleted { record, orphaned }))
-    }
-
-    async fn blob_referenced(&self, key: &BlobKey) -> Result<bool> {
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM thumbnails WHERE blob_key = ? LIMIT 1")
-                .bind(key.as_str())
-                .fetch_optional(&self.db.writer)
-                .await?;
-        Ok(found.is_some())
+        row.as_ref().map(thumbnail_from_row).transpose()
     }
 
     async fn purge_finished_jobs(&self, before: Timestamp) -> Result<u64> {
