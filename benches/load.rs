@@ -10,9 +10,11 @@
 //! scheduled time, so a stall counts against us), and the server's peak RSS while 64 clients
 //! upload 5 MB images at once.
 
-use std::io::{BufRead as _, BufReader};
+#[path = "../tests/support/serve_process.rs"]
+mod serve_process;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -26,32 +28,11 @@ struct Server {
 
 impl Server {
     fn start(data: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_thumbd"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data)
-            .env("RUST_LOG", "warn")
-            .env_remove("THUMBD_JWT_SECRET")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("thumbd starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let (mut base, mut token) = (None, None);
-        while token.is_none() {
-            let line = lines.next().expect("serve output").unwrap();
-            if let Some(rest) = line.strip_prefix("thumbd listening on ") {
-                base = rest.split_whitespace().next().map(str::to_owned);
-            }
-            if line.starts_with("token (") {
-                token = line.rsplit(' ').next().map(str::to_owned);
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
+        let p = serve_process::spawn(data, &[], "warn", Stdio::inherit());
         Server {
-            child,
-            base: base.unwrap(),
-            token: token.unwrap(),
+            child: p.child,
+            base: p.base,
+            token: p.token,
         }
     }
 

@@ -1,7 +1,9 @@
 //! `thumbd serve` as users run it: the real binary on a loopback port, real HTTP, real
 //! SQLite and files, SIGKILL and SIGTERM.
 
-use std::io::{BufRead as _, BufReader};
+#[path = "support/serve_process.rs"]
+mod serve_process;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,39 +25,11 @@ impl Server {
             .append(true)
             .open(data_dir.with_extension("log"))
             .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_thumbd"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(extra)
-            .env("RUST_LOG", "info,sqlx=warn")
-            .env_remove("THUMBD_JWT_SECRET")
-            .env_remove("THUMBD_AUTH")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut base = None;
-        let mut token = None;
-        while token.is_none() {
-            let line = lines
-                .next()
-                .expect("serve printed its address and token")
-                .unwrap();
-            if let Some(rest) = line.strip_prefix("thumbd listening on ") {
-                base = rest.split_whitespace().next().map(str::to_owned);
-            }
-            if line.starts_with("token (") {
-                token = line.rsplit(' ').next().map(str::to_owned);
-            }
-        }
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let p = serve_process::spawn(data_dir, extra, "info,sqlx=warn", Stdio::from(log));
         Server {
-            child,
-            base: base.expect("address line"),
-            token: token.unwrap(),
+            child: p.child,
+            base: p.base,
+            token: p.token,
             data_dir: data_dir.to_owned(),
         }
     }
