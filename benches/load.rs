@@ -41,6 +41,21 @@ impl Server {
         cpu_secs(&format!("/proc/{}/stat", self.child.id()))
     }
 
+    /// CPU seconds the server's image threads (`thumbd-image-N`) have used so far.
+    fn image_cpu_secs(&self) -> f64 {
+        let tasks = format!("/proc/{}/task", self.child.id());
+        std::fs::read_dir(tasks)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .is_ok_and(|c| c.starts_with("thumbd-image"))
+            })
+            .map(|t| cpu_secs(&t.path().join("stat").to_string_lossy()))
+            .sum()
+    }
+
     fn vm_hwm_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
@@ -173,7 +188,16 @@ fn main() {
     );
     // THUMBD_LOAD_ONLY=enqueue repeats just the enqueue measurement (it is the noisiest).
     let only_enqueue = std::env::var("THUMBD_LOAD_ONLY").is_ok_and(|v| v == "enqueue");
-    let rounds = if only_enqueue { 0 } else { 4 };
+    // Rounds over the corpus for the throughput run (and each ceiling run): enough that a
+    // run lasts several seconds on this machine. THUMBD_LOAD_ROUNDS overrides.
+    let rounds = if only_enqueue {
+        0
+    } else {
+        std::env::var("THUMBD_LOAD_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20)
+    };
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     println!(
         "corpus: {} images from {}, {rounds} rounds, {cores} cores",
@@ -183,8 +207,10 @@ fn main() {
 
     // 1. The ceiling: thumbcore alone, rayon over all cores. Measured before and after the
     //    service run and averaged: this machine's speed drifts by minutes.
+    //    Also returns the CPU seconds it used per image.
     let batch = || {
         let spec = thumbcore::ThumbSpec::default();
+        let cpu0 = cpu_secs("/proc/self/stat");
         let t = Instant::now();
         for _ in 0..rounds.max(1) {
             let ok = corpus
@@ -196,7 +222,9 @@ fn main() {
                 .count();
             assert_eq!(ok, corpus.len());
         }
-        (rounds.max(1) * corpus.len()) as f64 / t.elapsed().as_secs_f64()
+        let images = (rounds.max(1) * corpus.len()) as f64;
+        let cpu = cpu_secs("/proc/self/stat") - cpu0;
+        (images / t.elapsed().as_secs_f64(), cpu / images)
     };
     let batch_before = batch();
 
@@ -208,6 +236,7 @@ fn main() {
     let clients = 2 * cores;
     let total = rounds * corpus.len();
     let (server_cpu0, client_cpu0) = (server.cpu_secs(), cpu_secs("/proc/self/stat"));
+    let image_cpu0 = server.image_cpu_secs();
     let t = Instant::now();
     let mut latencies: Vec<f64> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..clients)
@@ -239,8 +268,11 @@ fn main() {
     let elapsed = t.elapsed().as_secs_f64();
     let service_rate = total as f64 / elapsed;
     let server_cpu = server.cpu_secs() - server_cpu0;
+    let image_cpu = server.image_cpu_secs() - image_cpu0;
     let client_cpu = cpu_secs("/proc/self/stat") - client_cpu0;
-    let batch_rate = (batch_before + batch()) / 2.0;
+    let batch_after = batch();
+    let batch_rate = (batch_before.0 + batch_after.0) / 2.0;
+    let batch_cpu = (batch_before.1 + batch_after.1) / 2.0;
     latencies.sort_by(f64::total_cmp);
 
     // 3. Unloaded latency: one client, one job at a time.
@@ -344,6 +376,13 @@ fn main() {
         100.0 * server_cpu / elapsed / cores as f64,
         100.0 * client_cpu / elapsed / cores as f64,
         100.0 * (1.0 - (server_cpu + client_cpu) / elapsed / cores as f64)
+    );
+    println!(
+        "| CPU per image: thumbcore batch / server (image threads + the rest) | {} / {} ({} + {}) |",
+        ms(batch_cpu),
+        ms(server_cpu / total as f64),
+        ms(image_cpu / total as f64),
+        ms((server_cpu - image_cpu) / total as f64)
     );
     println!(
         "| POST→succeeded at saturation, p50 / p99 | {} / {} |",

@@ -91,6 +91,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         events.clone(),
         WorkerOptions {
             concurrency: settings.workers,
+            prefetch: settings.prefetch,
             pixel_budget: settings.pixel_budget,
             spec: settings.thumb_spec(),
             ..WorkerOptions::default()

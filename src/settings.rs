@@ -82,7 +82,12 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "workers",
         default: "",
-        help: "jobs processed at once per process; unset = number of cores",
+        help: "images decoded and resized at once per process; unset = number of cores",
+    },
+    Key {
+        name: "prefetch",
+        default: "",
+        help: "jobs a process holds at once (I/O overlaps image work); unset = 2 × workers",
     },
     Key {
         name: "pixel_budget",
@@ -151,6 +156,7 @@ pub struct Settings {
     pub auth: bool,
     pub public_reads: bool,
     pub workers: usize,
+    pub prefetch: usize,
     pub pixel_budget: u64,
     pub max_body_bytes: usize,
     pub max_pixels: u64,
@@ -255,7 +261,7 @@ impl Settings {
             errors: &mut errors,
         };
         let data_dir = PathBuf::from(p.text("data_dir"));
-        let settings = Settings {
+        let mut settings = Settings {
             listen: p.parse("listen", "an address like 127.0.0.1:8080"),
             database_path: p.database_path(&data_dir),
             amqp_url: p.optional("amqp_url"),
@@ -282,6 +288,10 @@ impl Settings {
                 None => std::thread::available_parallelism().map_or(2, |n| n.get()),
                 Some(_) => p.positive("workers"),
             },
+            prefetch: match p.optional("prefetch") {
+                None => 0,
+                Some(_) => p.positive("prefetch"),
+            },
             pixel_budget: p.positive("pixel_budget"),
             max_body_bytes: p.positive("max_body_bytes"),
             max_pixels: p.positive("max_pixels"),
@@ -303,6 +313,14 @@ impl Settings {
             log_json: p.choice("log_format", &[("text", false), ("json", true)]),
             data_dir,
         };
+        if settings.prefetch == 0 {
+            settings.prefetch = 2 * settings.workers;
+        } else if settings.prefetch < settings.workers {
+            errors.push(format!(
+                "prefetch: {} is less than workers ({}): a worker would never use all its image threads",
+                settings.prefetch, settings.workers
+            ));
+        }
         if settings.amqp_url.is_some() {
             errors.push("amqp_url: RabbitMQ (the distributed mode) is not in this build yet; unset it to use the embedded queue".into());
         }
@@ -552,6 +570,18 @@ mod tests {
         assert_eq!(s.listen.to_string(), "0.0.0.0:1", "file over default");
         assert_eq!(s.workers, 5, "environment over file");
         assert_eq!(s.wait, Duration::from_secs(4), "flag over environment");
+        assert_eq!(s.prefetch, 10, "prefetch defaults to twice the workers");
+    }
+
+    #[test]
+    fn prefetch_is_at_least_workers() {
+        let s = load(None, &[("THUMBD_WORKERS", "2")], &[("prefetch", "3")]).unwrap();
+        assert_eq!((s.workers, s.prefetch), (2, 3));
+        let errors = load(None, &[("THUMBD_WORKERS", "4")], &[("prefetch", "3")]).unwrap_err();
+        assert!(
+            errors.len() == 1 && errors[0].contains("prefetch: 3 is less than workers (4)"),
+            "{errors:?}"
+        );
     }
 
     #[test]

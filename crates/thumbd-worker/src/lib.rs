@@ -5,7 +5,8 @@
 //! producer did not, skips jobs already finished (redeliveries), fetches the original from
 //! the [`BlobStore`](thumbd_jobs::BlobStore) (the claim check), waits for room in a budget of
 //! decoded pixels, runs thumbcore on its own low-priority image threads (a blocking pool of
-//! `concurrency` threads) while heartbeating the lease, writes
+//! `concurrency` threads; up to `prefetch` jobs are held so I/O overlaps image work) while
+//! heartbeating the lease, writes
 //! the result blob, then the status, then acks. Image errors finish the job `failed` with
 //! their SPEC §3 code; backend errors retry with exponential backoff until
 //! [`WorkerOptions::max_deliveries`], then the message is dead-lettered.

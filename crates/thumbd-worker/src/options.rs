@@ -7,8 +7,12 @@ use thumbcore::ThumbSpec;
 /// How a [`Worker`](crate::Worker) behaves. `Default` is what `thumbd serve` uses.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
-    /// Jobs leased at once. Default: the number of cores.
+    /// Images decoded and resized at once: the image threads. Default: the number of cores.
     pub concurrency: usize,
+    /// Jobs leased at once, at least `concurrency`. Jobs beyond `concurrency` read their
+    /// original, store their result and settle their lease while others use the image
+    /// threads, so no core waits on I/O. Default: twice `concurrency`.
+    pub prefetch: usize,
     /// Decoded pixels allowed in memory at once across all jobs (a 4-channel pixel is 4
     /// bytes, plus resize buffers). A job whose image would need more waits; one larger than
     /// the whole budget runs alone. Default 100 000 000 (two 50 MP PNGs, or many JPEGs, which
@@ -33,8 +37,10 @@ pub struct WorkerOptions {
 
 impl Default for WorkerOptions {
     fn default() -> Self {
+        let concurrency = std::thread::available_parallelism().map_or(2, |n| n.get());
         WorkerOptions {
-            concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            concurrency,
+            prefetch: 2 * concurrency,
             pixel_budget: 100_000_000,
             max_deliveries: 5,
             retry_base: Duration::from_secs(1),

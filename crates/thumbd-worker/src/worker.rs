@@ -96,10 +96,12 @@ impl Worker {
         outcomes
     }
 
-    /// Runs until `shutdown` is cancelled: leases up to `concurrency` jobs at once, then,
+    /// Runs until `shutdown` is cancelled: leases up to `prefetch` jobs at once, then,
     /// once cancelled, leases nothing more and returns when the jobs in hand are settled.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let slots = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
+        let slots = Arc::new(Semaphore::new(
+            self.options.prefetch.max(self.options.concurrency).max(1),
+        ));
         let mut tasks = JoinSet::new();
         let mut failures = 0u32;
         loop {
