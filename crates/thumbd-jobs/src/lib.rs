@@ -9,7 +9,8 @@
 //! - Embedded backends for `thumbd serve`: [`SqliteMetaStore`] and [`SqliteJobQueue`] on
 //!   one SQLite file in WAL mode ([`SqliteDb`]), and [`FsBlobStore`].
 //! - [`JobEvents`]: in-process news of finished jobs for waiting requests.
-//! - [`conformance`]: the checks every backend must pass.
+//! - [`conformance`]: the checks every backend must pass; [`services`]: how backend tests
+//!   find RabbitMQ and PostgreSQL (or say SKIP).
 //!
 //! ```
 //! use std::time::Duration;
@@ -40,6 +41,7 @@ mod fs_blob;
 mod ids;
 mod job;
 mod queue;
+pub mod services;
 mod sqlite;
 mod store;
 mod timestamp;
