@@ -23,12 +23,28 @@ pub enum Error {
     /// A stored row or blob could not be read back (schema drift, manual edits).
     #[error("stored data is damaged: {0}")]
     Damaged(String),
+    /// A remote backend (the message broker, object storage) is down, refusing or too slow.
+    #[error("{backend} unavailable: {reason}")]
+    Unavailable {
+        /// Which backend: `RabbitMQ`, `S3`…
+        backend: &'static str,
+        /// What happened, for the logs.
+        reason: String,
+    },
     /// Another process holds the data directory of the embedded backends.
     #[error("{0} is in use by another thumbd process (embedded backends are single-process)")]
     Locked(std::path::PathBuf),
 }
 
 impl Error {
+    /// A [`Error::Unavailable`] for `backend`.
+    pub fn unavailable(backend: &'static str, reason: impl std::fmt::Display) -> Self {
+        Error::Unavailable {
+            backend,
+            reason: reason.to_string(),
+        }
+    }
+
     pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
         Error::Invalid {
             what,
@@ -38,7 +54,10 @@ impl Error {
 
     /// True when retrying the same operation later may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Database(_) | Error::Io(_))
+        matches!(
+            self,
+            Error::Database(_) | Error::Io(_) | Error::Unavailable { .. }
+        )
     }
 }
 
