@@ -90,9 +90,9 @@ impl AmqpJobQueue {
     /// A queue on the broker at `url` (`amqp://user:pass@host:port/vhost`). Does not connect
     /// yet: the first operation does, and declares the topology.
     pub fn new(url: &str, options: AmqpOptions) -> Result<Self> {
-        let mut uri: AMQPUri = url.parse().map_err(|e| Error::Invalid {
+        let mut uri: AMQPUri = url.parse().map_err(|reason: String| Error::Invalid {
             what: "amqp_url",
-            reason: e.to_string(),
+            reason,
         })?;
         if uri.query.heartbeat.is_none() {
             uri.query.heartbeat =
