@@ -1,0 +1,384 @@
+//! `PgMetaStore`: jobs and thumbnails in PostgreSQL, shared by several processes.
+
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::Row as _;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use thumbd_jobs::{
+    BlobKey, Environment, Error, Finished, JobFailure, JobId, JobRecord, JobResult, JobSource,
+    JobStatus, MetaStore, Result, ThumbnailId, ThumbnailRecord, Timestamp,
+};
+
+/// Connections per process: an API or worker process runs a few statements at a time, and
+/// many processes share the server's `max_connections` (100 by default).
+const MAX_CONNECTIONS: u32 = 8;
+
+/// How long a statement waits for a pooled connection, which includes opening a new one: the
+/// connect timeout too, so an unreachable server fails fast (→ `ServiceUnavailable`).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The columns of a [`JobRecord`]; uuid and json come back as text (no sqlx type features).
+macro_rules! job_columns {
+    () => {
+        "id::text AS id, environment, thumbnail_id, status, source::text AS source, reply_to, \
+         created_at, started_at, finished_at, attempts, result::text AS result, error_code, \
+         error_message"
+    };
+}
+
+/// The columns of a [`ThumbnailRecord`].
+macro_rules! thumbnail_columns {
+    () => {
+        "environment, thumbnail_id, job_id::text AS job_id, job_created_at, \
+         result::text AS result, updated_at"
+    };
+}
+
+/// The [`MetaStore`] on PostgreSQL, for several API and worker processes sharing one database.
+///
+/// Same semantics as the SQLite store: [`conformance::meta_store`] checks both. Every method
+/// is one statement or one transaction, safe against other processes doing the same.
+///
+/// [`conformance::meta_store`]: thumbd_jobs::conformance::meta_store
+#[derive(Debug, Clone)]
+pub struct PgMetaStore {
+    pool: PgPool,
+}
+
+impl PgMetaStore {
+    /// Connects to `url` (`postgres://user:password@host:port/database?…`) and applies pending
+    /// migrations. A pool of 8 connections; waiting for one, or for the server, times out
+    /// after 5 s.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(PgConnectOptions::from_str(url)?).await
+    }
+
+    /// [`connect`](Self::connect) with options built in code (e.g. a `search_path`).
+    pub async fn connect_with(options: PgConnectOptions) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await?;
+        let store = Self::from_pool(pool);
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A store on a pool configured by the caller; no migrations are run.
+    pub fn from_pool(pool: PgPool) -> Self {
+        PgMetaStore { pool }
+    }
+
+    /// The pool, for callers that share it.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies the migrations not yet applied to the first schema of the `search_path`;
+    /// returns how many ran. Idempotent, and safe when several processes start at once.
+    pub async fn migrate(&self) -> Result<usize> {
+        crate::migrate::run(&self.pool).await
+    }
+
+    /// Closes the pool, waiting for connections in use to come back.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A client's string stored as bytea, back to text.
+fn utf8(bytes: Vec<u8>, what: &str) -> Result<String> {
+    String::from_utf8(bytes).map_err(|_| Error::Damaged(format!("{what} is not UTF-8")))
+}
+
+fn job_from_row(row: &PgRow) -> Result<JobRecord> {
+    let damaged = |e: Error| Error::Damaged(format!("job row: {e}"));
+    let thumbnail_id = utf8(row.try_get("thumbnail_id")?, "jobs.thumbnail_id")?;
+    let reply_to: Option<Vec<u8>> = row.try_get("reply_to")?;
+    let result: Option<&str> = row.try_get("result")?;
+    let error_code: Option<String> = row.try_get("error_code")?;
+    Ok(JobRecord {
+        id: JobId::parse(row.try_get("id")?).map_err(damaged)?,
+        environment: Environment::parse(row.try_get("environment")?).map_err(damaged)?,
+        thumbnail_id: ThumbnailId::parse(&thumbnail_id).map_err(damaged)?,
+        status: JobStatus::parse(row.try_get("status")?)?,
+        source: serde_json::from_str::<JobSource>(row.try_get("source")?)?,
+        reply_to: reply_to.map(|r| utf8(r, "jobs.reply_to")).transpose()?,
+        created_at: Timestamp(row.try_get("created_at")?),
+        started_at: row.try_get::<Option<i64>, _>("started_at")?.map(Timestamp),
+        finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(Timestamp),
+        attempts: u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or_default(),
+        result: result.map(serde_json::from_str).transpose()?,
+        error: match error_code {
+            Some(code) => Some(JobFailure {
+                code,
+                message: row
+                    .try_get::<Option<String>, _>("error_message")?
+                    .unwrap_or_default(),
+            }),
+            None => None,
+        },
+    })
+}
+
+fn thumbnail_from_row(row: &PgRow) -> Result<ThumbnailRecord> {
+    let damaged = |e: Error| Error::Damaged(format!("thumbnail row: {e}"));
+    let thumbnail_id = utf8(row.try_get("thumbnail_id")?, "thumbnails.thumbnail_id")?;
+    Ok(ThumbnailRecord {
+        environment: Environment::parse(row.try_get("environment")?).map_err(damaged)?,
+        thumbnail_id: ThumbnailId::parse(&thumbnail_id).map_err(damaged)?,
+        job_id: JobId::parse(row.try_get("job_id")?).map_err(damaged)?,
+        job_created_at: Timestamp(row.try_get("job_created_at")?),
+        result: serde_json::from_str(row.try_get("result")?)?,
+        updated_at: Timestamp(row.try_get("updated_at")?),
+    })
+}
+
+#[async_trait]
+impl MetaStore for PgMetaStore {
+    async fn create_job(&self, job: &JobRecord) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO jobs (id, environment, thumbnail_id, status, source, reply_to, \
+             created_at, attempts) VALUES ($1::uuid, $2, $3, $4, $5::json, $6, $7, 0) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(job.id.to_string())
+        .bind(job.environment.as_str())
+        .bind(job.thumbnail_id.as_str().as_bytes())
+        .bind(job.status.as_str())
+        .bind(serde_json::to_string(&job.source)?)
+        .bind(job.reply_to.as_deref().map(str::as_bytes))
+        .bind(job.created_at.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn job(&self, id: JobId) -> Result<Option<JobRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE id = $1::uuid"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(job_from_row)
+        .transpose()
+    }
+
+    async fn start_job(&self, id: JobId, now: Timestamp) -> Result<Option<JobRecord>> {
+        let row = sqlx::query(concat!(
+            "UPDATE jobs SET status = 'processing', started_at = $1, attempts = attempts + 1 \
+             WHERE id = $2::uuid AND status IN ('queued', 'processing') RETURNING ",
+            job_columns!()
+        ))
+        .bind(now.0)
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => job_from_row(&row).map(Some),
+            // Finished or unknown; a finished job never changes again, so a second read is
+            // as good as one in the same statement.
+            None => self.job(id).await,
+        }
+    }
+
+    async fn requeue_job(&self, id: JobId) -> Result<()> {
+        sqlx::query(
+            "UPDATE jobs SET status = 'queued' WHERE id = $1::uuid AND status = 'processing'",
+        )
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn finish_succeeded(
+        &self,
+        id: JobId,
+        result: &JobResult,
+        now: Timestamp,
+    ) -> Result<Finished> {
+        let mut tx = self.pool.begin().await?;
+        // The job's row lock makes a redelivery of the same job wait here, then see it
+        // finished.
+        let job = sqlx::query(
+            "SELECT environment, thumbnail_id, status, created_at FROM jobs \
+             WHERE id = $1::uuid FOR UPDATE",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(job) = job else {
+            return Err(Error::Damaged(format!(
+                "job {id} vanished before it finished"
+            )));
+        };
+        if JobStatus::parse(job.try_get("status")?)?.is_finished() {
+            return Ok(Finished::default());
+        }
+        let environment: String = job.try_get("environment")?;
+        let thumbnail_id: Vec<u8> = job.try_get("thumbnail_id")?;
+        let created_at: i64 = job.try_get("created_at")?;
+        let result_json = serde_json::to_string(result)?;
+        sqlx::query(
+            "UPDATE jobs SET status = 'succeeded', finished_at = $1, result = $2::json, \
+             error_code = NULL, error_message = NULL WHERE id = $3::uuid",
+        )
+        .bind(now.0)
+        .bind(&result_json)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+
+        // Lock the current thumbnail, or create it: jobs of one thumbnail finishing at once
+        // take turns here, and each decides against what the one before committed.
+        let existing = loop {
+            let row = sqlx::query(
+                "SELECT job_id::text AS job_id, job_created_at, blob_key FROM thumbnails \
+                 WHERE environment = $1 AND thumbnail_id = $2 FOR UPDATE",
+            )
+            .bind(&environment)
+            .bind(&thumbnail_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if row.is_some() {
+                break row;
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO thumbnails (environment, thumbnail_id, job_id, job_created_at, \
+                 result, blob_key, updated_at) VALUES ($1, $2, $3::uuid, $4, $5::json, $6, $7) \
+                 ON CONFLICT (environment, thumbnail_id) DO NOTHING",
+            )
+            .bind(&environment)
+            .bind(&thumbnail_id)
+            .bind(id.to_string())
+            .bind(created_at)
+            .bind(&result_json)
+            .bind(result.blob_key.as_str())
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 1 {
+                break None;
+            }
+            // Another job's finish created it after our SELECT (the INSERT waited for that
+            // commit): go round and lock that row. Only a delete in between makes a third
+            // round.
+        };
+        let mut finished = Finished {
+            applied: true,
+            current: true,
+            orphaned: Vec::new(),
+        };
+        if let Some(existing) = existing {
+            let their_job = JobId::parse(existing.try_get("job_id")?)?;
+            let their: (i64, JobId) = (existing.try_get("job_created_at")?, their_job);
+            let old_key = BlobKey::parse(existing.try_get("blob_key")?)?;
+            // Same order as SQLite's (created_at, id text): UUIDs order by their bytes, which
+            // is the order of their lowercase hex.
+            if their > (created_at, id) {
+                // A job accepted later already replaced it: ours is not served.
+                finished.current = false;
+                finished.orphaned.push(result.blob_key.clone());
+                tx.commit().await?;
+                return Ok(finished);
+            }
+            if old_key != result.blob_key {
+                finished.orphaned.push(old_key);
+            }
+            sqlx::query(
+                "UPDATE thumbnails SET job_id = $3::uuid, job_created_at = $4, \
+                 result = $5::json, blob_key = $6, updated_at = $7 \
+                 WHERE environment = $1 AND thumbnail_id = $2",
+            )
+            .bind(&environment)
+            .bind(&thumbnail_id)
+            .bind(id.to_string())
+            .bind(created_at)
+            .bind(&result_json)
+            .bind(result.blob_key.as_str())
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(finished)
+    }
+
+    async fn finish_failed(&self, id: JobId, failure: &JobFailure, now: Timestamp) -> Result<bool> {
+        // text cannot hold NUL; a message is for people, and a job that cannot record its
+        // failure would be retried forever.
+        let message = failure.message.replace('\0', "\u{FFFD}");
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'failed', finished_at = $1, error_code = $2, \
+             error_message = $3 WHERE id = $4::uuid AND status IN ('queued', 'processing')",
+        )
+        .bind(now.0)
+        .bind(&failure.code)
+        .bind(&message)
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn thumbnail(
+        &self,
+        environment: Environment,
+        id: &ThumbnailId,
+    ) -> Result<Option<ThumbnailRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            thumbnail_columns!(),
+            " FROM thumbnails WHERE environment = $1 AND thumbnail_id = $2"
+        ))
+        .bind(environment.as_str())
+        .bind(id.as_str().as_bytes())
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(thumbnail_from_row)
+        .transpose()
+    }
+
+    async fn delete_thumbnail(
+        &self,
+        environment: Environment,
+        id: &ThumbnailId,
+    ) -> Result<Option<ThumbnailRecord>> {
+        sqlx::query(concat!(
+            "DELETE FROM thumbnails WHERE environment = $1 AND thumbnail_id = $2 RETURNING ",
+            thumbnail_columns!()
+        ))
+        .bind(environment.as_str())
+        .bind(id.as_str().as_bytes())
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(thumbnail_from_row)
+        .transpose()
+    }
+
+    async fn purge_finished_jobs(&self, before: Timestamp) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM jobs j WHERE finished_at IS NOT NULL AND finished_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM thumbnails t WHERE t.job_id = j.id)",
+        )
+        .bind(before.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
