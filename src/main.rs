@@ -1,6 +1,7 @@
 //! The `thumbd` binary: parses the command line, builds `Settings`, picks backends and calls
 //! the crates' entry points.
 
+mod backends;
 mod secret;
 mod serve_cmd;
 mod settings;
@@ -15,7 +16,10 @@ use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use thumbd_api::Scope;
 use thumbd_jobs::Environment;
 
-use crate::settings::{KEYS, Settings, env_var};
+use secrecy::ExposeSecret as _;
+
+use crate::backends::Role;
+use crate::settings::{Database, KEYS, Settings, env_var};
 
 /// thumbd: a fast, trustworthy thumbnail service.
 #[derive(Parser, Debug)]
@@ -30,6 +34,13 @@ enum Command {
     /// Run the HTTP API and its workers in one process (embedded SQLite queue and store,
     /// files for blobs). Zero configuration needed.
     Serve(ServeArgs),
+    /// Run only the HTTP API; jobs go to RabbitMQ (`amqp_url`) for `thumbd worker`
+    /// processes. Distributed mode: set `database_url` (PostgreSQL) and a blob store all
+    /// processes share.
+    Api(ServeArgs),
+    /// Run only workers, consuming RabbitMQ (`amqp_url`); serves `/healthz` and `/readyz`
+    /// on `listen` for probes.
+    Worker(ServeArgs),
     /// Mint a JWT signed with the configured (or data-dir) HS256 secret.
     Token(TokenArgs),
     /// Create or upgrade the database schema, then exit.
@@ -179,19 +190,9 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Thumb(args) => thumb_cmd::run(args),
-        Command::Serve(args) => load_settings(
-            &args.config,
-            &[
-                ("listen", args.listen.as_ref()),
-                ("data_dir", args.data_dir.as_ref()),
-                ("workers", args.workers.as_ref()),
-            ],
-        )
-        .and_then(|settings| {
-            init_logging(settings.log_json);
-            runtime()?.block_on(serve_cmd::run(settings))
-        })
-        .map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => run_role(&args, Role::Serve),
+        Command::Api(args) => run_role(&args, Role::Api),
+        Command::Worker(args) => run_role(&args, Role::Worker),
         Command::Token(args) => token(args).map(|()| ExitCode::SUCCESS),
         Command::Migrate(config) => migrate(&config).map(|()| ExitCode::SUCCESS),
     };
@@ -202,6 +203,20 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn run_role(args: &ServeArgs, role: Role) -> anyhow::Result<ExitCode> {
+    let settings = load_settings(
+        &args.config,
+        &[
+            ("listen", args.listen.as_ref()),
+            ("data_dir", args.data_dir.as_ref()),
+            ("workers", args.workers.as_ref()),
+        ],
+    )?;
+    init_logging(settings.log_json);
+    runtime()?.block_on(serve_cmd::run(settings, role))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn token(args: TokenArgs) -> anyhow::Result<()> {
@@ -230,14 +245,27 @@ fn migrate(config: &ConfigArgs) -> anyhow::Result<()> {
     let settings = load_settings(config, &[])?;
     init_logging(settings.log_json);
     runtime()?.block_on(async {
-        // Opening migrates; a second call reports that nothing is left.
-        let db = thumbd_jobs::SqliteDb::open(&settings.database_path).await?;
-        let left = db.migrate().await?;
-        db.close().await;
-        println!(
-            "database {} is up to date ({left} migrations were pending after open)",
-            settings.database_path.display()
-        );
+        match &settings.database {
+            Database::Sqlite(path) => {
+                // Opening migrates; a second call reports that nothing is left.
+                let db = thumbd_jobs::SqliteDb::open(path).await?;
+                let left = db.migrate().await?;
+                db.close().await;
+                println!(
+                    "database {} is up to date ({left} migrations were pending after open)",
+                    path.display()
+                );
+            }
+            Database::Postgres(url) => {
+                let store = thumbd_postgres::PgMetaStore::connect(url.expose_secret()).await?;
+                let left = store.migrate().await?;
+                store.close().await;
+                println!(
+                    "database {} is up to date ({left} migrations were pending after connect)",
+                    thumbd_jobs::services::redact(url.expose_secret())
+                );
+            }
+        }
         anyhow::Ok(())
     })
 }

@@ -1,56 +1,19 @@
-//! `thumbd serve`: the API and its workers in one process, on the embedded backends.
+//! `thumbd serve`, `thumbd api` and `thumbd worker`: one loop, three roles. `serve` runs the
+//! API and its workers in one process; `api` and `worker` split them across processes that
+//! share RabbitMQ, the store and the blobs.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use thumbd_api::{ApiOptions, AppState, Auth, Scope, ServeOptions};
-use thumbd_jobs::{
-    FsBlobStore, JobEvents, MetaStore, SqliteDb, SqliteJobQueue, SqliteMetaStore, Timestamp,
-};
+use thumbd_jobs::{JobEvents, MetaStore, Timestamp};
 use thumbd_worker::{Worker, WorkerOptions};
 use tokio_util::sync::CancellationToken;
 
+use crate::backends::{Backends, Role};
 use crate::secret;
 use crate::settings::Settings;
-
-/// How long a leased job stays invisible without a heartbeat. Only matters for a worker
-/// that hangs: a killed `serve` hands its leases back when it starts again.
-const VISIBILITY: Duration = Duration::from_secs(60);
-
-/// The three embedded backends, opened from settings.
-pub struct Backends {
-    pub db: SqliteDb,
-    pub store: Arc<SqliteMetaStore>,
-    pub queue: Arc<SqliteJobQueue>,
-    pub blobs: Arc<FsBlobStore>,
-}
-
-/// Opens (and migrates) the embedded backends, taking the data directory's queue lock.
-pub async fn open_backends(settings: &Settings) -> anyhow::Result<Backends> {
-    let db = SqliteDb::open_with(&settings.database_path, settings.durability)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open the database {}",
-                settings.database_path.display()
-            )
-        })?;
-    let lock = settings.database_path.with_extension("queue-lock");
-    let queue = SqliteJobQueue::open(db.clone(), &lock, VISIBILITY).await?;
-    let blobs = FsBlobStore::open(&settings.blob_dir).with_context(|| {
-        format!(
-            "cannot open the blob directory {}",
-            settings.blob_dir.display()
-        )
-    })?;
-    Ok(Backends {
-        store: Arc::new(SqliteMetaStore::new(db.clone())),
-        queue: Arc::new(queue),
-        blobs: Arc::new(blobs),
-        db,
-    })
-}
 
 /// The authentication policy from settings; with none configured, a secret is created in
 /// the data dir. Returns the secret too when tokens can be minted with it.
@@ -76,27 +39,32 @@ pub fn auth(settings: &Settings) -> anyhow::Result<(Auth, Option<secrecy::Secret
     ))
 }
 
-/// Runs until SIGINT or SIGTERM, then shuts down gracefully.
-pub async fn run(settings: Settings) -> anyhow::Result<()> {
+/// Runs `role` until SIGINT or SIGTERM, then shuts down gracefully.
+pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
-    let backends = open_backends(&settings).await?;
-    let (auth, secret) = auth(&settings)?;
+    let backends = Backends::open(&settings, role).await?;
+    let (auth, secret) = match role {
+        Role::Worker => (Auth::off(), None),
+        Role::Serve | Role::Api => auth(&settings)?,
+    };
     let events = JobEvents::new();
 
-    let worker = Arc::new(Worker::new(
-        backends.queue.clone(),
-        backends.store.clone(),
-        backends.blobs.clone(),
-        events.clone(),
-        WorkerOptions {
-            concurrency: settings.workers,
-            prefetch: settings.prefetch,
-            pixel_budget: settings.pixel_budget,
-            spec: settings.thumb_spec(),
-            ..WorkerOptions::default()
-        },
-    ));
+    let worker = (role != Role::Api).then(|| {
+        Arc::new(Worker::new(
+            backends.queue.clone(),
+            backends.store.clone(),
+            backends.blobs.clone(),
+            events.clone(),
+            WorkerOptions {
+                concurrency: settings.workers,
+                prefetch: settings.prefetch,
+                pixel_budget: settings.pixel_budget,
+                spec: settings.thumb_spec(),
+                ..WorkerOptions::default()
+            },
+        ))
+    });
     let state = AppState {
         store: backends.store.clone(),
         queue: backends.queue.clone(),
@@ -109,16 +77,28 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             max_wait: settings.max_wait,
         },
     };
+    let router = match role {
+        Role::Worker => thumbd_api::health_router(state),
+        Role::Serve | Role::Api => thumbd_api::router(state),
+    };
 
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
-    println!(
-        "thumbd listening on http://{addr} (data in {}, {} workers)",
-        settings.data_dir.display(),
-        settings.workers
-    );
+    match role {
+        Role::Serve => println!(
+            "thumbd listening on http://{addr} (data in {}, {} workers)",
+            settings.data_dir.display(),
+            settings.workers
+        ),
+        Role::Api => println!("thumbd api listening on http://{addr}"),
+        Role::Worker => println!(
+            "thumbd worker: {} image threads, health on http://{addr}/healthz",
+            settings.workers
+        ),
+    }
+    println!("  {}", backends.description);
     if let Some(secret) = &secret {
         let token = thumbd_api::mint_hs256(
             secret,
@@ -135,11 +115,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let work_stop = CancellationToken::new();
     let http = tokio::spawn(thumbd_api::serve(
         listener,
-        thumbd_api::router(state),
+        router,
         ServeOptions::default(),
         http_stop.clone(),
     ));
-    let workers = tokio::spawn(worker.run(work_stop.clone()));
+    let workers = worker.map(|w| tokio::spawn(w.run(work_stop.clone())));
     let maintenance = tokio::spawn(maintenance(
         backends.store.clone(),
         settings.job_retention,
@@ -152,15 +132,17 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     http_stop.cancel();
     let _ = http.await;
     work_stop.cancel();
-    let _ = workers.await;
+    if let Some(workers) = workers {
+        let _ = workers.await;
+    }
     let _ = maintenance.await;
-    backends.db.close().await;
+    backends.close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
 /// Deletes finished job records past their retention, hourly.
-async fn maintenance(store: Arc<SqliteMetaStore>, retention: Duration, stop: CancellationToken) {
+async fn maintenance(store: Arc<dyn MetaStore>, retention: Duration, stop: CancellationToken) {
     loop {
         match store
             .purge_finished_jobs(Timestamp::now().minus(retention))

@@ -37,12 +37,17 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "database_url",
         default: "",
-        help: "metadata store: unset = SQLite file `thumbd.db` in the data dir, or `sqlite://PATH`",
+        help: "metadata store: unset = SQLite file `thumbd.db` in the data dir, `sqlite://PATH`, or `postgres://user:pass@host/db` (distributed mode)",
     },
     Key {
         name: "amqp_url",
         default: "",
-        help: "unset = embedded queue (in the SQLite file); `amqp://…` = RabbitMQ (distributed mode, not in this build yet)",
+        help: "unset = embedded queue (in the SQLite file); `amqp://user:pass@host:5672/vhost` = RabbitMQ (distributed mode)",
+    },
+    Key {
+        name: "amqp_namespace",
+        default: "thumbd",
+        help: "prefix of the RabbitMQ exchange and queue names (`thumbd` → exchange `thumbd`, queue `thumbd.jobs`); change it only to run several deployments on one vhost",
     },
     Key {
         name: "storage_url",
@@ -141,13 +146,23 @@ pub const KEYS: &[Key] = &[
     },
 ];
 
+/// Where the metadata store lives.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// The embedded SQLite file.
+    Sqlite(PathBuf),
+    /// PostgreSQL (the URL may hold a password).
+    Postgres(SecretString),
+}
+
 /// Typed settings. Secrets are [`SecretString`]s: `Debug` never prints them.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
-    pub database_path: PathBuf,
-    pub amqp_url: Option<String>,
+    pub database: Database,
+    pub amqp_url: Option<SecretString>,
+    pub amqp_namespace: String,
     pub blob_dir: PathBuf,
     pub durability: thumbd_jobs::Durability,
     pub jwt_secret: Option<SecretString>,
@@ -263,8 +278,9 @@ impl Settings {
         let data_dir = PathBuf::from(p.text("data_dir"));
         let mut settings = Settings {
             listen: p.parse("listen", "an address like 127.0.0.1:8080"),
-            database_path: p.database_path(&data_dir),
-            amqp_url: p.optional("amqp_url"),
+            database: p.database(&data_dir),
+            amqp_url: p.amqp_url(),
+            amqp_namespace: p.text("amqp_namespace"),
             blob_dir: p.blob_dir(&data_dir),
             durability: p.choice(
                 "durability",
@@ -320,9 +336,6 @@ impl Settings {
                 "prefetch: {} is less than workers ({}): a worker would never use all its image threads",
                 settings.prefetch, settings.workers
             ));
-        }
-        if settings.amqp_url.is_some() {
-            errors.push("amqp_url: RabbitMQ (the distributed mode) is not in this build yet; unset it to use the embedded queue".into());
         }
         if errors.is_empty() {
             Ok(settings)
@@ -442,20 +455,32 @@ impl Parser<'_> {
         })
     }
 
-    fn database_path(&mut self, data_dir: &Path) -> PathBuf {
+    fn database(&mut self, data_dir: &Path) -> Database {
         match self.optional("database_url") {
-            None => data_dir.join("thumbd.db"),
+            None => Database::Sqlite(data_dir.join("thumbd.db")),
             Some(url) => match url.strip_prefix("sqlite://") {
-                Some(path) if !path.is_empty() => PathBuf::from(path),
+                Some(path) if !path.is_empty() => Database::Sqlite(PathBuf::from(path)),
                 _ if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                    self.error("database_url", "PostgreSQL (the distributed mode) is not in this build yet; use sqlite://PATH or unset it");
-                    PathBuf::new()
+                    Database::Postgres(SecretString::from(url))
                 }
                 _ => {
-                    self.error("database_url", "expected sqlite://PATH");
-                    PathBuf::new()
+                    self.error(
+                        "database_url",
+                        "expected sqlite://PATH or postgres://user:pass@host/db",
+                    );
+                    Database::Sqlite(PathBuf::new())
                 }
             },
+        }
+    }
+
+    fn amqp_url(&mut self) -> Option<SecretString> {
+        let url = self.optional("amqp_url")?;
+        if url.starts_with("amqp://") || url.starts_with("amqps://") {
+            Some(SecretString::from(url))
+        } else {
+            self.error("amqp_url", "expected amqp://user:pass@host:5672/vhost");
+            None
         }
     }
 
@@ -552,7 +577,10 @@ mod tests {
     fn defaults_work_without_anything() {
         let s = load(None, &[], &[]).unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(s.database_path, PathBuf::from("./thumbd-data/thumbd.db"));
+        assert!(
+            matches!(&s.database, Database::Sqlite(p) if p == Path::new("./thumbd-data/thumbd.db"))
+        );
+        assert!(s.amqp_url.is_none());
         assert_eq!(s.blob_dir, PathBuf::from("./thumbd-data/blobs"));
         assert!(s.auth && !s.public_reads && s.jwt_secret.is_none());
         assert_eq!(s.thumbnail_size, (330, 330));

@@ -222,7 +222,8 @@ impl AmqpJobQueue {
             .await;
     }
 
-    /// Publishes persistently and `mandatory`, and waits for the broker's confirm.
+    /// Publishes persistently (`mandatory`: an unroutable message is an error) and waits for
+    /// the broker's confirm.
     async fn publish(
         &self,
         link: &Link,
@@ -230,6 +231,7 @@ impl AmqpJobQueue {
         routing_key: &str,
         payload: &[u8],
         headers: FieldTable,
+        mandatory: bool,
     ) -> Result<()> {
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
@@ -241,7 +243,7 @@ impl AmqpJobQueue {
                     exchange.into(),
                     routing_key.into(),
                     BasicPublishOptions {
-                        mandatory: true,
+                        mandatory,
                         ..BasicPublishOptions::default()
                     },
                     payload,
@@ -331,7 +333,7 @@ impl AmqpJobQueue {
             headers::THUMBD_DELIVERIES.into(),
             AMQPValue::LongLongInt(lease.deliveries.into()),
         );
-        self.publish(&link, exchange, routing_key, &lease.payload, headers)
+        self.publish(&link, exchange, routing_key, &lease.payload, headers, true)
             .await?;
         self.settle(&link, lease).await
     }
@@ -371,6 +373,7 @@ impl JobQueue for AmqpJobQueue {
             ROUTING_KEY,
             &payload,
             FieldTable::default(),
+            true,
         )
         .await
     }
@@ -444,6 +447,15 @@ impl JobQueue for AmqpJobQueue {
         );
         let exchange = self.topology.dead_letter_exchange.clone();
         self.forward(lease, &exchange, ROUTING_KEY, headers).await
+    }
+
+    async fn reply(&self, routing_key: &str, body: &[u8]) -> Result<bool> {
+        let link = self.link().await?;
+        // Through the default exchange to the producer's queue; not `mandatory`: a producer
+        // that stopped listening must not fail the job.
+        self.publish(&link, "", routing_key, body, FieldTable::default(), false)
+            .await?;
+        Ok(true)
     }
 
     async fn depth(&self) -> Result<QueueDepth> {

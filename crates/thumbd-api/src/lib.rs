@@ -41,7 +41,6 @@ mod error;
 mod handlers;
 mod request;
 mod server;
-mod views;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,7 +57,7 @@ use tower_http::trace::TraceLayer;
 pub use auth::{Auth, Caller, Claims, PublicKeyAlgorithm, Scope, mint_hs256};
 pub use error::{ApiError, ErrorDetail};
 pub use server::{ServeOptions, serve};
-pub use views::{ResultView, StatusView, thumbnail_url};
+pub use thumbd_jobs::views::{ResultView, StatusView, thumbnail_url};
 
 /// Tunables of the API. `Default` is what `thumbd serve` uses.
 #[derive(Debug, Clone)]
@@ -100,7 +99,7 @@ pub struct AppState {
 
 /// The whole API.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/v1/thumbnails", post(handlers::thumbnails::post))
         .route(
             "/v1/thumbnails/{id}",
@@ -108,7 +107,19 @@ pub fn router(state: AppState) -> Router {
                 .put(handlers::thumbnails::put)
                 .delete(handlers::thumbnails::delete),
         )
-        .route("/v1/status/{job_id}", get(handlers::status::get))
+        .route("/v1/status/{job_id}", get(handlers::status::get));
+    with_common_layers(routes, state)
+}
+
+/// Only `/healthz` and `/readyz`: what a `thumbd worker` process serves for its probes.
+pub fn health_router(state: AppState) -> Router {
+    with_common_layers(Router::new(), state)
+}
+
+/// Health routes, JSON errors for unknown routes and methods, panic catching, request ids
+/// and tracing.
+fn with_common_layers(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .route("/healthz", get(handlers::health::healthz))
         .route("/readyz", get(handlers::health::readyz))
         .fallback(no_route)

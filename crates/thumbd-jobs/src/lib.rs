@@ -45,6 +45,7 @@ pub mod services;
 mod sqlite;
 mod store;
 mod timestamp;
+pub mod views;
 
 pub use blob::BlobStore;
 pub use durability::Durability;

@@ -70,4 +70,12 @@ pub trait JobQueue: Send + Sync + 'static {
 
     /// Messages by state.
     async fn depth(&self) -> Result<QueueDepth>;
+
+    /// Publishes a finished job's status body to the `replyTo` routing key its producer gave
+    /// (SPEC §5). `false` if this queue has nowhere to publish replies (the embedded queue:
+    /// its producers are in-process and read the store).
+    async fn reply(&self, routing_key: &str, body: &[u8]) -> Result<bool> {
+        let _ = (routing_key, body);
+        Ok(false)
+    }
 }

@@ -8,7 +8,7 @@ use sha2::Digest as _;
 use thumbcore::{Thumbnail, Thumbnailer};
 use thumbd_jobs::{
     BlobKey, BlobStore, JobEvents, JobFailure, JobId, JobMessage, JobQueue, JobRecord, JobResult,
-    JobSource, Lease, MetaStore, Timestamp,
+    JobSource, Lease, MetaStore, Timestamp, views::StatusView,
 };
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -175,7 +175,7 @@ impl Worker {
             {
                 tracing::error!(job_id = %id, error = %e, "cannot record the failure");
             }
-            self.events.finished(id);
+            self.finished(id, &message).await;
             return self.dead_letter(&lease, Some(id), reason).await;
         }
 
@@ -192,9 +192,11 @@ impl Worker {
                     .finish_failed(id, &failure, Timestamp::now())
                     .await
                 {
-                    Ok(_) => {
+                    Ok(applied) => {
                         self.delete_original(id, &message.source).await;
-                        self.events.finished(id);
+                        if applied {
+                            self.finished(id, &message).await;
+                        }
                         self.settle_ack(
                             &lease,
                             id,
@@ -269,12 +271,14 @@ impl Worker {
             }
         }
         self.delete_original(id, &message.source).await;
-        self.events.finished(id);
-        if !finished.applied {
+        if finished.applied {
+            self.finished(id, message).await;
+        } else {
             // Finished by another delivery meanwhile: ours is a duplicate.
             if let Err(e) = self.blobs.delete(&key).await {
                 tracing::warn!(blob = %key, error = %e, "cannot delete a duplicate result");
             }
+            self.events.finished(id);
             return Ok(self
                 .settle_ack(lease, id, Outcome::Skipped { job: id })
                 .await);
@@ -389,6 +393,29 @@ impl Worker {
                     }
                 }
             }
+        }
+    }
+
+    /// Job `id` just finished: tells waiting requests in this process, and the producer's
+    /// `replyTo` queue if it gave one (best effort: the status stays readable over HTTP).
+    async fn finished(&self, id: JobId, message: &JobMessage) {
+        self.events.finished(id);
+        let Some(reply_to) = &message.reply_to else {
+            return;
+        };
+        let record = match self.store.job(id).await {
+            Ok(Some(record)) => record,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(job_id = %id, error = %e, "cannot read the job for its reply");
+                return;
+            }
+        };
+        let body = serde_json::to_vec(&StatusView::from(&record)).expect("serializable");
+        match self.queue.reply(reply_to, &body).await {
+            Ok(true) => tracing::debug!(job_id = %id, reply_to, "reply sent"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(job_id = %id, reply_to, error = %e, "reply not sent"),
         }
     }
 

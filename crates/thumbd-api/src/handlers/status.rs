@@ -8,7 +8,7 @@ use thumbd_jobs::JobId;
 use crate::AppState;
 use crate::auth::Scope;
 use crate::error::ApiError;
-use crate::views::StatusView;
+use thumbd_jobs::views::StatusView;
 
 /// The job's status body; `Retry-After: 1` while it is not finished.
 pub async fn get(

@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::auth::Scope;
 use crate::error::ApiError;
 use crate::request::{BodyKind, QueryParams, body_kind, path_thumbnail_id, preference, read_body};
-use crate::views::{StatusView, etag, status_url, thumbnail_url};
+use thumbd_jobs::views::{StatusView, etag, status_url, thumbnail_url};
 
 /// `POST /v1/thumbnails?thumbnailId=&environment=` (ClassKit form).
 pub async fn post(

@@ -1,8 +1,11 @@
-//! Wire types: what the API's JSON bodies look like.
+//! Wire types: the job status body (SPEC §2), served by the API and sent to `replyTo` by
+//! workers, and the URLs in it.
 
+use crate::ids::{Environment, ThumbnailId};
+use crate::job::JobRecord;
+use crate::timestamp::Timestamp;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
-use thumbd_jobs::{Environment, JobRecord, ThumbnailId, Timestamp};
 
 /// Characters kept as they are in a path segment (RFC 3986 unreserved).
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC

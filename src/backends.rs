@@ -1,0 +1,157 @@
+//! Opening the three backends a process uses, from settings: the embedded ones (SQLite,
+//! files) or the distributed ones (PostgreSQL, RabbitMQ, a shared blob directory).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use secrecy::ExposeSecret as _;
+use thumbd_amqp::{AmqpJobQueue, AmqpOptions};
+use thumbd_jobs::{
+    BlobStore, FsBlobStore, JobQueue, MetaStore, SqliteDb, SqliteJobQueue, SqliteMetaStore,
+};
+
+use crate::settings::{Database, Settings};
+
+/// How long a leased job stays invisible in the embedded queue without a heartbeat. Only
+/// matters for a worker that hangs: a killed `serve` hands its leases back when it starts.
+const VISIBILITY: Duration = Duration::from_secs(60);
+
+/// What a process does, which decides what it may run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// API and workers in one process: any backends.
+    Serve,
+    /// API only: needs a queue other processes can consume (RabbitMQ).
+    Api,
+    /// Workers only: needs a queue other processes publish to (RabbitMQ).
+    Worker,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Serve => "serve",
+            Role::Api => "api",
+            Role::Worker => "worker",
+        }
+    }
+}
+
+/// The open backends.
+pub struct Backends {
+    /// Jobs and thumbnails.
+    pub store: Arc<dyn MetaStore>,
+    /// Where jobs wait.
+    pub queue: Arc<dyn JobQueue>,
+    /// Originals and thumbnails.
+    pub blobs: Arc<dyn BlobStore>,
+    /// For the banner: which backends these are.
+    pub description: String,
+    sqlite: Option<SqliteDb>,
+    amqp: Option<Arc<AmqpJobQueue>>,
+}
+
+impl Backends {
+    /// Opens (and migrates) the backends the settings name, checking they suit `role`.
+    pub async fn open(settings: &Settings, role: Role) -> anyhow::Result<Self> {
+        if role != Role::Serve && settings.amqp_url.is_none() {
+            bail!(
+                "`thumbd {}` needs amqp_url (THUMBD_AMQP_URL): the embedded queue lives inside one `thumbd serve` process",
+                role.name()
+            );
+        }
+        let mut sqlite = None;
+        let mut open_sqlite = async |path: &std::path::Path| -> anyhow::Result<SqliteDb> {
+            if let Some(db) = &sqlite {
+                return Ok(SqliteDb::clone(db));
+            }
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            let db = SqliteDb::open_with(path, settings.durability)
+                .await
+                .with_context(|| format!("cannot open the database {}", path.display()))?;
+            sqlite = Some(db.clone());
+            Ok(db)
+        };
+
+        let (store, store_name): (Arc<dyn MetaStore>, String) = match &settings.database {
+            Database::Sqlite(path) => (
+                Arc::new(SqliteMetaStore::new(open_sqlite(path).await?)),
+                format!("SQLite {}", path.display()),
+            ),
+            Database::Postgres(url) => {
+                let store = thumbd_postgres::PgMetaStore::connect(url.expose_secret())
+                    .await
+                    .context("cannot open the PostgreSQL store")?;
+                (
+                    Arc::new(store),
+                    thumbd_jobs::services::redact(url.expose_secret()),
+                )
+            }
+        };
+
+        let mut amqp = None;
+        let (queue, queue_name): (Arc<dyn JobQueue>, String) = match &settings.amqp_url {
+            Some(url) => {
+                let options = AmqpOptions {
+                    prefetch: u16::try_from(settings.prefetch).unwrap_or(u16::MAX),
+                    namespace: settings.amqp_namespace.clone(),
+                    ..AmqpOptions::default()
+                };
+                let queue = Arc::new(
+                    AmqpJobQueue::new(url.expose_secret(), options)
+                        .map_err(|e| anyhow::anyhow!("amqp_url: {e}"))?,
+                );
+                queue
+                    .connect()
+                    .await
+                    .context("cannot reach RabbitMQ (amqp_url)")?;
+                amqp = Some(queue.clone());
+                (queue, thumbd_jobs::services::redact(url.expose_secret()))
+            }
+            None => {
+                let path = match &settings.database {
+                    Database::Sqlite(path) => path.clone(),
+                    Database::Postgres(_) => settings.data_dir.join("thumbd.db"),
+                };
+                let db = open_sqlite(&path).await?;
+                let lock = path.with_extension("queue-lock");
+                let queue = SqliteJobQueue::open(db, &lock, VISIBILITY).await?;
+                (Arc::new(queue), "embedded queue".into())
+            }
+        };
+
+        let blobs = FsBlobStore::open(&settings.blob_dir)
+            .with_context(|| {
+                format!(
+                    "cannot open the blob directory {}",
+                    settings.blob_dir.display()
+                )
+            })?
+            .with_durability(settings.durability);
+        Ok(Backends {
+            description: format!(
+                "store: {store_name}; queue: {queue_name}; blobs: {}",
+                settings.blob_dir.display()
+            ),
+            store,
+            queue,
+            blobs: Arc::new(blobs),
+            sqlite,
+            amqp,
+        })
+    }
+
+    /// Closes connections cleanly (unsettled RabbitMQ deliveries go back to the queue).
+    pub async fn close(self) {
+        if let Some(amqp) = self.amqp {
+            amqp.close().await;
+        }
+        if let Some(db) = self.sqlite {
+            db.close().await;
+        }
+    }
+}
