@@ -197,7 +197,10 @@ impl ApiError {
 
 impl From<thumbd_jobs::Error> for ApiError {
     fn from(e: thumbd_jobs::Error) -> Self {
-        if e.is_transient() {
+        if let thumbd_jobs::Error::Unavailable { backend, .. } = &e {
+            tracing::error!(error = %e, "backend unavailable");
+            ApiError::unavailable(format!("{backend} is unavailable; retry later"))
+        } else if e.is_transient() {
             tracing::error!(error = %e, "backend unavailable");
             ApiError::unavailable("storage is unavailable; retry later")
         } else {

@@ -8,8 +8,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use thumbd_jobs::{
-    BlobKey, Environment, JobId, JobMessage, JobRecord, JobSource, JobStatus, ThumbnailId,
-    Timestamp,
+    BlobKey, Environment, JobFailure, JobId, JobMessage, JobRecord, JobSource, JobStatus,
+    ThumbnailId, Timestamp,
 };
 
 use crate::AppState;
@@ -82,7 +82,10 @@ async fn create(
     // points at something missing.
     state.blobs.put(&key, bytes).await?;
     state.store.create_job(&record).await?;
-    state.queue.push(&message).await?;
+    if let Err(e) = state.queue.push(&message).await {
+        not_accepted(&state, job_id, &key, &e).await;
+        return Err(e.into());
+    }
     tracing::info!(job_id = %job_id, thumbnail_id = %record.thumbnail_id, %environment, "job accepted");
 
     let pref = preference(&headers, state.options.default_wait, state.options.max_wait);
@@ -271,4 +274,24 @@ pub async fn delete(
         tracing::warn!(blob = %key, error = %e, "cannot delete a thumbnail's blob");
     }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The queue refused job `id` (the client gets 503): its record says so, so nobody waits
+/// for it, and its original is dropped. Should the broker still deliver a message it
+/// timed out on, the worker finds the job finished and skips it.
+async fn not_accepted(state: &AppState, id: JobId, original: &BlobKey, error: &thumbd_jobs::Error) {
+    let failure = JobFailure {
+        code: "ServiceUnavailable".into(),
+        message: format!("the job queue did not take the job: {error}"),
+    };
+    if let Err(e) = state
+        .store
+        .finish_failed(id, &failure, Timestamp::now())
+        .await
+    {
+        tracing::warn!(job_id = %id, error = %e, "cannot record a refused job");
+    }
+    if let Err(e) = state.blobs.delete(original).await {
+        tracing::warn!(job_id = %id, error = %e, "cannot delete a refused job's original");
+    }
 }
