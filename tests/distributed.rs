@@ -6,6 +6,8 @@
 #[path = "support/cluster.rs"]
 mod cluster;
 
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -197,5 +199,57 @@ fn producers_publish_straight_to_the_exchange() {
     }
     // The producer's job has a status record like any other.
     assert_eq!(c.status(job)["status"], "succeeded");
+    c.sigterm_all();
+}
+
+#[test]
+fn the_readme_pika_producer_runs_as_written() {
+    let has_pika = Command::new("python3")
+        .args(["-c", "import pika"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_pika {
+        assert!(
+            std::env::var("THUMBD_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "python3 with pika is needed (pip install pika)"
+        );
+        eprintln!(
+            "\n==== SKIP the_readme_pika_producer_runs_as_written: no pika (pip install pika) ====\n"
+        );
+        return;
+    }
+    let Some(mut c) = Cluster::new("pika") else {
+        return;
+    };
+    c.start_api();
+    c.start_worker();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let script = readme
+        .split("<!-- example:pika -->\n```python\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("the README's pika example");
+    let dir = c.dir.path();
+    std::fs::write(dir.join("producer.py"), script).unwrap();
+    std::fs::write(dir.join("photo.png"), png(640, 480, 9)).unwrap();
+    let out = Command::new("python3")
+        .args(["producer.py", "photo.png", "cover-7"])
+        .current_dir(dir)
+        .env("THUMBD_AMQP_URL", &c.amqp_url)
+        .env("THUMBD_AMQP_NAMESPACE", &c.namespace)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reply: Value = serde_json::from_str(stdout.trim()).expect("the reply is the status body");
+    assert_eq!(reply["status"], "succeeded", "{reply}");
+    assert_eq!(reply["thumbnailId"], "cover-7");
+    let job = reply["id"].as_str().unwrap();
+    assert_eq!(c.status(job)["result"]["width"], 330);
     c.sigterm_all();
 }
