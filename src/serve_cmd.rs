@@ -125,6 +125,13 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
         settings.job_retention,
         work_stop.clone(),
     ));
+    let sweeper = (role != Role::Worker).then(|| {
+        tokio::spawn(sweep_unpublished(
+            backends.store.clone(),
+            backends.queue.clone(),
+            work_stop.clone(),
+        ))
+    });
 
     shutdown_signal().await;
     tracing::info!("shutting down: no new requests; finishing requests and jobs in flight");
@@ -136,6 +143,9 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
         let _ = workers.await;
     }
     let _ = maintenance.await;
+    if let Some(sweeper) = sweeper {
+        let _ = sweeper.await;
+    }
     backends.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -154,6 +164,46 @@ async fn maintenance(store: Arc<dyn MetaStore>, retention: Duration, stop: Cance
         }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+/// A job record older than this whose publish was never recorded is published again.
+const UNPUBLISHED_AFTER: Duration = Duration::from_secs(60);
+
+/// Every minute: publishes jobs whose record was written but whose message never was (a
+/// process died in between, SPEC §6), then records them published.
+async fn sweep_unpublished(
+    store: Arc<dyn MetaStore>,
+    queue: Arc<dyn thumbd_jobs::JobQueue>,
+    stop: CancellationToken,
+) {
+    loop {
+        match store
+            .unpublished_jobs(Timestamp::now().minus(UNPUBLISHED_AFTER), 500)
+            .await
+        {
+            Ok(jobs) => {
+                for job in jobs {
+                    match queue.push(&job.message()).await {
+                        Ok(()) => {
+                            tracing::warn!(job_id = %job.id, "published a job its process never published");
+                            if let Err(e) = store.mark_published(job.id).await {
+                                tracing::warn!(job_id = %job.id, error = %e, "cannot mark a swept job");
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot republish unpublished jobs now");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot look for unpublished jobs"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(60)) => {}
             () = stop.cancelled() => return,
         }
     }

@@ -253,3 +253,37 @@ fn the_readme_pika_producer_runs_as_written() {
     assert_eq!(c.status(job)["result"]["width"], 330);
     c.sigterm_all();
 }
+
+#[test]
+fn a_job_whose_publish_never_happened_is_swept_and_done() {
+    let Some(mut c) = Cluster::new("sweep") else {
+        return;
+    };
+    // What an API process leaves when it dies between writing the record and publishing:
+    // the original and a `queued` record, two minutes old, no message.
+    let job = thumbd_jobs::JobId::new();
+    c.rt.block_on(async {
+        use thumbd_jobs::{BlobStore as _, MetaStore as _};
+        let blobs = thumbd_jobs::FsBlobStore::open(c.dir.path().join("blobs")).unwrap();
+        let key = thumbd_jobs::BlobKey::original(job);
+        blobs.put(&key, png(640, 480, 4).into()).await.unwrap();
+        let message = thumbd_jobs::JobMessage {
+            job_id: Some(job),
+            environment: thumbd_jobs::Environment::Development,
+            thumbnail_id: thumbd_jobs::ThumbnailId::parse("orphaned").unwrap(),
+            source: thumbd_jobs::JobSource::Blob { blob_key: key },
+            reply_to: None,
+        };
+        let store = c.schema.as_ref().unwrap().store().await.unwrap();
+        let created = thumbd_jobs::Timestamp::now().minus(Duration::from_secs(120));
+        let record = thumbd_jobs::JobRecord::queued(job, &message, created);
+        assert!(store.create_job(&record).await.unwrap());
+        store.close().await;
+    });
+    c.start_api(); // its sweeper publishes the job
+    c.start_worker();
+    let done = c.wait_all(&[job.to_string()], Duration::from_secs(60));
+    assert_eq!(done[0]["status"], "succeeded", "{}", done[0]);
+    assert!(c.api.as_ref().unwrap().log().contains("never published"));
+    c.sigterm_all();
+}

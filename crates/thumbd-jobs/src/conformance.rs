@@ -60,6 +60,40 @@ pub async fn meta_store(store: &dyn MetaStore) {
     );
     assert_eq!(store.job(JobId::new()).await.unwrap(), None, "unknown job");
 
+    // Unpublished until marked; only jobs created before the cut-off.
+    let later = now.plus(Duration::from_millis(1));
+    let unpublished = |jobs: Vec<JobRecord>| jobs.iter().map(|j| j.id).collect::<Vec<_>>();
+    assert_eq!(
+        unpublished(store.unpublished_jobs(later, 10).await.unwrap()),
+        [job.id],
+        "a new job is unpublished"
+    );
+    assert_eq!(
+        store.unpublished_jobs(now, 10).await.unwrap(),
+        [],
+        "created at the cut-off is not before it"
+    );
+    let other_msg = message(env, "published-later");
+    let other = JobRecord::queued(
+        other_msg.job_id.unwrap(),
+        &other_msg,
+        now.minus(Duration::from_millis(5)),
+    );
+    assert!(store.create_job(&other).await.unwrap());
+    assert_eq!(
+        unpublished(store.unpublished_jobs(later, 10).await.unwrap()),
+        [other.id, job.id],
+        "oldest first"
+    );
+    assert_eq!(
+        unpublished(store.unpublished_jobs(later, 1).await.unwrap()),
+        [other.id],
+        "limit"
+    );
+    store.mark_published(other.id).await.unwrap();
+    store.mark_published(job.id).await.unwrap();
+    assert_eq!(store.unpublished_jobs(later, 10).await.unwrap(), []);
+
     // Attempts count; requeue; start again.
     let started = store
         .start_job(job.id, now)

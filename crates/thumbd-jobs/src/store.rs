@@ -33,6 +33,15 @@ pub trait MetaStore: Send + Sync + 'static {
     /// The job, if known.
     async fn job(&self, id: JobId) -> Result<Option<JobRecord>>;
 
+    /// Records that job `id`'s message is in the queue (its push returned `Ok`).
+    async fn mark_published(&self, id: JobId) -> Result<()>;
+
+    /// Up to `limit` jobs still `queued` whose push was never recorded and that were created
+    /// before `before`, oldest first: the process that wrote them died before it published
+    /// (or before it recorded the publish). The sweeper publishes them again; a duplicate
+    /// message is harmless, since workers skip finished jobs.
+    async fn unpublished_jobs(&self, before: Timestamp, limit: u32) -> Result<Vec<JobRecord>>;
+
     /// Marks an unfinished job `processing` and counts an attempt; returns the updated record,
     /// or the record unchanged if it is already finished, or `None` if unknown.
     async fn start_job(&self, id: JobId, now: Timestamp) -> Result<Option<JobRecord>>;

@@ -5,8 +5,14 @@ use sqlx::PgPool;
 use thumbd_jobs::{Result, Timestamp};
 
 /// The schema, in order: version, name, SQL.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (
+        2,
+        "published",
+        include_str!("../migrations/0002_published.sql"),
+    ),
+];
 
 /// The advisory lock class migrations take; the second key is the schema's hash, so tests
 /// migrating their own schemas of one database do not wait for each other.

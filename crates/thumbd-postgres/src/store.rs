@@ -142,7 +142,8 @@ impl MetaStore for PgMetaStore {
     async fn create_job(&self, job: &JobRecord) -> Result<bool> {
         let done = sqlx::query(
             "INSERT INTO jobs (id, environment, thumbnail_id, status, source, reply_to, \
-             created_at, attempts) VALUES ($1::uuid, $2, $3, $4, $5::json, $6, $7, 0) \
+             created_at, attempts, published) \
+             VALUES ($1::uuid, $2, $3, $4, $5::json, $6, $7, 0, false) \
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(job.id.to_string())
@@ -155,6 +156,30 @@ impl MetaStore for PgMetaStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn mark_published(&self, id: JobId) -> Result<()> {
+        sqlx::query("UPDATE jobs SET published = true WHERE id = $1::uuid")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn unpublished_jobs(&self, before: Timestamp, limit: u32) -> Result<Vec<JobRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE NOT published AND status = 'queued' AND created_at < $1 \
+             ORDER BY created_at LIMIT $2"
+        ))
+        .bind(before.0)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(job_from_row)
+        .collect()
     }
 
     async fn job(&self, id: JobId) -> Result<Option<JobRecord>> {

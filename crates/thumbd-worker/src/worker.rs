@@ -229,6 +229,8 @@ impl Worker {
                 self.store
                     .create_job(&JobRecord::queued(id, message, Timestamp::now()))
                     .await?;
+                // Its message is the one in hand: nothing for the sweeper to republish.
+                self.store.mark_published(id).await?;
                 self.store
                     .start_job(id, Timestamp::now())
                     .await?

@@ -86,6 +86,10 @@ async fn create(
         not_accepted(&state, job_id, &key, &e).await;
         return Err(e.into());
     }
+    if let Err(e) = state.store.mark_published(job_id).await {
+        // The sweeper will publish it again: a duplicate, which workers skip.
+        tracing::warn!(job_id = %job_id, error = %e, "cannot record that the job was published");
+    }
     tracing::info!(job_id = %job_id, thumbnail_id = %record.thumbnail_id, %environment, "job accepted");
 
     let pref = preference(&headers, state.options.default_wait, state.options.max_wait);

@@ -19,11 +19,18 @@ use crate::Durability;
 use crate::error::Result;
 
 /// The schema, in order. Each runs once, in a transaction, recorded in `thumbd_migrations`.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/0001_initial.sql"),
+    ),
+    (
+        2,
+        "published",
+        include_str!("../../migrations/0002_published.sql"),
+    ),
+];
 
 /// One SQLite database: a single writer connection (SQLite has one writer at a time; one
 /// connection avoids `SQLITE_BUSY` on lock upgrades) and a pool of readers (WAL lets them run

@@ -69,7 +69,7 @@ impl MetaStore for SqliteMetaStore {
     async fn create_job(&self, job: &JobRecord) -> Result<bool> {
         let query = sqlx::query(
             "INSERT INTO jobs (id, environment, thumbnail_id, status, source, reply_to, created_at, \
-             attempts) VALUES (?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT (id) DO NOTHING",
+             attempts, published) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0) ON CONFLICT (id) DO NOTHING",
         )
         .bind(job.id.to_string())
         .bind(job.environment.as_str())
@@ -82,6 +82,28 @@ impl MetaStore for SqliteMetaStore {
         // FULL commit syncs the (sequential) WAL, this insert included. One fsync per accept.
         let done = query.execute(&self.db.writer).await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn mark_published(&self, id: JobId) -> Result<()> {
+        sqlx::query("UPDATE jobs SET published = 1 WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&self.db.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn unpublished_jobs(&self, before: Timestamp, limit: u32) -> Result<Vec<JobRecord>> {
+        sqlx::query(
+            "SELECT * FROM jobs WHERE published = 0 AND status = 'queued' AND created_at < ? \
+             ORDER BY created_at LIMIT ?",
+        )
+        .bind(before.0)
+        .bind(i64::from(limit))
+        .fetch_all(&self.db.reader)
+        .await?
+        .iter()
+        .map(job_from_row)
+        .collect()
     }
 
     async fn job(&self, id: JobId) -> Result<Option<JobRecord>> {
