@@ -10,6 +10,8 @@
 //! scheduled time, so a stall counts against us), and the server's peak RSS while 64 clients
 //! upload 5 MB images at once.
 
+#[path = "support/loadgen.rs"]
+mod loadgen;
 #[path = "../tests/support/serve_process.rs"]
 mod serve_process;
 
@@ -18,6 +20,7 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use loadgen::{agent, cpu_secs, load_corpus, noise_png, percentile};
 use rayon::prelude::*;
 
 struct Server {
@@ -74,18 +77,7 @@ impl Server {
         image: &(Vec<u8>, &'static str),
         prefer: &str,
     ) -> (u16, f64) {
-        let t = Instant::now();
-        let r = agent
-            .post(format!(
-                "{}/v1/thumbnails?thumbnailId={id}&environment=development",
-                self.base
-            ))
-            .header("authorization", &format!("Bearer {}", self.token))
-            .header("content-type", image.1)
-            .header("prefer", prefer)
-            .send(&image.0[..])
-            .expect("request");
-        (r.status().as_u16(), t.elapsed().as_secs_f64())
+        loadgen::post(agent, &self.base, &self.token, id, image, prefer)
     }
 }
 
@@ -94,80 +86,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// utime + stime of a /proc/…/stat file, in seconds (clock ticks are 100 Hz on Linux).
-fn cpu_secs(path: &str) -> f64 {
-    let stat = std::fs::read_to_string(path).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let tick = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (tick(11) + tick(12)) / 100.0
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .proxy(None)
-        .timeout_global(Some(Duration::from_secs(120)))
-        .build()
-        .into()
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    // Nearest rank on a sorted sample: index = round(p% × (n − 1)), counted in whole steps.
-    let steps = sorted.len() - 1;
-    let rank = (0..=steps)
-        .find(|&i| i as f64 >= p / 100.0 * steps as f64 - 0.5)
-        .unwrap_or(steps);
-    sorted[rank]
-}
-
-fn load_corpus(dir: &Path) -> Vec<(Vec<u8>, &'static str)> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("corpus folder")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    paths.sort();
-    paths
-        .into_iter()
-        .filter_map(|p| {
-            let ext = p.extension()?.to_str()?.to_ascii_lowercase();
-            let ct = match ext.as_str() {
-                "png" => "image/png",
-                "jpg" | "jpeg" => "image/jpeg",
-                _ => return None,
-            };
-            let bytes = std::fs::read(&p).ok()?;
-            (bytes.len() <= 5 * 1024 * 1024 && thumbcore::probe(&bytes).is_ok())
-                .then_some((bytes, ct))
-        })
-        .collect()
-}
-
-fn noise_png(w: u32, h: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut enc = png::Encoder::new(&mut out, w, h);
-    enc.set_color(png::ColorType::Rgb);
-    let mut x: u32 = 0x9E37_79B9;
-    let data: Vec<u8> = (0..w * h * 3)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x.to_le_bytes()[0]
-        })
-        .collect();
-    enc.write_header().unwrap().write_image_data(&data).unwrap();
-    out
 }
 
 fn main() {
@@ -237,35 +155,8 @@ fn main() {
     let total = rounds * corpus.len();
     let (server_cpu0, client_cpu0) = (server.cpu_secs(), cpu_secs("/proc/self/stat"));
     let image_cpu0 = server.image_cpu_secs();
-    let t = Instant::now();
-    let mut latencies: Vec<f64> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..clients)
-            .map(|c| {
-                let (server, corpus) = (&server, &corpus);
-                s.spawn(move || {
-                    let agent = agent();
-                    (c..total)
-                        .step_by(clients)
-                        .map(|i| {
-                            let (status, secs) = server.post(
-                                &agent,
-                                &format!("t{i}"),
-                                &corpus[i % corpus.len()],
-                                "wait=60",
-                            );
-                            assert_eq!(status, 201, "job {i}");
-                            secs
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
-    });
-    let elapsed = t.elapsed().as_secs_f64();
+    let (elapsed, latencies) =
+        loadgen::closed_loop(&server.base, &server.token, &corpus, clients, total, "t");
     let service_rate = total as f64 / elapsed;
     let server_cpu = server.cpu_secs() - server_cpu0;
     let image_cpu = server.image_cpu_secs() - image_cpu0;
@@ -273,7 +164,6 @@ fn main() {
     let batch_after = batch();
     let batch_rate = (batch_before.0 + batch_after.0) / 2.0;
     let batch_cpu = (batch_before.1 + batch_after.1) / 2.0;
-    latencies.sort_by(f64::total_cmp);
 
     // 3. Unloaded latency: one client, one job at a time.
     let agent1 = agent();

@@ -50,6 +50,7 @@ pub struct Backends {
     pub description: String,
     sqlite: Option<SqliteDb>,
     amqp: Option<Arc<AmqpJobQueue>>,
+    postgres: Option<thumbd_postgres::PgMetaStore>,
 }
 
 impl Backends {
@@ -77,6 +78,7 @@ impl Backends {
             Ok(db)
         };
 
+        let mut postgres = None;
         let (store, store_name): (Arc<dyn MetaStore>, String) = match &settings.database {
             Database::Sqlite(path) => (
                 Arc::new(SqliteMetaStore::new(open_sqlite(path).await?)),
@@ -86,6 +88,7 @@ impl Backends {
                 let store = thumbd_postgres::PgMetaStore::connect(url.expose_secret())
                     .await
                     .context("cannot open the PostgreSQL store")?;
+                postgres = Some(store.clone());
                 (
                     Arc::new(store),
                     thumbd_jobs::services::redact(url.expose_secret()),
@@ -142,7 +145,16 @@ impl Backends {
             blobs: Arc::new(blobs),
             sqlite,
             amqp,
+            postgres,
         })
+    }
+
+    /// Tells `events` of jobs finished by other processes, where the store can (PostgreSQL's
+    /// `NOTIFY`), so waiting requests answer at once rather than at their next poll.
+    pub fn forward_finished(&self, events: &thumbd_jobs::JobEvents) {
+        if let Some(pg) = &self.postgres {
+            pg.forward_finished(events.clone());
+        }
     }
 
     /// Closes connections cleanly (unsettled RabbitMQ deliveries go back to the queue).
@@ -152,6 +164,9 @@ impl Backends {
         }
         if let Some(db) = self.sqlite {
             db.close().await;
+        }
+        if let Some(pg) = self.postgres {
+            pg.close().await;
         }
     }
 }

@@ -49,6 +49,9 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
         Role::Serve | Role::Api => auth(&settings)?,
     };
     let events = JobEvents::new();
+    if role != Role::Worker {
+        backends.forward_finished(&events);
+    }
 
     let worker = (role != Role::Api).then(|| {
         Arc::new(Worker::new(

@@ -81,9 +81,15 @@ impl Cluster {
     }
 
     pub fn spawn(&self, role: &str, name: &str) -> Proc {
+        self.spawn_with(role, name, 1)
+    }
+
+    /// Starts `thumbd ROLE` with `workers` image threads.
+    pub fn spawn_with(&self, role: &str, name: &str, workers: usize) -> Proc {
         let log = self.dir.path().join(format!("{name}.log"));
+        let workers = workers.to_string();
         let mut child = Command::new(env!("CARGO_BIN_EXE_thumbd"))
-            .args([role, "--listen", "127.0.0.1:0", "--workers", "1"])
+            .args([role, "--listen", "127.0.0.1:0", "--workers", &workers])
             .env("THUMBD_AMQP_URL", &self.amqp_url)
             .env("THUMBD_AMQP_NAMESPACE", &self.namespace)
             .env("THUMBD_DATABASE_URL", self.schema.as_ref().unwrap().url())

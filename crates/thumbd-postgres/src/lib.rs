@@ -28,5 +28,5 @@ mod migrate;
 mod store;
 mod test_schema;
 
-pub use store::PgMetaStore;
+pub use store::{FINISHED_CHANNEL, PgMetaStore};
 pub use test_schema::TestSchema;

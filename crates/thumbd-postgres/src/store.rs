@@ -312,6 +312,7 @@ impl MetaStore for PgMetaStore {
                 // A job accepted later already replaced it: ours is not served.
                 finished.current = false;
                 finished.orphaned.push(result.blob_key.clone());
+                notify_finished(&mut tx, id).await?;
                 tx.commit().await?;
                 return Ok(finished);
             }
@@ -333,6 +334,7 @@ impl MetaStore for PgMetaStore {
             .execute(&mut *tx)
             .await?;
         }
+        notify_finished(&mut tx, id).await?;
         tx.commit().await?;
         Ok(finished)
     }
@@ -342,16 +344,18 @@ impl MetaStore for PgMetaStore {
         // failure would be retried forever.
         let message = failure.message.replace('\0', "\u{FFFD}");
         let done = sqlx::query(
-            "UPDATE jobs SET status = 'failed', finished_at = $1, error_code = $2, \
-             error_message = $3 WHERE id = $4::uuid AND status IN ('queued', 'processing')",
+            "WITH done AS (UPDATE jobs SET status = 'failed', finished_at = $1, error_code = $2, \
+             error_message = $3 WHERE id = $4::uuid AND status IN ('queued', 'processing') \
+             RETURNING id) SELECT pg_notify($5, id::text) FROM done",
         )
         .bind(now.0)
         .bind(&failure.code)
         .bind(&message)
         .bind(id.to_string())
-        .execute(&self.pool)
+        .bind(FINISHED_CHANNEL)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done.len() == 1)
     }
 
     async fn thumbnail(
@@ -405,5 +409,59 @@ impl MetaStore for PgMetaStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+/// The `NOTIFY` channel on which finished job ids are announced (on commit).
+pub const FINISHED_CHANNEL: &str = "thumbd_jobs_finished";
+
+/// Announces that job `id` finished, when `tx` commits.
+async fn notify_finished(tx: &mut sqlx::PgConnection, id: JobId) -> Result<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(FINISHED_CHANNEL)
+        .bind(id.to_string())
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+impl PgMetaStore {
+    /// Forwards the ids of jobs finished by any process (announced with `NOTIFY` on
+    /// [`FINISHED_CHANNEL`]) to `events`, so an API process answers a waiting request the
+    /// moment a remote worker finishes its job. Runs until the store's pool closes; a
+    /// dropped connection is re-established (announcements in the gap are missed: waiting
+    /// requests also poll).
+    pub fn forward_finished(&self, events: thumbd_jobs::JobEvents) -> tokio::task::JoinHandle<()> {
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let mut listener = loop {
+                match sqlx::postgres::PgListener::connect_with(&pool).await {
+                    Ok(mut l) => match l.listen(FINISHED_CHANNEL).await {
+                        Ok(()) => break l,
+                        Err(e) => tracing::warn!(error = %e, "cannot LISTEN for finished jobs"),
+                    },
+                    Err(e) if pool.is_closed() => {
+                        tracing::debug!(error = %e, "store closed");
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot LISTEN for finished jobs"),
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            };
+            loop {
+                match listener.recv().await {
+                    Ok(n) => {
+                        if let Ok(id) = JobId::parse(n.payload()) {
+                            events.finished(id);
+                        }
+                    }
+                    Err(_) if pool.is_closed() => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "finished-job notifications interrupted");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        })
     }
 }

@@ -316,3 +316,50 @@ async fn strings_postgres_text_cannot_hold() {
     store.close().await;
     schema.remove().await.unwrap();
 }
+
+#[tokio::test]
+async fn finished_jobs_are_announced() {
+    let Some(schema) = schema("finished_jobs_are_announced").await else {
+        return;
+    };
+    let store = schema.store().await.unwrap();
+    let events = thumbd_jobs::JobEvents::new();
+    let mut finished = events.subscribe();
+    store.forward_finished(events.clone());
+    // Let the listener start before the announcement.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let message = thumbd_jobs::JobMessage {
+        job_id: None,
+        environment: thumbd_jobs::Environment::Development,
+        thumbnail_id: thumbd_jobs::ThumbnailId::parse("announced").unwrap(),
+        source: thumbd_jobs::JobSource::Url {
+            url: "https://example.invalid/a.png".into(),
+        },
+        reply_to: None,
+    };
+    let id = thumbd_jobs::JobId::new();
+    let now = thumbd_jobs::Timestamp::now();
+    assert!(
+        store
+            .create_job(&thumbd_jobs::JobRecord::queued(id, &message, now))
+            .await
+            .unwrap()
+    );
+    let failure = thumbd_jobs::JobFailure {
+        code: "SourceFetchFailed".into(),
+        message: "test".into(),
+    };
+    assert!(store.finish_failed(id, &failure, now).await.unwrap());
+    let heard = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            if finished.recv().await.unwrap() == id {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(heard.is_ok(), "no announcement within 5 s");
+    store.close().await;
+    schema.remove().await.unwrap();
+}
