@@ -1,0 +1,211 @@
+//! The distributed mode against the embedded one, on the same corpus and the same cores:
+//! `thumbd serve` (2 image threads) vs `thumbd api` + one `thumbd worker` (2 image threads)
+//! vs `thumbd api` + two `thumbd worker`s (1 each), all on loopback with the local RabbitMQ and
+//! PostgreSQL; plus the latency of a confirmed publish and what the broker and the database
+//! cost per job (their CPU time during the run).
+//!
+//! ```sh
+//! cargo bench --bench distributed -- ../shared/corpus
+//! ```
+
+#[path = "../tests/support/cluster.rs"]
+mod cluster;
+#[path = "support/loadgen.rs"]
+mod loadgen;
+#[path = "../tests/support/serve_process.rs"]
+mod serve_process;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Instant;
+
+use cluster::Cluster;
+use loadgen::{closed_loop, cpu_secs, load_corpus, percentile};
+use thumbd_amqp::{AmqpJobQueue, AmqpOptions};
+use thumbd_jobs::{Environment, JobMessage, JobQueue as _, JobSource, ThumbnailId};
+
+/// CPU seconds used so far by every process whose name starts with one of `names`.
+fn cpu_of(names: &[&str]) -> f64 {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm"))
+                .is_ok_and(|c| names.iter().any(|n| c.trim_end().starts_with(n)))
+        })
+        .map(|e| cpu_secs(&e.path().join("stat").to_string_lossy()))
+        .sum()
+}
+
+/// Result of one configuration.
+struct Run {
+    name: String,
+    rate: f64,
+    latencies: Vec<f64>,
+    broker_ms_per_job: f64,
+    db_ms_per_job: f64,
+}
+
+fn measure(
+    name: &str,
+    base: &str,
+    token: &str,
+    corpus: &[(Vec<u8>, &'static str)],
+    total: usize,
+) -> Run {
+    let (broker0, db0) = (cpu_of(&["beam.smp"]), cpu_of(&["postgres"]));
+    let (elapsed, latencies) = closed_loop(base, token, corpus, 4, total, "d");
+    let per_job = |secs: f64| 1000.0 * secs / total as f64;
+    Run {
+        name: name.into(),
+        rate: total as f64 / elapsed,
+        latencies,
+        broker_ms_per_job: per_job(cpu_of(&["beam.smp"]) - broker0),
+        db_ms_per_job: per_job(cpu_of(&["postgres"]) - db0),
+    }
+}
+
+fn main() {
+    let Some(dir) = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .map(PathBuf::from)
+    else {
+        eprintln!(
+            "distributed: give a corpus folder (cargo bench --bench distributed -- DIR); skipping"
+        );
+        return;
+    };
+    let corpus = load_corpus(&dir);
+    assert!(
+        !corpus.is_empty(),
+        "no PNG/JPEG ≤ 5 MB in {}",
+        dir.display()
+    );
+    let rounds: usize = std::env::var("THUMBD_LOAD_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let total = rounds * corpus.len();
+    println!(
+        "corpus: {} images, {rounds} rounds = {total} uploads per run, 4 clients",
+        corpus.len()
+    );
+    let mut runs = Vec::new();
+
+    // Embedded.
+    let tmp = tempfile::tempdir().unwrap();
+    let serve = serve_process::spawn(
+        &tmp.path().join("data"),
+        &["--workers", "2"],
+        "warn",
+        Stdio::inherit(),
+    );
+    let mut child = serve.child;
+    runs.push(measure(
+        "`thumbd serve` (embedded), 2 image threads",
+        &serve.base,
+        &serve.token,
+        &corpus,
+        total,
+    ));
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // RabbitMQ + PostgreSQL: one worker with 2 threads, then two with 1 each.
+    for (name, workers) in [
+        (
+            "`thumbd api` + 1 worker × 2 threads (RabbitMQ, PostgreSQL)",
+            &[2][..],
+        ),
+        (
+            "`thumbd api` + 2 workers × 1 thread (RabbitMQ, PostgreSQL)",
+            &[1, 1][..],
+        ),
+    ] {
+        let Some(mut c) = Cluster::new("bench") else {
+            eprintln!("RabbitMQ or PostgreSQL missing: the distributed runs are skipped");
+            break;
+        };
+        c.start_api();
+        for (i, w) in workers.iter().enumerate() {
+            let p = c.spawn_with("worker", &format!("worker-{i}"), *w);
+            c.workers.push(p);
+        }
+        let run = measure(name, c.api(), &c.token.clone(), &corpus, total);
+        runs.push(run);
+        c.sigterm_all();
+    }
+
+    // Publish-confirm latency: one publisher, one message at a time.
+    let confirms = {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let queue = AmqpJobQueue::new(
+                "amqp://guest:guest@127.0.0.1:5672/%2f",
+                AmqpOptions {
+                    namespace: format!("thumbd-bench-{}", std::process::id()),
+                    ..AmqpOptions::default()
+                },
+            )
+            .unwrap();
+            if queue.connect().await.is_err() {
+                return Vec::new();
+            }
+            let message = JobMessage {
+                job_id: None,
+                environment: Environment::Development,
+                thumbnail_id: ThumbnailId::parse("bench").unwrap(),
+                source: JobSource::Url {
+                    url: "https://example.invalid/x.png".into(),
+                },
+                reply_to: None,
+            };
+            let mut out = Vec::new();
+            for _ in 0..2000 {
+                let t = Instant::now();
+                queue.push(&message).await.unwrap();
+                out.push(t.elapsed().as_secs_f64());
+            }
+            queue.delete_topology().await.unwrap();
+            out.sort_by(f64::total_cmp);
+            out
+        })
+    };
+
+    let ms = |s: f64| format!("{:.1} ms", s * 1000.0);
+    let embedded = runs[0].rate;
+    println!();
+    println!(
+        "| configuration | uploads/s | vs embedded | POST→succeeded p50 / p99 | broker CPU / job | PostgreSQL CPU / job |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for r in &runs {
+        println!(
+            "| {} | {:.1} | {:.0} % | {} / {} | {:.2} ms | {:.2} ms |",
+            r.name,
+            r.rate,
+            100.0 * r.rate / embedded,
+            ms(percentile(&r.latencies, 50.0)),
+            ms(percentile(&r.latencies, 99.0)),
+            r.broker_ms_per_job,
+            r.db_ms_per_job
+        );
+    }
+    if !confirms.is_empty() {
+        println!(
+            "| publish + confirm, {} sequential 0.1 KB messages | p50 {} / p99 {} / max {} | | | | |",
+            confirms.len(),
+            ms(percentile(&confirms, 50.0)),
+            ms(percentile(&confirms, 99.0)),
+            ms(*confirms.last().unwrap())
+        );
+    }
+}
