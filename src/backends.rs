@@ -11,7 +11,7 @@ use thumbd_jobs::{
     BlobStore, FsBlobStore, JobQueue, MetaStore, SqliteDb, SqliteJobQueue, SqliteMetaStore,
 };
 
-use crate::settings::{Database, Settings};
+use crate::settings::{Database, Settings, Storage};
 
 /// How long a leased job stays invisible in the embedded queue without a heartbeat. Only
 /// matters for a worker that hangs: a killed `serve` hands its leases back when it starts.
@@ -127,22 +127,28 @@ impl Backends {
             }
         };
 
-        let blobs = FsBlobStore::open(&settings.blob_dir)
-            .with_context(|| {
-                format!(
-                    "cannot open the blob directory {}",
-                    settings.blob_dir.display()
-                )
-            })?
-            .with_durability(settings.durability);
+        let (blobs, blobs_name): (Arc<dyn BlobStore>, String) = match &settings.storage {
+            Storage::Files(dir) => {
+                let blobs = FsBlobStore::open(dir)
+                    .with_context(|| format!("cannot open the blob directory {}", dir.display()))?
+                    .with_durability(settings.durability);
+                (Arc::new(blobs), dir.display().to_string())
+            }
+            Storage::S3(url) => {
+                let blobs = thumbd_s3::S3BlobStore::from_url(url)
+                    .map_err(|e| anyhow::anyhow!("storage_url: {e}"))?;
+                blobs
+                    .ping()
+                    .await
+                    .context("cannot reach the S3 bucket (storage_url)")?;
+                (Arc::new(blobs), url.clone())
+            }
+        };
         Ok(Backends {
-            description: format!(
-                "store: {store_name}; queue: {queue_name}; blobs: {}",
-                settings.blob_dir.display()
-            ),
+            description: format!("store: {store_name}; queue: {queue_name}; blobs: {blobs_name}"),
             store,
             queue,
-            blobs: Arc::new(blobs),
+            blobs,
             sqlite,
             amqp,
             postgres,

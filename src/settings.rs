@@ -52,7 +52,7 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "storage_url",
         default: "",
-        help: "blob store: unset = `blobs/` in the data dir, or `file:///ABS/PATH`",
+        help: "blob store: unset = `blobs/` in the data dir, `file:///ABS/PATH`, or `s3://BUCKET?endpoint=URL&region=R[&prefix=P]` (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)",
     },
     Key {
         name: "durability",
@@ -155,6 +155,16 @@ pub enum Database {
     Postgres(SecretString),
 }
 
+/// Where originals and thumbnails are kept.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// A directory (shared by every process in distributed mode on one machine).
+    Files(PathBuf),
+    /// An S3-compatible bucket: `s3://bucket?endpoint=…&region=…[&prefix=…]`; credentials
+    /// from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (never in the URL).
+    S3(String),
+}
+
 /// Typed settings. Secrets are [`SecretString`]s: `Debug` never prints them.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -163,7 +173,7 @@ pub struct Settings {
     pub database: Database,
     pub amqp_url: Option<SecretString>,
     pub amqp_namespace: String,
-    pub blob_dir: PathBuf,
+    pub storage: Storage,
     pub durability: thumbd_jobs::Durability,
     pub jwt_secret: Option<SecretString>,
     pub jwt_public_key: Option<PathBuf>,
@@ -281,7 +291,7 @@ impl Settings {
             database: p.database(&data_dir),
             amqp_url: p.amqp_url(),
             amqp_namespace: p.text("amqp_namespace"),
-            blob_dir: p.blob_dir(&data_dir),
+            storage: p.storage(&data_dir),
             durability: p.choice(
                 "durability",
                 &[
@@ -484,17 +494,24 @@ impl Parser<'_> {
         }
     }
 
-    fn blob_dir(&mut self, data_dir: &Path) -> PathBuf {
+    fn storage(&mut self, data_dir: &Path) -> Storage {
         match self.optional("storage_url") {
-            None => data_dir.join("blobs"),
+            None => Storage::Files(data_dir.join("blobs")),
             Some(url) => match url.strip_prefix("file://") {
-                Some(path) if path.starts_with('/') => PathBuf::from(path),
+                Some(path) if path.starts_with('/') => Storage::Files(PathBuf::from(path)),
+                _ if url.starts_with("s3://") => match thumbd_s3::S3Location::parse(&url) {
+                    Ok(_) => Storage::S3(url),
+                    Err(e) => {
+                        self.error("storage_url", &e.to_string());
+                        Storage::Files(PathBuf::new())
+                    }
+                },
                 _ => {
                     self.error(
                         "storage_url",
-                        "expected file:///ABSOLUTE/PATH (S3 storage is not in this build yet)",
+                        "expected file:///ABSOLUTE/PATH or s3://BUCKET?endpoint=…&region=…",
                     );
-                    PathBuf::new()
+                    Storage::Files(PathBuf::new())
                 }
             },
         }
@@ -581,7 +598,7 @@ mod tests {
             matches!(&s.database, Database::Sqlite(p) if p == Path::new("./thumbd-data/thumbd.db"))
         );
         assert!(s.amqp_url.is_none());
-        assert_eq!(s.blob_dir, PathBuf::from("./thumbd-data/blobs"));
+        assert!(matches!(&s.storage, Storage::Files(p) if p == Path::new("./thumbd-data/blobs")));
         assert!(s.auth && !s.public_reads && s.jwt_secret.is_none());
         assert_eq!(s.thumbnail_size, (330, 330));
         assert_eq!(s.wait, Duration::from_secs(2));

@@ -5,6 +5,8 @@
 
 #[path = "support/cluster.rs"]
 mod cluster;
+#[path = "../crates/thumbd-s3/tests/support/moto.rs"]
+mod moto;
 
 use std::path::Path;
 use std::process::Command;
@@ -285,5 +287,67 @@ fn a_job_whose_publish_never_happened_is_swept_and_done() {
     let done = c.wait_all(&[job.to_string()], Duration::from_secs(60));
     assert_eq!(done[0]["status"], "succeeded", "{}", done[0]);
     assert!(c.api.as_ref().unwrap().log().contains("never published"));
+    c.sigterm_all();
+}
+
+#[test]
+fn an_api_and_a_worker_on_s3_storage() {
+    let Some(moto) = moto::Moto::start("an_api_and_a_worker_on_s3_storage") else {
+        return;
+    };
+    let Some(mut c) = Cluster::new("s3") else {
+        return;
+    };
+    moto.create_bucket("thumbd-blobs");
+    c.storage = Some((
+        format!(
+            "s3://thumbd-blobs?endpoint={}&region=us-east-1&prefix=cluster",
+            moto.endpoint
+        ),
+        vec![
+            ("AWS_ACCESS_KEY_ID".into(), moto::ACCESS_KEY_ID.into()),
+            (
+                "AWS_SECRET_ACCESS_KEY".into(),
+                moto::SECRET_ACCESS_KEY.into(),
+            ),
+        ],
+    ));
+    c.start_api();
+    c.start_worker();
+    let jobs: Vec<String> = (0..4)
+        .map(|i| c.submit(&format!("s3-{i}"), &png(640 + i, 480, i)))
+        .collect();
+    for b in c.wait_all(&jobs, Duration::from_secs(60)) {
+        assert_eq!(b["status"], "succeeded", "{b}");
+    }
+    let mut r = agent()
+        .get(format!(
+            "{}/v1/thumbnails/s3-2?environment=development",
+            c.api()
+        ))
+        .header("authorization", &format!("Bearer {}", c.token))
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.body_mut().read_to_vec().unwrap().starts_with(b"\x89PNG"));
+    // The bytes live in the bucket, not on disk.
+    assert_eq!(thumbnail_files(c.dir.path()), 0);
+    let store = moto.store("thumbd-blobs", "&prefix=cluster");
+    let served = c.rt.block_on(async {
+        use thumbd_jobs::MetaStore as _;
+        let pg = c.schema.as_ref().unwrap().store().await.unwrap();
+        let t = pg
+            .thumbnail(
+                thumbd_jobs::Environment::Development,
+                &thumbd_jobs::ThumbnailId::parse("s3-2").unwrap(),
+            )
+            .await
+            .unwrap()
+            .expect("a current thumbnail");
+        pg.close().await;
+        use thumbd_jobs::BlobStore as _;
+        store.get(&t.result.blob_key).await.unwrap()
+    });
+    assert!(served.is_some_and(|b| b.starts_with(b"\x89PNG")));
     c.sigterm_all();
 }

@@ -28,6 +28,9 @@ pub struct Cluster {
     pub api: Option<Proc>,
     pub workers: Vec<Proc>,
     pub token: String,
+    /// `THUMBD_STORAGE_URL` and extra environment for the processes; default: a shared
+    /// directory.
+    pub storage: Option<(String, Vec<(String, String)>)>,
 }
 
 /// A spawned `thumbd api` or `thumbd worker`.
@@ -77,6 +80,7 @@ impl Cluster {
             api: None,
             workers: Vec::new(),
             token,
+            storage: None,
         })
     }
 
@@ -95,8 +99,12 @@ impl Cluster {
             .env("THUMBD_DATABASE_URL", self.schema.as_ref().unwrap().url())
             .env(
                 "THUMBD_STORAGE_URL",
-                format!("file://{}", self.dir.path().join("blobs").display()),
+                self.storage.as_ref().map_or_else(
+                    || format!("file://{}", self.dir.path().join("blobs").display()),
+                    |(url, _)| url.clone(),
+                ),
             )
+            .envs(self.storage.iter().flat_map(|(_, env)| env.clone()))
             .env("THUMBD_DATA_DIR", self.dir.path().join(name))
             .env("THUMBD_JWT_SECRET", SECRET)
             .env("RUST_LOG", "info,sqlx=warn")
