@@ -134,7 +134,9 @@ pub(crate) async fn wait_for(
 ) -> Result<Option<JobRecord>, ApiError> {
     let mut events = state.events.subscribe();
     let deadline = tokio::time::Instant::now() + wait;
-    let mut poll = Duration::from_millis(20);
+    // Finished jobs are announced (`JobEvents`: by this process's workers, or relayed from
+    // the store's notifications); polling only covers an announcement that was missed.
+    let mut poll = Duration::from_millis(100);
     loop {
         let record = state.store.job(id).await?;
         if record.as_ref().is_none_or(|r| r.status.is_finished()) {
@@ -158,7 +160,7 @@ pub(crate) async fn wait_for(
             }
         })
         .await;
-        poll = (poll * 2).min(Duration::from_millis(250));
+        poll = (poll * 2).min(Duration::from_secs(1));
     }
 }
 
