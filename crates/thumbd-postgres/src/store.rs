@@ -45,6 +45,10 @@ macro_rules! thumbnail_columns {
 #[derive(Debug, Clone)]
 pub struct PgMetaStore {
     pool: PgPool,
+    /// Connections with `synchronous_commit = off`, for writes a database crash may lose
+    /// without harm (a job marked started, a job marked published): their commits skip the
+    /// WAL flush, and the next durable commit flushes them anyway.
+    relaxed: PgPool,
 }
 
 impl PgMetaStore {
@@ -60,16 +64,24 @@ impl PgMetaStore {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
-        let store = Self::from_pool(pool);
+        let relaxed = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS / 2)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options.options([("synchronous_commit", "off")]));
+        let store = PgMetaStore { pool, relaxed };
         store.migrate().await?;
         Ok(store)
     }
 
-    /// A store on a pool configured by the caller; no migrations are run.
+    /// A store on a pool configured by the caller; no migrations are run. Every write is
+    /// made on that pool, with its own `synchronous_commit`.
     pub fn from_pool(pool: PgPool) -> Self {
-        PgMetaStore { pool }
+        PgMetaStore {
+            relaxed: pool.clone(),
+            pool,
+        }
     }
 
     /// The pool, for callers that share it.
@@ -85,6 +97,7 @@ impl PgMetaStore {
 
     /// Closes the pool, waiting for connections in use to come back.
     pub async fn close(&self) {
+        self.relaxed.close().await;
         self.pool.close().await;
     }
 }
@@ -159,9 +172,10 @@ impl MetaStore for PgMetaStore {
     }
 
     async fn mark_published(&self, id: JobId) -> Result<()> {
+        // Lost in a database crash, the flag costs one duplicate message (the sweeper's).
         sqlx::query("UPDATE jobs SET published = true WHERE id = $1::uuid")
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&self.relaxed)
             .await?;
         Ok(())
     }
@@ -204,7 +218,9 @@ impl MetaStore for PgMetaStore {
         ))
         .bind(now.0)
         .bind(id.to_string())
-        .fetch_optional(&self.pool)
+        // Lost in a database crash, the job is `queued` again with one attempt less, and its
+        // message (not yet acked) runs it again.
+        .fetch_optional(&self.relaxed)
         .await?;
         match row {
             Some(row) => job_from_row(&row).map(Some),
