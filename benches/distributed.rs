@@ -15,12 +15,11 @@ mod loadgen;
 #[path = "../tests/support/serve_process.rs"]
 mod serve_process;
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Instant;
 
 use cluster::Cluster;
-use loadgen::{closed_loop, cpu_secs, load_corpus, percentile};
+use loadgen::{closed_loop, cpu_secs, percentile};
 use thumbd_amqp::{AmqpJobQueue, AmqpOptions};
 use thumbd_jobs::{Environment, JobMessage, JobQueue as _, JobSource, ThumbnailId};
 
@@ -73,26 +72,10 @@ fn measure(
 }
 
 fn main() {
-    let Some(dir) = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .map(PathBuf::from)
-    else {
-        eprintln!(
-            "distributed: give a corpus folder (cargo bench --bench distributed -- DIR); skipping"
-        );
+    let Some(corpus) = loadgen::corpus_from_args("distributed") else {
         return;
     };
-    let corpus = load_corpus(&dir);
-    assert!(
-        !corpus.is_empty(),
-        "no PNG/JPEG ≤ 5 MB in {}",
-        dir.display()
-    );
-    let rounds: usize = std::env::var("THUMBD_LOAD_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+    let rounds = loadgen::rounds(10);
     let total = rounds * corpus.len();
     println!(
         "corpus: {} images, {rounds} rounds = {total} uploads per run, 4 clients",

@@ -15,12 +15,12 @@ mod loadgen;
 #[path = "../tests/support/serve_process.rs"]
 mod serve_process;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use loadgen::{agent, cpu_secs, load_corpus, noise_png, percentile};
+use loadgen::{agent, cpu_secs, noise_png, percentile};
 use rayon::prelude::*;
 
 struct Server {
@@ -89,38 +89,18 @@ impl Drop for Server {
 }
 
 fn main() {
-    let dir = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("THUMBD_BENCH_CORPUS").map(PathBuf::from));
-    let Some(dir) = dir else {
-        eprintln!("load: give a corpus folder (cargo bench --bench load -- DIR); skipping");
+    let Some(corpus) = loadgen::corpus_from_args("load") else {
         return;
     };
-    let corpus = load_corpus(&dir);
-    assert!(
-        !corpus.is_empty(),
-        "no PNG/JPEG ≤ 5 MB in {}",
-        dir.display()
-    );
     // THUMBD_LOAD_ONLY=enqueue repeats just the enqueue measurement (it is the noisiest).
     let only_enqueue = std::env::var("THUMBD_LOAD_ONLY").is_ok_and(|v| v == "enqueue");
     // Rounds over the corpus for the throughput run (and each ceiling run): enough that a
     // run lasts several seconds on this machine. THUMBD_LOAD_ROUNDS overrides.
-    let rounds = if only_enqueue {
-        0
-    } else {
-        std::env::var("THUMBD_LOAD_ROUNDS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(20)
-    };
+    let rounds = if only_enqueue { 0 } else { loadgen::rounds(20) };
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     println!(
-        "corpus: {} images from {}, {rounds} rounds, {cores} cores",
-        corpus.len(),
-        dir.display()
+        "corpus: {} images, {rounds} rounds, {cores} cores",
+        corpus.len()
     );
 
     // 1. The ceiling: thumbcore alone, rayon over all cores. Measured before and after the

@@ -6,6 +6,8 @@
 
 #[path = "support/cluster.rs"]
 mod cluster;
+#[path = "support/images.rs"]
+mod images;
 
 use std::process::Command;
 use std::sync::Mutex;
@@ -14,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use cluster::{Cluster, agent, png};
+use cluster::{Cluster, agent};
+use images::png;
 
 static BROKER: Mutex<()> = Mutex::new(());
 

@@ -5,6 +5,8 @@
 
 #[path = "support/cluster.rs"]
 mod cluster;
+#[path = "support/images.rs"]
+mod images;
 #[path = "../crates/thumbd-s3/tests/support/moto.rs"]
 mod moto;
 
@@ -23,7 +25,8 @@ use serde_json::Value;
 use thumbd_amqp::ROUTING_KEY;
 use thumbd_jobs::JobQueue as _;
 
-use cluster::{Cluster, agent, png, thumbnail_files};
+use cluster::{Cluster, agent, thumbnail_files};
+use images::png;
 
 #[test]
 fn an_api_and_two_workers_share_the_load() {

@@ -1,6 +1,8 @@
 //! `thumbd serve` as users run it: the real binary on a loopback port, real HTTP, real
 //! SQLite and files, SIGKILL and SIGTERM.
 
+#[path = "support/images.rs"]
+mod images;
 #[path = "support/serve_process.rs"]
 mod serve_process;
 
@@ -8,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use images::png;
 use serde_json::Value;
 
 /// A running `thumbd serve`.
@@ -128,17 +131,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn png(w: u32, h: u32, seed: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut enc = png::Encoder::new(&mut out, w, h);
-    enc.set_color(png::ColorType::Rgb);
-    let data: Vec<u8> = (0..w * h * 3)
-        .map(|i| u8::try_from((i.wrapping_mul(seed + 7) >> 3) % 256).unwrap())
-        .collect();
-    enc.write_header().unwrap().write_image_data(&data).unwrap();
-    out
 }
 
 fn job_id(body: &Value) -> String {

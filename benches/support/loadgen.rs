@@ -145,3 +145,32 @@ pub fn closed_loop(
     latencies.sort_by(f64::total_cmp);
     (elapsed, latencies)
 }
+
+/// The corpus named by the bench's first non-flag argument (or `THUMBD_BENCH_CORPUS`);
+/// `None`, after saying so, when there is none.
+pub fn corpus_from_args(bench: &str) -> Option<Vec<(Vec<u8>, &'static str)>> {
+    let dir = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("THUMBD_BENCH_CORPUS").map(PathBuf::from));
+    let Some(dir) = dir else {
+        eprintln!("{bench}: give a corpus folder (cargo bench --bench {bench} -- DIR); skipping");
+        return None;
+    };
+    let corpus = load_corpus(&dir);
+    assert!(
+        !corpus.is_empty(),
+        "no PNG/JPEG ≤ 5 MB in {}",
+        dir.display()
+    );
+    Some(corpus)
+}
+
+/// Rounds over the corpus per run: `THUMBD_LOAD_ROUNDS`, else `default`.
+pub fn rounds(default: usize) -> usize {
+    std::env::var("THUMBD_LOAD_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
