@@ -54,20 +54,25 @@ impl fmt::Display for JobId {
 #[serde(try_from = "String", into = "String")]
 pub struct ThumbnailId(String);
 
+/// The rule for the names clients choose (thumbnail and context ids): 1–255 bytes.
+fn client_key(what: &'static str, s: &str) -> Result<String> {
+    match s.len() {
+        0 => Err(Error::invalid(what, "must not be empty")),
+        n if n > ThumbnailId::MAX_BYTES => Err(Error::invalid(
+            what,
+            format!("is {n} bytes; at most {} are allowed", ThumbnailId::MAX_BYTES),
+        )),
+        _ => Ok(s.to_owned()),
+    }
+}
+
 impl ThumbnailId {
-    /// Longest accepted id, in bytes.
+    /// Longest accepted id, in bytes (context ids and idempotency keys share the rule).
     pub const MAX_BYTES: usize = 255;
 
     /// Checks the length rule of SPEC §2.
     pub fn parse(s: &str) -> Result<Self> {
-        match s.len() {
-            0 => Err(Error::invalid("thumbnailId", "must not be empty")),
-            n if n > Self::MAX_BYTES => Err(Error::invalid(
-                "thumbnailId",
-                format!("is {n} bytes; at most {} are allowed", Self::MAX_BYTES),
-            )),
-            _ => Ok(ThumbnailId(s.to_owned())),
-        }
+        client_key("thumbnailId", s).map(ThumbnailId)
     }
 
     /// The id as given.
@@ -90,6 +95,95 @@ impl From<ThumbnailId> for String {
 }
 
 impl fmt::Display for ThumbnailId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A client's name for a context (ClassKit): 1–255 bytes of UTF-8, any characters; a key,
+/// like [`ThumbnailId`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ContextId(String);
+
+impl ContextId {
+    /// Checks the length rule (the same as a thumbnailId's).
+    pub fn parse(s: &str) -> Result<Self> {
+        client_key("contextId", s).map(ContextId)
+    }
+
+    /// The id as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ContextId {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        Self::parse(&s)
+    }
+}
+
+impl From<ContextId> for String {
+    fn from(id: ContextId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for ContextId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An upload ticket (`POST /v1/uploads`): `up_` and 32 lowercase hex digits of a random
+/// 128-bit number. Unguessable, so holding one is the right to use the upload.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UploadTicket(String);
+
+impl UploadTicket {
+    /// A fresh random ticket.
+    pub fn generate() -> Self {
+        UploadTicket(format!("up_{:032x}", rand::random::<u128>()))
+    }
+
+    /// Parses a ticket a client sent.
+    pub fn parse(s: &str) -> Result<Self> {
+        let valid = s.len() == 35
+            && s.starts_with("up_")
+            && s[3..].bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if valid {
+            Ok(UploadTicket(s.to_owned()))
+        } else {
+            Err(Error::invalid(
+                "uploadTicket",
+                format!("{s:?} is not an upload ticket"),
+            ))
+        }
+    }
+
+    /// The ticket as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for UploadTicket {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        Self::parse(&s)
+    }
+}
+
+impl From<UploadTicket> for String {
+    fn from(t: UploadTicket) -> String {
+        t.0
+    }
+}
+
+impl fmt::Display for UploadTicket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
@@ -163,6 +257,11 @@ impl BlobKey {
     /// Where the original of a job is kept until the job finishes (the claim check).
     pub fn original(job: JobId) -> Self {
         BlobKey(format!("originals/{}", job.0.simple()))
+    }
+
+    /// Where an upload's bytes are kept until the ticket expires.
+    pub fn upload(ticket: &UploadTicket) -> Self {
+        BlobKey(format!("uploads/{}", ticket.0))
     }
 
     /// The key of a job's thumbnail: `thumbnails/<sha[..2]>/<sha256 hex>-<job>`.

@@ -8,6 +8,8 @@
 //!   [`MetaStore`] (jobs and thumbnails, transactional), [`BlobStore`] (bytes by key).
 //! - Embedded backends for `thumbd serve`: [`SqliteMetaStore`] and [`SqliteJobQueue`] on
 //!   one SQLite file in WAL mode ([`SqliteDb`]), and [`FsBlobStore`].
+//! - Around the jobs: [`ContextRecord`]s that reference thumbnails, [`UploadRecord`]s named
+//!   by an [`UploadTicket`], and [`IdempotencyKey`]s.
 //! - [`JobEvents`]: in-process news of finished jobs for waiting requests.
 //! - [`conformance`]: the checks every backend must pass; [`services`]: how backend tests
 //!   find RabbitMQ and PostgreSQL (or say SKIP).
@@ -32,6 +34,7 @@
 //! # Ok::<(), thumbd_jobs::Error>(()) }).unwrap();
 //! ```
 
+mod associations;
 mod blob;
 pub mod conformance;
 mod durability;
@@ -47,12 +50,13 @@ mod store;
 mod timestamp;
 pub mod views;
 
+pub use associations::{Claim, ContextChange, ContextRecord, IdempotencyKey, UploadRecord};
 pub use blob::BlobStore;
 pub use durability::Durability;
 pub use error::{Error, Result};
 pub use events::JobEvents;
 pub use fs_blob::FsBlobStore;
-pub use ids::{BlobKey, Environment, JobId, ThumbnailId};
+pub use ids::{BlobKey, ContextId, Environment, JobId, ThumbnailId, UploadTicket};
 pub use job::{
     JobFailure, JobMessage, JobRecord, JobResult, JobSource, JobStatus, ThumbnailRecord,
 };

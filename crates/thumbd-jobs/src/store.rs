@@ -1,10 +1,10 @@
-//! The `MetaStore` role: jobs and thumbnails (and, later, contexts, uploads and idempotency
-//! keys, whose tables already exist).
+//! The `MetaStore` role: jobs and thumbnails, contexts, uploads and idempotency keys.
 
 use async_trait::async_trait;
 
+use crate::associations::{Claim, ContextChange, ContextRecord, IdempotencyKey, UploadRecord};
 use crate::error::Result;
-use crate::ids::{BlobKey, Environment, JobId, ThumbnailId};
+use crate::ids::{BlobKey, ContextId, Environment, JobId, ThumbnailId, UploadTicket};
 use crate::job::{JobFailure, JobRecord, JobResult, ThumbnailRecord};
 use crate::timestamp::Timestamp;
 
@@ -76,6 +76,65 @@ pub trait MetaStore: Send + Sync + 'static {
         environment: Environment,
         id: &ThumbnailId,
     ) -> Result<Option<ThumbnailRecord>>;
+
+    /// Like [`create_job`](Self::create_job), guarded by an idempotency key, in one
+    /// transaction: if `key` already names a job and was recorded after `fresh_after`, returns
+    /// [`Claim::Existing`] with that job and creates nothing; otherwise creates `job` and
+    /// records `key` → `job.id` (replacing a stale entry). Safe under concurrent requests
+    /// with the same key: exactly one creates.
+    async fn create_job_idempotent(
+        &self,
+        job: &JobRecord,
+        key: &IdempotencyKey,
+        fresh_after: Timestamp,
+    ) -> Result<Claim>;
+
+    /// The job `key` names, if it was recorded after `fresh_after` (a cheap check before a
+    /// request stores anything).
+    async fn idempotent_job(
+        &self,
+        key: &IdempotencyKey,
+        fresh_after: Timestamp,
+    ) -> Result<Option<JobId>>;
+
+    /// Forgets `key` if it still names `job` (the job was not accepted after all, so a retry
+    /// with the same key must start a new one).
+    async fn release_idempotency_key(&self, key: &IdempotencyKey, job: JobId) -> Result<()>;
+
+    /// Deletes idempotency keys recorded before `before`; returns how many.
+    async fn purge_idempotency_keys(&self, before: Timestamp) -> Result<u64>;
+
+    /// Stores a new upload.
+    async fn create_upload(&self, upload: &UploadRecord) -> Result<()>;
+
+    /// The upload named `ticket`, unless unknown or expired at `now`.
+    async fn upload(&self, ticket: &UploadTicket, now: Timestamp) -> Result<Option<UploadRecord>>;
+
+    /// Removes up to `limit` uploads expired at `now` and returns them; the caller deletes
+    /// their blobs.
+    async fn purge_expired_uploads(&self, now: Timestamp, limit: u32) -> Result<Vec<UploadRecord>>;
+
+    /// Creates or replaces a context, in one transaction: if it is re-pointed from thumbnail
+    /// A to another, and no other context in its environment references A any more, A's
+    /// thumbnail record is deleted too (and returned). `context.created_at` is used only when
+    /// the context is new; a replacement keeps the first one. Safe under concurrent requests:
+    /// a thumbnail is deleted once, and never while a committed context references it.
+    async fn put_context(&self, context: &ContextRecord) -> Result<ContextChange>;
+
+    /// The context, if any.
+    async fn context(
+        &self,
+        environment: Environment,
+        id: &ContextId,
+    ) -> Result<Option<ContextRecord>>;
+
+    /// Deletes a context; `None` if there was none. In the same transaction, deletes the
+    /// thumbnail it referenced if no other context references it (returned in the change).
+    async fn delete_context(
+        &self,
+        environment: Environment,
+        id: &ContextId,
+    ) -> Result<Option<ContextChange>>;
 
     /// Deletes finished jobs that finished before `before`; returns how many.
     async fn purge_finished_jobs(&self, before: Timestamp) -> Result<u64>;

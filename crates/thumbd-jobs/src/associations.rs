@@ -1,0 +1,71 @@
+//! What the store keeps besides jobs and thumbnails: contexts that reference thumbnails
+//! (ClassKit), upload tickets (Decathlon / Safe Creative) and idempotency keys.
+
+use crate::ids::{BlobKey, ContextId, Environment, JobId, ThumbnailId, UploadTicket};
+use crate::job::ThumbnailRecord;
+use crate::timestamp::Timestamp;
+
+/// A context: a client object that references at most one thumbnail (SPEC §2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextRecord {
+    /// The namespace.
+    pub environment: Environment,
+    /// The client's id for it.
+    pub context_id: ContextId,
+    /// The thumbnail it references.
+    pub thumbnail_id: ThumbnailId,
+    /// The JSON object the client sent, as text (kept as written).
+    pub body: String,
+    /// When it was first created (kept across replacements).
+    pub created_at: Timestamp,
+    /// When it was last written.
+    pub updated_at: Timestamp,
+}
+
+/// What [`MetaStore::put_context`](crate::MetaStore::put_context) or
+/// [`delete_context`](crate::MetaStore::delete_context) changed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContextChange {
+    /// The context before the change; `None` when a put created it.
+    pub previous: Option<ContextRecord>,
+    /// The thumbnail removed because the change took away the last context referencing it.
+    /// Its blob is its own: the caller deletes `result.blob_key`.
+    pub deleted_thumbnail: Option<ThumbnailRecord>,
+}
+
+/// A stored upload: the original bytes live in the blob store until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRecord {
+    /// The ticket that names it.
+    pub ticket: UploadTicket,
+    /// Where the bytes are ([`BlobKey::upload`]).
+    pub blob_key: BlobKey,
+    /// The media type the bytes were checked against (`image/png`, `image/jpeg`).
+    pub content_type: String,
+    /// Size of the bytes.
+    pub bytes: u64,
+    /// When it was stored.
+    pub created_at: Timestamp,
+    /// After this the ticket is unknown and the bytes are deleted.
+    pub expires_at: Timestamp,
+}
+
+/// An `Idempotency-Key` as scoped by SPEC §2: per client and environment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey {
+    /// Who sent it (the token's subject, else the peer address).
+    pub client: String,
+    /// The namespace of the create.
+    pub environment: Environment,
+    /// The header's value (1–255 bytes).
+    pub key: String,
+}
+
+/// What [`MetaStore::create_job_idempotent`](crate::MetaStore::create_job_idempotent) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The key was free (or stale): the job was created and the key now names it.
+    Created,
+    /// The key already names this job (created after `fresh_after`): nothing was created.
+    Existing(JobId),
+}
