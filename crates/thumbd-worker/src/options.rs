@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use thumbcore::ThumbSpec;
+use thumbd_fetch::FetchOptions;
 
 /// How a [`Worker`](crate::Worker) behaves. `Default` is what `thumbd serve` uses.
 #[derive(Debug, Clone)]
@@ -33,6 +34,9 @@ pub struct WorkerOptions {
     pub heartbeat: Duration,
     /// The thumbnail to make.
     pub spec: ThumbSpec,
+    /// How URL sources are downloaded: the SSRF guard (`allow_private`), size, time and
+    /// redirect limits. Default: private addresses refused, 5 MiB, 30 s, 5 redirects.
+    pub fetch: FetchOptions,
 }
 
 impl Default for WorkerOptions {
@@ -48,6 +52,7 @@ impl Default for WorkerOptions {
             lease_wait: Duration::from_secs(1),
             heartbeat: Duration::from_secs(5),
             spec: ThumbSpec::default(),
+            fetch: FetchOptions::default(),
         }
     }
 }
@@ -71,5 +76,11 @@ mod tests {
         let o = WorkerOptions::default();
         let secs: Vec<u64> = (1..=9).map(|d| o.backoff(d).as_secs()).collect();
         assert_eq!(secs, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
+
+    #[test]
+    fn downloads_are_capped_at_the_input_limit() {
+        let o = WorkerOptions::default();
+        assert_eq!(o.fetch.max_bytes, o.spec.limits.max_input_bytes);
     }
 }

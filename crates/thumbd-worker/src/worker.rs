@@ -38,6 +38,8 @@ pub struct Worker {
     /// Threads that run thumbcore: `concurrency` of them, at a lower CPU priority than the
     /// async runtime (and its blocking pool, which does file I/O for the API).
     images: Arc<rayon::ThreadPool>,
+    /// Downloads URL sources through the SSRF guard.
+    fetcher: thumbd_fetch::Fetcher,
 }
 
 impl std::fmt::Debug for Worker {
@@ -50,6 +52,10 @@ impl std::fmt::Debug for Worker {
 
 /// Pixels per budget permit: semaphores count in `u32`, budgets reach billions.
 const PIXELS_PER_PERMIT: u64 = 1024;
+
+/// Deliveries a URL source that keeps failing transiently (unreachable, 5xx, timeout) is
+/// tried before its job fails with `SourceFetchFailed`.
+const URL_FETCH_ATTEMPTS: u32 = 3;
 
 impl Worker {
     /// A worker over the three backends; `events` tells waiting requests in this process.
@@ -77,6 +83,7 @@ impl Worker {
             pixels: Arc::new(Semaphore::new(pixel_permits as usize)),
             pixel_permits,
             images: Arc::new(images),
+            fetcher: thumbd_fetch::Fetcher::new(options.fetch.clone()),
             options,
         }
     }
@@ -248,7 +255,7 @@ impl Worker {
                 .await);
         }
 
-        let original = self.source_bytes(&message.source).await?;
+        let original = self.source_bytes(&message.source, lease).await?;
         let thumb = self.thumbnail(original, lease).await?;
 
         let sha = hex(&sha2::Sha256::digest(&thumb.bytes));
@@ -305,7 +312,7 @@ impl Worker {
             .await)
     }
 
-    async fn source_bytes(&self, source: &JobSource) -> Result<Bytes, StepError> {
+    async fn source_bytes(&self, source: &JobSource, lease: &Lease) -> Result<Bytes, StepError> {
         match source {
             JobSource::Blob { blob_key } => self.blobs.get(blob_key).await?.ok_or_else(|| {
                 StepError::permanent(
@@ -322,10 +329,14 @@ impl Worker {
                     .map_err(|e| StepError::permanent(e.code(), e.to_string()))?;
                 Ok(Bytes::from(bytes))
             }
-            JobSource::Url { .. } => Err(StepError::permanent(
-                "SourceFetchFailed",
-                "URL sources are not supported by this worker yet",
-            )),
+            JobSource::Url { url } => self.fetcher.fetch(url).await.map_err(|e| {
+                let attempts = URL_FETCH_ATTEMPTS.min(self.options.max_deliveries);
+                if e.is_transient() && lease.deliveries < attempts {
+                    StepError::Transient(thumbd_jobs::Error::unavailable("URL source", &e))
+                } else {
+                    StepError::permanent(e.code(), e.to_string())
+                }
+            }),
         }
     }
 

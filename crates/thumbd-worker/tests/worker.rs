@@ -6,12 +6,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use thumbd_fetch::FetchOptions;
 use thumbd_jobs::{
     BlobKey, BlobStore, Environment, FsBlobStore, JobEvents, JobId, JobMessage, JobQueue,
     JobRecord, JobSource, JobStatus, MetaStore, SqliteDb, SqliteJobQueue, SqliteMetaStore,
     ThumbnailId, Timestamp,
 };
 use thumbd_worker::{Outcome, Worker, WorkerOptions};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_util::sync::CancellationToken;
 
 fn png(w: u32, h: u32) -> Vec<u8> {
@@ -105,11 +107,22 @@ impl Rig {
             .put(&key, Bytes::copy_from_slice(image))
             .await
             .unwrap();
+        self.enqueue(job, id, JobSource::Blob { blob_key: key })
+            .await
+    }
+
+    /// A `{"url": …}` job, as the API queues it.
+    async fn submit_url(&self, id: &str, url: String) -> JobId {
+        self.enqueue(JobId::new(), id, JobSource::Url { url }).await
+    }
+
+    /// Queued record, then message.
+    async fn enqueue(&self, job: JobId, id: &str, source: JobSource) -> JobId {
         let message = JobMessage {
             job_id: Some(job),
             environment: Environment::Development,
             thumbnail_id: ThumbnailId::parse(id).unwrap(),
-            source: JobSource::Blob { blob_key: key },
+            source,
             reply_to: None,
         };
         self.store
@@ -404,4 +417,140 @@ async fn run_processes_concurrently_and_stops_gracefully() {
         .unwrap()
         .unwrap();
     assert_eq!(rig.queue.depth().await.unwrap(), Default::default());
+}
+
+/// An HTTP server on 127.0.0.1 answering `/<name>` with `(status, body)` from `routes`
+/// (404 otherwise), one response per connection. Returns its base URL.
+async fn serve(routes: Vec<(&'static str, u16, Vec<u8>)>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let routes = Arc::new(routes);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let routes = routes.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let (status, body) = routes
+                    .iter()
+                    .find(|(name, _, _)| path.strip_prefix('/') == Some(*name))
+                    .map_or((404, &b"not found"[..]), |(_, status, body)| {
+                        (*status, &body[..])
+                    });
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(body).await;
+            });
+        }
+    });
+    base
+}
+
+fn allow_private() -> WorkerOptions {
+    WorkerOptions {
+        fetch: FetchOptions {
+            allow_private: true,
+            timeout: Duration::from_secs(5),
+            ..FetchOptions::default()
+        },
+        ..WorkerOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn url_sources_are_downloaded_then_thumbnailed_like_uploads() {
+    let base = serve(vec![
+        ("cover.png", 200, png(400, 300)),
+        ("page.html", 200, b"<html>not an image</html>".to_vec()),
+    ])
+    .await;
+    let rig = rig(0, allow_private()).await;
+    let cover = rig.submit_url("cover", format!("{base}/cover.png")).await;
+    let page = rig.submit_url("page", format!("{base}/page.html")).await;
+    let outcomes = rig.worker.drain().await;
+    assert_eq!(
+        outcomes,
+        vec![
+            Outcome::Succeeded {
+                job: cover,
+                current: true
+            },
+            Outcome::Failed {
+                job: page,
+                code: "InvalidThumbnailFormat".into()
+            },
+        ]
+    );
+    let result = rig.store.job(cover).await.unwrap().unwrap().result.unwrap();
+    assert_eq!((result.width, result.height), (330, 248));
+    assert!(rig.blobs.get(&result.blob_key).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn url_sources_on_private_addresses_are_refused_by_default() {
+    let base = serve(vec![("cover.png", 200, png(400, 300))]).await;
+    let rig = rig(0, WorkerOptions::default()).await;
+    let job = rig.submit_url("cover", format!("{base}/cover.png")).await;
+    let outcomes = rig.worker.drain().await;
+    assert_eq!(
+        outcomes,
+        vec![Outcome::Failed {
+            job,
+            code: "SourceNotAllowed".into()
+        }]
+    );
+    let record = rig.store.job(job).await.unwrap().unwrap();
+    assert_eq!((record.status, record.attempts), (JobStatus::Failed, 1));
+    assert_eq!(record.error.unwrap().code, "SourceNotAllowed");
+}
+
+#[tokio::test]
+async fn url_sources_failing_transiently_retry_then_fail() {
+    let base = serve(vec![
+        ("busy.png", 503, Vec::new()),
+        ("gone.png", 404, Vec::new()),
+    ])
+    .await;
+    let rig = rig(0, allow_private()).await;
+    let busy = rig.submit_url("busy", format!("{base}/busy.png")).await;
+    let outcomes = rig.worker.drain().await;
+    assert!(
+        matches!(
+            &outcomes[..],
+            [
+                Outcome::Retried { .. },
+                Outcome::Retried { .. },
+                Outcome::Failed { code, .. },
+            ] if code == "SourceFetchFailed"
+        ),
+        "{outcomes:?}"
+    );
+    let record = rig.store.job(busy).await.unwrap().unwrap();
+    assert_eq!((record.status, record.attempts), (JobStatus::Failed, 3));
+    assert_eq!(
+        record.error.unwrap().message,
+        "the source answered 503 Service Unavailable"
+    );
+
+    // A 404 is not worth a retry.
+    let gone = rig.submit_url("gone", format!("{base}/gone.png")).await;
+    let outcomes = rig.worker.drain().await;
+    assert_eq!(
+        outcomes,
+        vec![Outcome::Failed {
+            job: gone,
+            code: "SourceFetchFailed".into()
+        }]
+    );
 }
