@@ -3,6 +3,8 @@
 //! PostgreSQL, RabbitMQ and S3 in their crates). They panic with a message on the first
 //! broken promise.
 
+mod associations;
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -39,7 +41,8 @@ fn result_for(job: JobId, width: u32) -> JobResult {
     }
 }
 
-/// Runs every [`MetaStore`] check on `store`, which must be empty.
+/// Runs every [`MetaStore`] check on `store`, which must be empty: jobs and thumbnails, then
+/// idempotency keys, uploads and contexts.
 pub async fn meta_store(store: &dyn MetaStore) {
     store.ping().await.expect("ping");
     let env = Environment::Development;
@@ -265,6 +268,11 @@ pub async fn meta_store(store: &dyn MetaStore) {
         .unwrap()
         .unwrap();
     assert!(store.job(served.job_id).await.unwrap().is_some());
+
+    // Idempotency keys, uploads and contexts.
+    associations::idempotency(store, now).await;
+    associations::uploads(store, now).await;
+    associations::contexts(store, now).await;
 }
 
 /// Runs the [`JobQueue`] delivery checks on `queue`, which must be empty and unshared.

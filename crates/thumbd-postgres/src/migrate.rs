@@ -12,6 +12,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "published",
         include_str!("../migrations/0002_published.sql"),
     ),
+    (
+        3,
+        "idempotency_purge",
+        include_str!("../migrations/0003_idempotency_purge.sql"),
+    ),
 ];
 
 /// The advisory lock class migrations take; the second key is the schema's hash, so tests

@@ -1,14 +1,18 @@
-//! `PgMetaStore`: jobs and thumbnails in PostgreSQL, shared by several processes.
+//! `PgMetaStore`: jobs and thumbnails in PostgreSQL, shared by several processes (contexts,
+//! uploads and idempotency keys in [`associations`]).
 
 use std::str::FromStr as _;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::Postgres;
 use sqlx::Row as _;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::query::Query;
 use thumbd_jobs::{
-    BlobKey, Environment, Error, Finished, JobFailure, JobId, JobRecord, JobResult, JobSource,
-    JobStatus, MetaStore, Result, ThumbnailId, ThumbnailRecord, Timestamp,
+    BlobKey, Claim, ContextChange, ContextId, ContextRecord, Environment, Error, Finished,
+    IdempotencyKey, JobFailure, JobId, JobRecord, JobResult, JobSource, JobStatus, MetaStore,
+    Result, ThumbnailId, ThumbnailRecord, Timestamp, UploadRecord, UploadTicket,
 };
 
 /// Connections per process: an API or worker process runs a few statements at a time, and
@@ -35,6 +39,8 @@ macro_rules! thumbnail_columns {
          result::text AS result, updated_at"
     };
 }
+
+mod associations;
 
 /// The [`MetaStore`] on PostgreSQL, for several API and worker processes sharing one database.
 ///
@@ -137,6 +143,24 @@ fn job_from_row(row: &PgRow) -> Result<JobRecord> {
     })
 }
 
+/// The insert of a new job (nothing if its id exists), for `create_job` and
+/// `create_job_idempotent`.
+fn insert_job(job: &JobRecord) -> Result<Query<'_, Postgres, PgArguments>> {
+    Ok(sqlx::query(
+        "INSERT INTO jobs (id, environment, thumbnail_id, status, source, reply_to, \
+         created_at, attempts, published) \
+         VALUES ($1::uuid, $2, $3, $4, $5::json, $6, $7, 0, false) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(job.id.to_string())
+    .bind(job.environment.as_str())
+    .bind(job.thumbnail_id.as_str().as_bytes())
+    .bind(job.status.as_str())
+    .bind(serde_json::to_string(&job.source)?)
+    .bind(job.reply_to.as_deref().map(str::as_bytes))
+    .bind(job.created_at.0))
+}
+
 fn thumbnail_from_row(row: &PgRow) -> Result<ThumbnailRecord> {
     let damaged = |e: Error| Error::Damaged(format!("thumbnail row: {e}"));
     let thumbnail_id = utf8(row.try_get("thumbnail_id")?, "thumbnails.thumbnail_id")?;
@@ -153,21 +177,7 @@ fn thumbnail_from_row(row: &PgRow) -> Result<ThumbnailRecord> {
 #[async_trait]
 impl MetaStore for PgMetaStore {
     async fn create_job(&self, job: &JobRecord) -> Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO jobs (id, environment, thumbnail_id, status, source, reply_to, \
-             created_at, attempts, published) \
-             VALUES ($1::uuid, $2, $3, $4, $5::json, $6, $7, 0, false) \
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(job.id.to_string())
-        .bind(job.environment.as_str())
-        .bind(job.thumbnail_id.as_str().as_bytes())
-        .bind(job.status.as_str())
-        .bind(serde_json::to_string(&job.source)?)
-        .bind(job.reply_to.as_deref().map(str::as_bytes))
-        .bind(job.created_at.0)
-        .execute(&self.pool)
-        .await?;
+        let done = insert_job(job)?.execute(&self.pool).await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -409,6 +419,63 @@ impl MetaStore for PgMetaStore {
         .as_ref()
         .map(thumbnail_from_row)
         .transpose()
+    }
+
+    async fn create_job_idempotent(
+        &self,
+        job: &JobRecord,
+        key: &IdempotencyKey,
+        fresh_after: Timestamp,
+    ) -> Result<Claim> {
+        associations::create_job_idempotent(&self.pool, job, key, fresh_after).await
+    }
+
+    async fn idempotent_job(
+        &self,
+        key: &IdempotencyKey,
+        fresh_after: Timestamp,
+    ) -> Result<Option<JobId>> {
+        associations::idempotent_job(&self.pool, key, fresh_after).await
+    }
+
+    async fn release_idempotency_key(&self, key: &IdempotencyKey, job: JobId) -> Result<()> {
+        associations::release_idempotency_key(&self.pool, key, job).await
+    }
+
+    async fn purge_idempotency_keys(&self, before: Timestamp) -> Result<u64> {
+        associations::purge_idempotency_keys(&self.pool, before).await
+    }
+
+    async fn create_upload(&self, upload: &UploadRecord) -> Result<()> {
+        associations::create_upload(&self.pool, upload).await
+    }
+
+    async fn upload(&self, ticket: &UploadTicket, now: Timestamp) -> Result<Option<UploadRecord>> {
+        associations::upload(&self.pool, ticket, now).await
+    }
+
+    async fn purge_expired_uploads(&self, now: Timestamp, limit: u32) -> Result<Vec<UploadRecord>> {
+        associations::purge_expired_uploads(&self.pool, now, limit).await
+    }
+
+    async fn put_context(&self, context: &ContextRecord) -> Result<ContextChange> {
+        associations::put_context(&self.pool, context).await
+    }
+
+    async fn context(
+        &self,
+        environment: Environment,
+        id: &ContextId,
+    ) -> Result<Option<ContextRecord>> {
+        associations::context(&self.pool, environment, id).await
+    }
+
+    async fn delete_context(
+        &self,
+        environment: Environment,
+        id: &ContextId,
+    ) -> Result<Option<ContextChange>> {
+        associations::delete_context(&self.pool, environment, id).await
     }
 
     async fn purge_finished_jobs(&self, before: Timestamp) -> Result<u64> {

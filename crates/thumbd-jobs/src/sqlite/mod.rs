@@ -30,6 +30,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "published",
         include_str!("../../migrations/0002_published.sql"),
     ),
+    (
+        3,
+        "idempotency_purge",
+        include_str!("../../migrations/0003_idempotency_purge.sql"),
+    ),
 ];
 
 /// One SQLite database: a single writer connection (SQLite has one writer at a time; one

@@ -1,12 +1,18 @@
-//! `SqliteMetaStore`: jobs and thumbnails in SQLite.
+//! `SqliteMetaStore`: jobs and thumbnails in SQLite (contexts, uploads and idempotency keys
+//! in [`associations`]).
+
+mod associations;
 
 use async_trait::async_trait;
 use sqlx::Row as _;
-use sqlx::sqlite::SqliteRow;
+use sqlx::Sqlite;
+use sqlx::query::Query;
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
 
 use super::SqliteDb;
+use crate::associations::{Claim, ContextChange, ContextRecord, IdempotencyKey, UploadRecord};
 use crate::error::{Error, Result};
-use crate::ids::{BlobKey, Environment, JobId, ThumbnailId};
+use crate::ids::{BlobKey, ContextId, Environment, JobId, ThumbnailId, UploadTicket};
 use crate::job::{JobFailure, JobRecord, JobResult, JobSource, JobStatus, ThumbnailRecord};
 use crate::store::{Finished, MetaStore};
 use crate::timestamp::Timestamp;
@@ -52,6 +58,22 @@ fn job_from_row(row: &SqliteRow) -> Result<JobRecord> {
     })
 }
 
+/// The insert of a new job (nothing if its id exists), for `create_job` and
+/// `create_job_idempotent`.
+fn insert_job(job: &JobRecord) -> Result<Query<'_, Sqlite, SqliteArguments>> {
+    Ok(sqlx::query(
+        "INSERT INTO jobs (id, environment, thumbnail_id, status, source, reply_to, created_at, \
+         attempts, published) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(job.id.to_string())
+    .bind(job.environment.as_str())
+    .bind(job.thumbnail_id.as_str())
+    .bind(job.status.as_str())
+    .bind(serde_json::to_string(&job.source)?)
+    .bind(job.reply_to.as_deref())
+    .bind(job.created_at.0))
+}
+
 fn thumbnail_from_row(row: &SqliteRow) -> Result<ThumbnailRecord> {
     let damaged = |e: Error| Error::Damaged(format!("thumbnail row: {e}"));
     Ok(ThumbnailRecord {
@@ -67,17 +89,7 @@ fn thumbnail_from_row(row: &SqliteRow) -> Result<ThumbnailRecord> {
 #[async_trait]
 impl MetaStore for SqliteMetaStore {
     async fn create_job(&self, job: &JobRecord) -> Result<bool> {
-        let query = sqlx::query(
-            "INSERT INTO jobs (id, environment, thumbnail_id, status, source, reply_to, created_at, \
-             attempts, published) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(job.id.to_string())
-        .bind(job.environment.as_str())
-        .bind(job.thumbnail_id.as_str())
-        .bind(job.status.as_str())
-        .bind(serde_json::to_string(&job.source)?)
-        .bind(job.reply_to.as_deref())
-        .bind(job.created_at.0);
+        let query = insert_job(job)?;
         // Not `execute_durable`: the API pushes the job's queue message right after, and that
         // FULL commit syncs the (sequential) WAL, this insert included. One fsync per accept.
         let done = query.execute(&self.db.writer).await?;
@@ -273,6 +285,63 @@ impl MetaStore for SqliteMetaStore {
         .fetch_optional(&self.db.writer)
         .await?;
         row.as_ref().map(thumbnail_from_row).transpose()
+    }
+
+    async fn create_job_idempotent(
+        &self,
+        job: &JobRecord,
+        key: &IdempotencyKey,
+        fresh_after: Timestamp,
+    ) -> Result<Claim> {
+        associations::create_job_idempotent(&self.db, job, key, fresh_after).await
+    }
+
+    async fn idempotent_job(
+        &self,
+        key: &IdempotencyKey,
+        fresh_after: Timestamp,
+    ) -> Result<Option<JobId>> {
+        associations::idempotent_job(&self.db, key, fresh_after).await
+    }
+
+    async fn release_idempotency_key(&self, key: &IdempotencyKey, job: JobId) -> Result<()> {
+        associations::release_idempotency_key(&self.db, key, job).await
+    }
+
+    async fn purge_idempotency_keys(&self, before: Timestamp) -> Result<u64> {
+        associations::purge_idempotency_keys(&self.db, before).await
+    }
+
+    async fn create_upload(&self, upload: &UploadRecord) -> Result<()> {
+        associations::create_upload(&self.db, upload).await
+    }
+
+    async fn upload(&self, ticket: &UploadTicket, now: Timestamp) -> Result<Option<UploadRecord>> {
+        associations::upload(&self.db, ticket, now).await
+    }
+
+    async fn purge_expired_uploads(&self, now: Timestamp, limit: u32) -> Result<Vec<UploadRecord>> {
+        associations::purge_expired_uploads(&self.db, now, limit).await
+    }
+
+    async fn put_context(&self, context: &ContextRecord) -> Result<ContextChange> {
+        associations::put_context(&self.db, context).await
+    }
+
+    async fn context(
+        &self,
+        environment: Environment,
+        id: &ContextId,
+    ) -> Result<Option<ContextRecord>> {
+        associations::context(&self.db, environment, id).await
+    }
+
+    async fn delete_context(
+        &self,
+        environment: Environment,
+        id: &ContextId,
+    ) -> Result<Option<ContextChange>> {
+        associations::delete_context(&self.db, environment, id).await
     }
 
     async fn purge_finished_jobs(&self, before: Timestamp) -> Result<u64> {
