@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use thumbd_api::{ApiOptions, AppState, Auth, Scope, ServeOptions};
+use thumbd_api::{ApiOptions, AppState, Auth, Metrics, RateLimit, Registry, Scope, ServeOptions};
 use thumbd_jobs::{JobEvents, MetaStore, Timestamp};
 use thumbd_worker::{Worker, WorkerOptions};
 use tokio_util::sync::CancellationToken;
@@ -53,6 +53,11 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
         backends.forward_finished(&events);
     }
 
+    let mut registry = Registry::with_prefix("thumbd");
+    let worker_metrics = thumbd_worker::WorkerMetrics::default();
+    if role != Role::Api {
+        worker_metrics.register(&mut registry);
+    }
     let worker = (role != Role::Api).then(|| {
         Arc::new(Worker::new(
             backends.queue.clone(),
@@ -64,6 +69,13 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
                 prefetch: settings.prefetch,
                 pixel_budget: settings.pixel_budget,
                 spec: settings.thumb_spec(),
+                fetch: thumbd_fetch::FetchOptions {
+                    allow_private: settings.allow_private_sources,
+                    max_bytes: settings.max_body_bytes,
+                    timeout: settings.source_timeout,
+                    ..thumbd_fetch::FetchOptions::default()
+                },
+                metrics: worker_metrics,
                 ..WorkerOptions::default()
             },
         ))
@@ -78,7 +90,10 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
             spec_limits: settings.limits(),
             default_wait: settings.wait,
             max_wait: settings.max_wait,
+            upload_ttl: settings.upload_ttl,
         },
+        rate_limit: Arc::new(RateLimit::per_second(settings.rate_limit)),
+        metrics: Arc::new(Metrics::new(registry)),
     };
     let router = match role {
         Role::Worker => thumbd_api::health_router(state),
@@ -129,9 +144,10 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
         work_stop.clone(),
     ));
     let sweeper = (role != Role::Worker).then(|| {
-        tokio::spawn(sweep_unpublished(
+        tokio::spawn(sweep(
             backends.store.clone(),
             backends.queue.clone(),
+            backends.blobs.clone(),
             work_stop.clone(),
         ))
     });
@@ -154,7 +170,8 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Deletes finished job records past their retention, hourly.
+/// Hourly: deletes finished job records past their retention, and idempotency keys past
+/// their 24 hours.
 async fn maintenance(store: Arc<dyn MetaStore>, retention: Duration, stop: CancellationToken) {
     loop {
         match store
@@ -164,6 +181,14 @@ async fn maintenance(store: Arc<dyn MetaStore>, retention: Duration, stop: Cance
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "old job records deleted"),
             Err(e) => tracing::warn!(error = %e, "cannot purge old job records"),
+        }
+        match store
+            .purge_idempotency_keys(Timestamp::now().minus(thumbd_api::IDEMPOTENCY_WINDOW))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "old idempotency keys deleted"),
+            Err(e) => tracing::warn!(error = %e, "cannot purge old idempotency keys"),
         }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(3600)) => {}
@@ -175,39 +200,69 @@ async fn maintenance(store: Arc<dyn MetaStore>, retention: Duration, stop: Cance
 /// A job record older than this whose publish was never recorded is published again.
 const UNPUBLISHED_AFTER: Duration = Duration::from_secs(60);
 
-/// Every minute: publishes jobs whose record was written but whose message never was (a
-/// process died in between, SPEC §6), then records them published.
-async fn sweep_unpublished(
+/// Every minute: republishes what was never published, deletes expired uploads.
+async fn sweep(
     store: Arc<dyn MetaStore>,
     queue: Arc<dyn thumbd_jobs::JobQueue>,
+    blobs: Arc<dyn thumbd_jobs::BlobStore>,
     stop: CancellationToken,
 ) {
     loop {
-        match store
-            .unpublished_jobs(Timestamp::now().minus(UNPUBLISHED_AFTER), 500)
-            .await
-        {
-            Ok(jobs) => {
-                for job in jobs {
-                    match queue.push(&job.message()).await {
-                        Ok(()) => {
-                            tracing::warn!(job_id = %job.id, "published a job its process never published");
-                            if let Err(e) = store.mark_published(job.id).await {
-                                tracing::warn!(job_id = %job.id, error = %e, "cannot mark a swept job");
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "cannot republish unpublished jobs now");
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot look for unpublished jobs"),
-        }
+        republish(&*store, &*queue).await;
+        purge_uploads(&*store, &*blobs).await;
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(60)) => {}
             () = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Deletes expired uploads: their records, then their bytes (a blob left by a crash in
+/// between is only an unreferenced file).
+async fn purge_uploads(store: &dyn MetaStore, blobs: &dyn thumbd_jobs::BlobStore) {
+    loop {
+        let expired = match store.purge_expired_uploads(Timestamp::now(), 500).await {
+            Ok(expired) => expired,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot purge expired uploads");
+                return;
+            }
+        };
+        for upload in &expired {
+            if let Err(e) = blobs.delete(&upload.blob_key).await {
+                tracing::warn!(blob = %upload.blob_key, error = %e, "cannot delete an expired upload");
+            }
+        }
+        if !expired.is_empty() {
+            tracing::info!(deleted = expired.len(), "expired uploads deleted");
+        }
+        if expired.len() < 500 {
+            return;
+        }
+    }
+}
+
+/// Publishes jobs whose record was written but whose message never was (a process died in
+/// between, SPEC §6), then records them published.
+async fn republish(store: &dyn MetaStore, queue: &dyn thumbd_jobs::JobQueue) {
+    let jobs = match store
+        .unpublished_jobs(Timestamp::now().minus(UNPUBLISHED_AFTER), 500)
+        .await
+    {
+        Ok(jobs) => jobs,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot look for unpublished jobs");
+            return;
+        }
+    };
+    for job in jobs {
+        if let Err(e) = queue.push(&job.message()).await {
+            tracing::warn!(error = %e, "cannot republish unpublished jobs now");
+            return;
+        }
+        tracing::warn!(job_id = %job.id, "published a job its process never published");
+        if let Err(e) = store.mark_published(job.id).await {
+            tracing::warn!(job_id = %job.id, error = %e, "cannot mark a swept job");
         }
     }
 }

@@ -135,6 +135,26 @@ pub const KEYS: &[Key] = &[
         help: "cap on `Prefer: wait=N`, in seconds",
     },
     Key {
+        name: "upload_ttl",
+        default: "3600",
+        help: "seconds an upload ticket (`POST /v1/uploads`) stays valid; expired uploads are deleted",
+    },
+    Key {
+        name: "allow_private_sources",
+        default: "false",
+        help: "let URL sources reach loopback, private and link-local addresses (tests; never in production)",
+    },
+    Key {
+        name: "source_timeout",
+        default: "30",
+        help: "seconds a worker may spend downloading a URL source (its size is capped by max_body_bytes)",
+    },
+    Key {
+        name: "rate_limit",
+        default: "50",
+        help: "requests per second per client (token subject, else IP address) on /v1, bursts of twice that; 0 = off",
+    },
+    Key {
         name: "job_retention_hours",
         default: "168",
         help: "finished job records are kept this long (at least 24)",
@@ -190,6 +210,10 @@ pub struct Settings {
     pub budget_bytes: usize,
     pub wait: Duration,
     pub max_wait: Duration,
+    pub upload_ttl: Duration,
+    pub allow_private_sources: bool,
+    pub source_timeout: Duration,
+    pub rate_limit: u32,
     pub job_retention: Duration,
     pub log_json: bool,
 }
@@ -326,6 +350,10 @@ impl Settings {
             budget_bytes: p.parse("budget_bytes", "a whole number of bytes (0 = no budget)"),
             wait: Duration::from_secs(p.parse("wait", "whole seconds")),
             max_wait: Duration::from_secs(p.parse("max_wait", "whole seconds")),
+            upload_ttl: Duration::from_secs(p.positive("upload_ttl")),
+            allow_private_sources: p.boolean("allow_private_sources"),
+            source_timeout: Duration::from_secs(p.positive("source_timeout")),
+            rate_limit: p.parse("rate_limit", "whole requests per second (0 = off)"),
             job_retention: {
                 let hours: u64 = p.parse("job_retention_hours", "whole hours, at least 24");
                 if hours < 24 {

@@ -403,3 +403,65 @@ fn migrate_creates_the_schema_and_serve_reuses_it() {
     let (status, _) = server.submit(&Server::agent(), "after-migrate", &png(120, 120, 5));
     assert!(status == 202 || status == 201, "{status}");
 }
+
+/// A tiny HTTP server on loopback that answers every request with `body` as a PNG.
+fn image_server(body: Vec<u8>) -> String {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    format!("http://{addr}/cover.png")
+}
+
+/// PUT `{"url": …}` waiting up to 10 s; returns (status, body).
+fn put_url(server: &Server, id: &str, url: &str) -> (u16, Value) {
+    let mut r = Server::agent()
+        .put(format!(
+            "{}/v1/thumbnails/{id}?environment=production",
+            server.base
+        ))
+        .header("authorization", &format!("Bearer {}", server.token))
+        .header("content-type", "application/json")
+        .header("prefer", "wait=10")
+        .send(serde_json::json!({ "url": url }).to_string())
+        .unwrap();
+    (
+        r.status().as_u16(),
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap(),
+    )
+}
+
+#[test]
+fn url_sources_are_fetched_only_where_allowed() {
+    let url = image_server(png(640, 480, 1));
+    let dir = tempfile::tempdir().unwrap();
+
+    // Default settings: a loopback source is refused by the worker's guard.
+    let server = Server::start(&dir.path().join("strict"), &[]);
+    let (status, body) = put_url(&server, "remote", &url);
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "SourceNotAllowed", "{body}");
+    drop(server);
+
+    // THUMBD_ALLOW_PRIVATE_SOURCES (here as its setting): downloaded and thumbnailed.
+    let server = Server::start(
+        &dir.path().join("open"),
+        &["--set", "allow_private_sources=true"],
+    );
+    let (status, body) = put_url(&server, "remote", &url);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["result"]["width"], 330);
+    assert_eq!(body["result"]["height"], 248);
+}

@@ -146,6 +146,26 @@ impl Auth {
         matches!(self.mode, Mode::Off)
     }
 
+    /// The subject of the request's token if it carries a valid one (signature, `exp`),
+    /// whatever its scopes; for rate limiting. `None` with auth off.
+    pub fn subject(&self, headers: &HeaderMap) -> Option<String> {
+        let Mode::Jwt { key, validation } = &self.mode else {
+            return None;
+        };
+        let token = headers
+            .get(header::AUTHORIZATION)?
+            .to_str()
+            .ok()?
+            .split_once(' ')
+            .filter(|(kind, _)| kind.eq_ignore_ascii_case("bearer"))?
+            .1
+            .trim();
+        jsonwebtoken::decode::<Claims>(token, key, validation)
+            .ok()?
+            .claims
+            .sub
+    }
+
     /// Checks the request's bearer token for `scope` in `environment` (when known).
     pub fn authorize(
         &self,

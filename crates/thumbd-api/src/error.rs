@@ -174,6 +174,18 @@ impl ApiError {
         }
     }
 
+    /// 429 `TooManyRequests`, with `Retry-After` (whole seconds, at least 1) from `wait`.
+    pub fn too_many_requests(wait: std::time::Duration) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            "too many requests from this client; slow down and retry after the time in Retry-After",
+        );
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        e.retry_after = Some(u32::try_from(secs.max(1)).unwrap_or(u32::MAX));
+        e
+    }
+
     /// 500 `InternalError`; the cause belongs in the log, not the body.
     pub fn internal() -> Self {
         Self::new(

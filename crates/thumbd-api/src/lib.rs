@@ -13,7 +13,7 @@
 //! use std::time::Duration;
 //! use axum::body::Body;
 //! use axum::http::{Request, StatusCode};
-//! use thumbd_api::{ApiOptions, AppState, Auth, router};
+//! use thumbd_api::{ApiOptions, AppState, Auth, Metrics, RateLimit, router};
 //! use thumbd_jobs::{FsBlobStore, JobEvents, SqliteDb, SqliteJobQueue, SqliteMetaStore};
 //! use tower::ServiceExt as _;
 //!
@@ -27,6 +27,8 @@
 //!     events: JobEvents::new(),
 //!     auth: Arc::new(Auth::off()),
 //!     options: ApiOptions::default(),
+//!     rate_limit: Arc::new(RateLimit::off()),
+//!     metrics: Arc::new(Metrics::default()),
 //! };
 //! let response = router(state)
 //!     .oneshot(Request::get("/v1/thumbnails/x?environment=production").body(Body::empty()).unwrap())
@@ -39,6 +41,8 @@
 mod auth;
 mod error;
 mod handlers;
+mod metrics;
+mod rate_limit;
 mod request;
 mod server;
 
@@ -46,7 +50,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::State;
 use axum::http::{Method, Request, Uri};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use thumbd_jobs::{BlobStore, JobEvents, JobQueue, MetaStore};
@@ -56,6 +62,10 @@ use tower_http::trace::TraceLayer;
 
 pub use auth::{Auth, Caller, Claims, PublicKeyAlgorithm, Scope, mint_hs256};
 pub use error::{ApiError, ErrorDetail};
+pub use handlers::thumbnails::IDEMPOTENCY_WINDOW;
+pub use metrics::Metrics;
+pub use prometheus_client::registry::Registry;
+pub use rate_limit::RateLimit;
 pub use server::{ServeOptions, serve};
 pub use thumbd_jobs::views::{ResultView, StatusView, thumbnail_url};
 
@@ -66,8 +76,11 @@ pub struct ApiOptions {
     pub spec_limits: thumbcore::Limits,
     /// How long a create waits for its job before answering 202. Default 2 s.
     pub default_wait: Duration,
-    /// The most a client may ask for with `Prefer: wait=N`. Default 10 s.
+    /// The most a client may ask for with `Prefer: wait=N`. Default 10 s. A create from an
+    /// upload ticket waits this long by default (it is synchronous).
     pub max_wait: Duration,
+    /// How long an upload's ticket stays valid. Default 1 h.
+    pub upload_ttl: Duration,
 }
 
 impl Default for ApiOptions {
@@ -76,6 +89,7 @@ impl Default for ApiOptions {
             spec_limits: thumbcore::Limits::default(),
             default_wait: Duration::from_secs(2),
             max_wait: Duration::from_secs(10),
+            upload_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -95,6 +109,10 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// Tunables.
     pub options: ApiOptions,
+    /// Per-client request allowance (`THUMBD_RATE_LIMIT`).
+    pub rate_limit: Arc<RateLimit>,
+    /// What `/metrics` exports.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The whole API.
@@ -107,21 +125,35 @@ pub fn router(state: AppState) -> Router {
                 .put(handlers::thumbnails::put)
                 .delete(handlers::thumbnails::delete),
         )
-        .route("/v1/status/{job_id}", get(handlers::status::get));
+        .route("/v1/status/{job_id}", get(handlers::status::get))
+        .route("/v1/uploads", post(handlers::uploads::post))
+        .route("/v1/uploads/{ticket}", get(handlers::uploads::get))
+        .route(
+            "/v1/contexts/{context_id}",
+            get(handlers::contexts::get)
+                .put(handlers::contexts::put)
+                .delete(handlers::contexts::delete),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::enforce,
+        ));
     with_common_layers(routes, state)
 }
 
-/// Only `/healthz` and `/readyz`: what a `thumbd worker` process serves for its probes.
+/// Only `/healthz`, `/readyz` and `/metrics`: what a `thumbd worker` process serves.
 pub fn health_router(state: AppState) -> Router {
     with_common_layers(Router::new(), state)
 }
 
-/// Health routes, JSON errors for unknown routes and methods, panic catching, request ids
-/// and tracing.
+/// Health and metrics routes, request metrics, JSON errors for unknown routes and methods,
+/// panic catching, request ids and tracing.
 fn with_common_layers(routes: Router<AppState>, state: AppState) -> Router {
     routes
         .route("/healthz", get(handlers::health::healthz))
         .route("/readyz", get(handlers::health::readyz))
+        .route("/metrics", get(metrics::export))
+        .route_layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state)
@@ -141,8 +173,13 @@ fn with_common_layers(routes: Router<AppState>, state: AppState) -> Router {
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
-async fn no_route(uri: Uri) -> Response {
-    ApiError::no_route(uri.path()).into_response()
+/// Unknown routes are outside the route layers: counted here, as `unmatched`.
+async fn no_route(State(state): State<AppState>, method: Method, uri: Uri) -> Response {
+    let response = ApiError::no_route(uri.path()).into_response();
+    state
+        .metrics
+        .unmatched(method.as_str(), response.status().as_u16());
+    response
 }
 
 async fn wrong_method(method: Method, uri: Uri) -> Response {

@@ -1,14 +1,22 @@
-//! Reading requests: query parameters, `Content-Type`, `Prefer`, and bodies under a limit.
+//! Reading requests: query parameters, `Content-Type`, `Prefer`, `Idempotency-Key`, the
+//! caller's address, and bodies (bytes under a limit, JSON objects).
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt as _;
-use thumbd_jobs::{Environment, ThumbnailId};
+use thumbd_jobs::{ContextId, Environment, IdempotencyKey, ThumbnailId, UploadTicket};
 
+use crate::auth::Caller;
 use crate::error::ApiError;
+
+/// The most a JSON request body may hold (`{"url"}`, `{"uploadTicket"}`, a context).
+pub const MAX_JSON_BYTES: usize = 64 * 1024;
 
 /// The query string, decoded once; every parameter error names its parameter.
 #[derive(Debug, Default)]
@@ -67,6 +75,160 @@ impl QueryParams {
 /// Parses a thumbnailId taken from the path (already percent-decoded by the router).
 pub fn path_thumbnail_id(raw: &str) -> Result<ThumbnailId, ApiError> {
     ThumbnailId::parse(raw).map_err(|e| ApiError::invalid_query("thumbnailId", e.to_string()))
+}
+
+/// Parses a contextId taken from the path.
+pub fn path_context_id(raw: &str) -> Result<ContextId, ApiError> {
+    ContextId::parse(raw).map_err(|e| ApiError::invalid_query("contextId", e.to_string()))
+}
+
+/// The peer's IP address, when the server knows it (requests through [`serve`](crate::serve)
+/// do; a router driven directly, as in tests, may not).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Peer(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(peer_ip(
+            parts.extensions.get::<ConnectInfo<SocketAddr>>(),
+        )))
+    }
+}
+
+fn peer_ip(info: Option<&ConnectInfo<SocketAddr>>) -> Option<IpAddr> {
+    info.map(|ConnectInfo(addr)| addr.ip())
+}
+
+/// Who a request comes from, for idempotency keys and rate limits: the token's subject,
+/// else the peer's address, else `anonymous`.
+pub fn client_id(caller: &Caller, peer: Peer) -> String {
+    match (&caller.subject, peer.0) {
+        (Some(subject), _) => format!("sub:{subject}"),
+        (None, Some(ip)) => format!("ip:{ip}"),
+        (None, None) => "anonymous".to_owned(),
+    }
+}
+
+/// The `Idempotency-Key` of a create, scoped to its client and environment; `None` without
+/// the header. 1–255 visible ASCII characters, else 422 `InvalidHeaderValue`.
+pub fn idempotency_key(
+    headers: &HeaderMap,
+    client: String,
+    environment: Environment,
+) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().unwrap_or("").trim();
+    if key.is_empty() || key.len() > ThumbnailId::MAX_BYTES {
+        return Err(ApiError::invalid_thumbnail(
+            "InvalidHeaderValue",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            Some("idempotency-key"),
+        ));
+    }
+    Ok(Some(IdempotencyKey {
+        client,
+        environment,
+        key: key.to_owned(),
+    }))
+}
+
+/// A create's JSON body: where the image comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JsonSource {
+    /// `{"url": "https://…"}`: the worker downloads it.
+    Url(String),
+    /// `{"uploadTicket": "…"}`: a stored upload.
+    UploadTicket(UploadTicket),
+}
+
+/// The longest URL a source may have.
+const MAX_URL_BYTES: usize = 2048;
+
+/// Parses `{"url": …}` or `{"uploadTicket": …}` (exactly one of them, nothing else).
+/// A URL must be absolute `http` or `https` with a host; a ticket that cannot exist is
+/// 404 `UploadTicketNotFound`.
+pub fn json_source(bytes: &[u8]) -> Result<JsonSource, ApiError> {
+    let object = json_object(bytes)?;
+    let mut keys = object.keys().map(String::as_str).collect::<Vec<_>>();
+    keys.sort_unstable();
+    let text = |name: &str| {
+        object[name].as_str().ok_or_else(|| {
+            ApiError::invalid_body(format!("`{name}` must be a string")).with_target(name)
+        })
+    };
+    match keys.as_slice() {
+        ["url"] => {
+            let raw = text("url")?;
+            check_source_url(raw)?;
+            Ok(JsonSource::Url(raw.to_owned()))
+        }
+        ["uploadTicket"] => {
+            let raw = text("uploadTicket")?;
+            UploadTicket::parse(raw)
+                .map(JsonSource::UploadTicket)
+                .map_err(|_| ticket_not_found())
+        }
+        _ => Err(ApiError::invalid_body(
+            "the JSON body must be {\"url\": \"https://…\"} or {\"uploadTicket\": \"…\"}",
+        )),
+    }
+}
+
+/// 404 `UploadTicketNotFound`.
+pub fn ticket_not_found() -> ApiError {
+    ApiError::not_found(
+        "UploadTicketNotFound",
+        "there is no such upload ticket, or it has expired",
+    )
+}
+
+/// A source URL must parse, be `http`/`https` with a host and no credentials. Where it
+/// points is the worker's check, at connect time.
+fn check_source_url(raw: &str) -> Result<(), ApiError> {
+    let bad = |why: &str| ApiError::invalid_body(format!("`url` {why}")).with_target("url");
+    if raw.len() > MAX_URL_BYTES {
+        return Err(bad("is longer than 2048 bytes"));
+    }
+    let url = url::Url::parse(raw).map_err(|e| bad(&format!("is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("must be an http or https URL"));
+    }
+    if url.host().is_none() {
+        return Err(bad("has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("must not carry credentials"));
+    }
+    Ok(())
+}
+
+/// Parses a JSON object; anything else is 400 `InvalidRequestBody` saying what is wrong.
+pub fn json_object(bytes: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::invalid_body("the JSON body must be an object")),
+        Err(e) => Err(ApiError::invalid_body(format!(
+            "the body is not valid JSON: {e}"
+        ))),
+    }
+}
+
+/// Requires `Content-Type: application/json` (parameters ignored): 415-style refusals are
+/// answered as 422 `InvalidHeaderValue` like every other content-type error.
+pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    match body_kind(headers) {
+        Ok(BodyKind::Json) => Ok(()),
+        Ok(_) => Err(ApiError::invalid_thumbnail(
+            "InvalidHeaderValue",
+            "this endpoint takes application/json",
+            Some("content-type"),
+        )),
+        Err(e) => Err(e),
+    }
 }
 
 /// The body kinds a create-or-replace accepts.

@@ -188,17 +188,6 @@ async fn put_path_form_with_any_characters() {
     );
 }
 
-fn jpeg(w: u16, h: u16) -> Vec<u8> {
-    let mut out = Vec::new();
-    let data: Vec<u8> = (0..usize::from(w) * usize::from(h) * 3)
-        .map(|i| u8::try_from(i % 200).unwrap())
-        .collect();
-    jpeg_encoder::Encoder::new(&mut out, 90)
-        .encode(&data, w, h, jpeg_encoder::ColorType::Rgb)
-        .unwrap();
-    out
-}
-
 #[tokio::test]
 async fn replace_keeps_serving_the_old_until_the_new_succeeds() {
     let rig = rig().await;

@@ -60,7 +60,10 @@ fn client_key(what: &'static str, s: &str) -> Result<String> {
         0 => Err(Error::invalid(what, "must not be empty")),
         n if n > ThumbnailId::MAX_BYTES => Err(Error::invalid(
             what,
-            format!("is {n} bytes; at most {} are allowed", ThumbnailId::MAX_BYTES),
+            format!(
+                "is {n} bytes; at most {} are allowed",
+                ThumbnailId::MAX_BYTES
+            ),
         )),
         _ => Ok(s.to_owned()),
     }
@@ -153,7 +156,9 @@ impl UploadTicket {
     pub fn parse(s: &str) -> Result<Self> {
         let valid = s.len() == 35
             && s.starts_with("up_")
-            && s[3..].bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            && s[3..]
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         if valid {
             Ok(UploadTicket(s.to_owned()))
         } else {

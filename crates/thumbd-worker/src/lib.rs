@@ -14,11 +14,13 @@
 //! [`Worker::run`] is the loop `thumbd serve` and `thumbd worker` run, with graceful
 //! shutdown; [`Worker::drain`] processes what is queued and returns (tests).
 
+mod metrics;
 mod options;
 mod outcome;
 mod priority;
 mod worker;
 
+pub use metrics::WorkerMetrics;
 pub use options::WorkerOptions;
 pub use outcome::Outcome;
 pub use worker::Worker;

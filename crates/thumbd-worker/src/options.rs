@@ -5,6 +5,8 @@ use std::time::Duration;
 use thumbcore::ThumbSpec;
 use thumbd_fetch::FetchOptions;
 
+use crate::WorkerMetrics;
+
 /// How a [`Worker`](crate::Worker) behaves. `Default` is what `thumbd serve` uses.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
@@ -37,6 +39,8 @@ pub struct WorkerOptions {
     /// How URL sources are downloaded: the SSRF guard (`allow_private`), size, time and
     /// redirect limits. Default: private addresses refused, 5 MiB, 30 s, 5 redirects.
     pub fetch: FetchOptions,
+    /// Where outcomes, processing times and bytes written are counted.
+    pub metrics: WorkerMetrics,
 }
 
 impl Default for WorkerOptions {
@@ -53,6 +57,7 @@ impl Default for WorkerOptions {
             heartbeat: Duration::from_secs(5),
             spec: ThumbSpec::default(),
             fetch: FetchOptions::default(),
+            metrics: WorkerMetrics::default(),
         }
     }
 }

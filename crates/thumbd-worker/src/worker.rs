@@ -13,6 +13,7 @@ use thumbd_jobs::{
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::options::WorkerOptions;
 use crate::outcome::{Outcome, StepError};
@@ -152,8 +153,18 @@ impl Worker {
         tracing::info!("worker stopped");
     }
 
-    /// Processes one delivery completely, settling its lease (ack, retry or dead-letter).
+    /// Processes one delivery completely, settling its lease (ack, retry or dead-letter),
+    /// and counts it in the metrics.
     pub async fn process_one(&self, lease: Lease) -> Outcome {
+        let start = std::time::Instant::now();
+        let outcome = self.process(lease).await;
+        self.options
+            .metrics
+            .processed(&outcome, start.elapsed().as_secs_f64());
+        outcome
+    }
+
+    async fn process(&self, lease: Lease) -> Outcome {
         let message = match JobMessage::parse(&lease.payload) {
             Ok(m) => m,
             Err(e) => {
@@ -186,7 +197,9 @@ impl Worker {
             return self.dead_letter(&lease, Some(id), reason).await;
         }
 
-        match self.attempt(id, &message, &lease).await {
+        // Every log line of the job's work carries its id.
+        let span = tracing::info_span!("job", job_id = %id);
+        match self.attempt(id, &message, &lease).instrument(span).await {
             Ok(outcome) => outcome,
             Err(StepError::Permanent { code, message: msg }) => {
                 tracing::info!(job_id = %id, code, message = %msg, "job failed");
@@ -270,6 +283,9 @@ impl Worker {
             budget: format!("{:?}", thumb.budget).to_lowercase(),
         };
         self.blobs.put(&key, Bytes::from(thumb.bytes)).await?;
+        self.options
+            .metrics
+            .written(usize::try_from(result.bytes).unwrap_or(usize::MAX));
         let finished = self
             .store
             .finish_succeeded(id, &result, Timestamp::now())

@@ -1,5 +1,7 @@
 //! One module per resource; handlers only parse, authorize, call the backends and answer.
 
+pub mod contexts;
 pub mod health;
 pub mod status;
 pub mod thumbnails;
+pub mod uploads;

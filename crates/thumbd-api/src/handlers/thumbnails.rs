@@ -8,27 +8,34 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use thumbd_jobs::{
-    BlobKey, Environment, JobFailure, JobId, JobMessage, JobRecord, JobSource, JobStatus,
-    ThumbnailId, Timestamp,
+    BlobKey, Claim, Environment, IdempotencyKey, JobFailure, JobId, JobMessage, JobRecord,
+    JobSource, JobStatus, ThumbnailId, Timestamp,
 };
 
 use crate::AppState;
 use crate::auth::Scope;
 use crate::error::ApiError;
-use crate::request::{BodyKind, QueryParams, body_kind, path_thumbnail_id, preference, read_body};
+use crate::request::{
+    BodyKind, JsonSource, MAX_JSON_BYTES, Peer, QueryParams, body_kind, client_id, idempotency_key,
+    json_source, path_thumbnail_id, preference, read_body, ticket_not_found,
+};
 use thumbd_jobs::views::{StatusView, etag, status_url, thumbnail_url};
+
+/// How long an `Idempotency-Key` names its first job (SPEC §2).
+pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// `POST /v1/thumbnails?thumbnailId=&environment=` (ClassKit form).
 pub async fn post(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
+    peer: Peer,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let query = QueryParams::parse(query.as_deref())?;
     let environment = query.environment()?;
     let id = query.thumbnail_id()?;
-    create(state, environment, id, headers, body).await
+    create(state, environment, id, peer, headers, body).await
 }
 
 /// `PUT /v1/thumbnails/{id}?environment=` (path form).
@@ -36,11 +43,32 @@ pub async fn put(
     State(state): State<AppState>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
+    peer: Peer,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let environment = QueryParams::parse(query.as_deref())?.environment()?;
-    create(state, environment, path_thumbnail_id(&id)?, headers, body).await
+    create(
+        state,
+        environment,
+        path_thumbnail_id(&id)?,
+        peer,
+        headers,
+        body,
+    )
+    .await
+}
+
+/// A create's source, once read and checked.
+struct Source {
+    /// What the job message carries.
+    job: JobSource,
+    /// The original to store first (claim check), if the request brought one.
+    original: Option<(BlobKey, Bytes)>,
+    /// How long to wait for the job unless the client says otherwise.
+    default_wait: Duration,
+    /// For `thumbd_jobs_accepted_total`: `image`, `upload` or `url`.
+    kind: &'static str,
 }
 
 /// The cheap synchronous checks, then original blob → job record → queue → wait.
@@ -48,51 +76,74 @@ async fn create(
     state: AppState,
     environment: Environment,
     id: ThumbnailId,
+    peer: Peer,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    state
+    let caller = state
         .auth
         .authorize(&headers, Scope::Write, Some(environment))?;
-    let kind = body_kind(&headers)?;
-    if kind == BodyKind::Json {
-        return Err(ApiError::invalid_thumbnail(
-            "InvalidHeaderValue",
-            "JSON sources ({\"url\"} and {\"uploadTicket\"}) are not available yet: send the image as image/png or image/jpeg",
-            Some("content-type"),
-        ));
+    let idempotency = idempotency_key(&headers, client_id(&caller, peer), environment)?;
+    let fresh_after = Timestamp::now().minus(IDEMPOTENCY_WINDOW);
+    if let Some(key) = &idempotency
+        && let Some(first) = state.store.idempotent_job(key, fresh_after).await?
+    {
+        return replay(&state, first, &headers).await;
     }
-    let limits = &state.options.spec_limits;
-    let bytes = read_body(&headers, body, limits.max_input_bytes).await?;
-    check_image(kind, &bytes, limits)?;
 
     let job_id = JobId::new();
-    let key = BlobKey::original(job_id);
+    let source = read_source(&state, job_id, &headers, body).await?;
     let message = JobMessage {
         job_id: Some(job_id),
         environment,
         thumbnail_id: id,
-        source: JobSource::Blob {
-            blob_key: key.clone(),
-        },
+        source: source.job,
         reply_to: None,
     };
     let record = JobRecord::queued(job_id, &message, Timestamp::now());
     // Claim check first, then the record, then the message: whatever fails, no message
     // points at something missing.
-    state.blobs.put(&key, bytes).await?;
-    state.store.create_job(&record).await?;
+    if let Some((key, bytes)) = &source.original {
+        state.blobs.put(key, bytes.clone()).await?;
+    }
+    let claim = match &idempotency {
+        Some(key) => {
+            state
+                .store
+                .create_job_idempotent(&record, key, fresh_after)
+                .await?
+        }
+        None => {
+            state.store.create_job(&record).await?;
+            Claim::Created
+        }
+    };
+    if let Claim::Existing(first) = claim {
+        // A concurrent request with the same key won: answer with its job.
+        if let Some((key, _)) = &source.original {
+            delete_blob(&state, key, "an unused original").await;
+        }
+        return replay(&state, first, &headers).await;
+    }
     if let Err(e) = state.queue.push(&message).await {
-        not_accepted(&state, job_id, &key, &e).await;
+        not_accepted(
+            &state,
+            &record,
+            source.original.as_ref().map(|(k, _)| k),
+            idempotency.as_ref(),
+            &e,
+        )
+        .await;
         return Err(e.into());
     }
     if let Err(e) = state.store.mark_published(job_id).await {
         // The sweeper will publish it again: a duplicate, which workers skip.
         tracing::warn!(job_id = %job_id, error = %e, "cannot record that the job was published");
     }
-    tracing::info!(job_id = %job_id, thumbnail_id = %record.thumbnail_id, %environment, "job accepted");
+    state.metrics.accepted(source.kind);
+    tracing::info!(job_id = %job_id, thumbnail_id = %record.thumbnail_id, %environment, source = source.kind, "job accepted");
 
-    let pref = preference(&headers, state.options.default_wait, state.options.max_wait);
+    let pref = preference(&headers, source.default_wait, state.options.max_wait);
     // `respond-async` (wait 0): the record just written is the answer; no read back.
     let record = if pref.wait.is_zero() {
         record
@@ -108,8 +159,95 @@ async fn create(
     Ok(response)
 }
 
+/// Reads the body by its `Content-Type`: image bytes (checked), or JSON naming a URL (the
+/// worker fetches it; answered 202 at once by default) or an upload ticket (its bytes are
+/// copied to this job's original, so the job does not depend on the upload expiring
+/// later; waited for up to the longest wait by default: a synchronous create).
+async fn read_source(
+    state: &AppState,
+    job_id: JobId,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Source, ApiError> {
+    let kind = body_kind(headers)?;
+    let limits = &state.options.spec_limits;
+    if kind != BodyKind::Json {
+        let bytes = read_body(headers, body, limits.max_input_bytes).await?;
+        state.metrics.received(bytes.len());
+        check_image(kind, &bytes, limits)?;
+        return Ok(Source {
+            job: JobSource::Blob {
+                blob_key: BlobKey::original(job_id),
+            },
+            original: Some((BlobKey::original(job_id), bytes)),
+            default_wait: state.options.default_wait,
+            kind: "image",
+        });
+    }
+    let bytes = read_body(headers, body, MAX_JSON_BYTES).await?;
+    match json_source(&bytes)? {
+        JsonSource::Url(url) => Ok(Source {
+            job: JobSource::Url { url },
+            original: None,
+            default_wait: Duration::ZERO,
+            kind: "url",
+        }),
+        JsonSource::UploadTicket(ticket) => {
+            let upload = state
+                .store
+                .upload(&ticket, Timestamp::now())
+                .await?
+                .ok_or_else(ticket_not_found)?;
+            // Expired and purged between the two reads: the same answer as expired.
+            let bytes = state
+                .blobs
+                .get(&upload.blob_key)
+                .await?
+                .ok_or_else(ticket_not_found)?;
+            Ok(Source {
+                job: JobSource::Blob {
+                    blob_key: BlobKey::original(job_id),
+                },
+                original: Some((BlobKey::original(job_id), bytes)),
+                default_wait: state.options.max_wait,
+                kind: "upload",
+            })
+        }
+    }
+}
+
+/// The answer for a create whose `Idempotency-Key` names job `first`: that job's answer
+/// (waited for as usual), marked `Idempotent-Replayed: true`.
+async fn replay(state: &AppState, first: JobId, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let pref = preference(headers, state.options.default_wait, state.options.max_wait);
+    let Some(record) = wait_for(state, first, pref.wait).await? else {
+        // Keys live 24 h and jobs at least 24 h after finishing: this is a bug or an edit.
+        tracing::error!(job_id = %first, "an idempotency key names a job that does not exist");
+        return Err(ApiError::internal());
+    };
+    tracing::info!(job_id = %first, "idempotent replay");
+    let mut response = match job_response(&record) {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    response
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    Ok(response)
+}
+
+async fn delete_blob(state: &AppState, key: &BlobKey, what: &str) {
+    if let Err(e) = state.blobs.delete(key).await {
+        tracing::warn!(blob = %key, error = %e, "cannot delete {what}");
+    }
+}
+
 /// Magic bytes against the declared type, then the header's dimensions against the limits.
-fn check_image(kind: BodyKind, bytes: &[u8], limits: &thumbcore::Limits) -> Result<(), ApiError> {
+pub(crate) fn check_image(
+    kind: BodyKind,
+    bytes: &[u8],
+    limits: &thumbcore::Limits,
+) -> Result<(), ApiError> {
     let image_error = |e: thumbcore::Error| ApiError::from_image_code(e.code(), e.to_string());
     if bytes.is_empty() {
         return Err(ApiError::invalid_thumbnail(
@@ -230,6 +368,7 @@ pub async fn get(
             tracing::error!(blob = %record.result.blob_key, "a thumbnail's blob is missing");
             return Err(ApiError::internal());
         };
+        state.metrics.served(bytes.len());
         let mut r = Bytes::into_response(bytes);
         r.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -275,17 +414,22 @@ pub async fn delete(
     let Some(deleted) = state.store.delete_thumbnail(environment, &id).await? else {
         return Err(not_found(&id, environment));
     };
-    let key = &deleted.result.blob_key;
-    if let Err(e) = state.blobs.delete(key).await {
-        tracing::warn!(blob = %key, error = %e, "cannot delete a thumbnail's blob");
-    }
+    delete_blob(&state, &deleted.result.blob_key, "a thumbnail's blob").await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// The queue refused job `id` (the client gets 503): its record says so, so nobody waits
-/// for it, and its original is dropped. Should the broker still deliver a message it
-/// timed out on, the worker finds the job finished and skips it.
-async fn not_accepted(state: &AppState, id: JobId, original: &BlobKey, error: &thumbd_jobs::Error) {
+/// The queue refused the job (the client gets 503): its record says so, so nobody waits
+/// for it, its original is dropped and its idempotency key freed (a retry must start a new
+/// job). Should the broker still deliver a message it timed out on, the worker finds the
+/// job finished and skips it.
+async fn not_accepted(
+    state: &AppState,
+    record: &JobRecord,
+    original: Option<&BlobKey>,
+    idempotency: Option<&IdempotencyKey>,
+    error: &thumbd_jobs::Error,
+) {
+    let id = record.id;
     let failure = JobFailure {
         code: "ServiceUnavailable".into(),
         message: format!("the job queue did not take the job: {error}"),
@@ -297,7 +441,12 @@ async fn not_accepted(state: &AppState, id: JobId, original: &BlobKey, error: &t
     {
         tracing::warn!(job_id = %id, error = %e, "cannot record a refused job");
     }
-    if let Err(e) = state.blobs.delete(original).await {
-        tracing::warn!(job_id = %id, error = %e, "cannot delete a refused job's original");
+    if let Some(key) = idempotency
+        && let Err(e) = state.store.release_idempotency_key(key, id).await
+    {
+        tracing::warn!(job_id = %id, error = %e, "cannot free the idempotency key of a refused job");
+    }
+    if let Some(original) = original {
+        delete_blob(state, original, "a refused job's original").await;
     }
 }

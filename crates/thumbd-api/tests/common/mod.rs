@@ -9,7 +9,9 @@ use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
 use secrecy::SecretString;
-use thumbd_api::{ApiOptions, AppState, Auth, Scope, mint_hs256, router};
+use thumbd_api::{
+    ApiOptions, AppState, Auth, Metrics, RateLimit, Scope, ServeOptions, mint_hs256, router,
+};
 use thumbd_jobs::{Environment, FsBlobStore, JobEvents, SqliteDb, SqliteJobQueue, SqliteMetaStore};
 use thumbd_worker::{Worker, WorkerOptions};
 use tower::ServiceExt as _;
@@ -58,6 +60,8 @@ pub async fn rig_with(auth: Auth, options: ApiOptions) -> Rig {
         events,
         auth: Arc::new(auth),
         options,
+        rate_limit: Arc::new(RateLimit::off()),
+        metrics: Arc::new(Metrics::default()),
     };
     Rig {
         dir,
@@ -128,6 +132,62 @@ impl Rig {
         }
     }
 
+    /// Serves the router (as it is in `self.state` now) on a loopback port for the rest of
+    /// the test; returns its base URL, for [`Rig::http`].
+    pub async fn serve_http(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(thumbd_api::serve(
+            listener,
+            router(self.state.clone()),
+            ServeOptions::default(),
+            tokio_util::sync::CancellationToken::new(),
+        ));
+        base
+    }
+
+    /// Sends `req` over real HTTP to the server at `base` (see [`Rig::serve_http`]).
+    pub async fn http(&self, base: &str, req: Request<Body>) -> Answer {
+        let (parts, body) = req.into_parts();
+        let body = body.collect().await.unwrap().to_bytes().to_vec();
+        let url = format!("{base}{}", parts.uri);
+        tokio::task::spawn_blocking(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(30)))
+                .build()
+                .into();
+            let mut request = ureq::http::Request::builder()
+                .method(parts.method.as_str())
+                .uri(&url);
+            for (name, value) in &parts.headers {
+                request = request.header(name.as_str(), value.as_bytes());
+            }
+            let response = agent.run(request.body(body).unwrap()).unwrap();
+            let status = StatusCode::from_u16(response.status().as_u16()).unwrap();
+            let mut headers = axum::http::HeaderMap::new();
+            for (name, value) in response.headers() {
+                headers.append(
+                    axum::http::HeaderName::from_bytes(name.as_str().as_bytes()).unwrap(),
+                    axum::http::HeaderValue::from_bytes(value.as_bytes()).unwrap(),
+                );
+            }
+            let body = response
+                .into_body()
+                .with_config()
+                .limit(64 << 20)
+                .read_to_vec()
+                .unwrap();
+            Answer {
+                status,
+                headers,
+                body: bytes::Bytes::from(body),
+            }
+        })
+        .await
+        .unwrap()
+    }
+
     /// A worker loop in the background for the rest of the test.
     pub fn run_worker(&self) -> tokio_util::sync::CancellationToken {
         let stop = tokio_util::sync::CancellationToken::new();
@@ -144,6 +204,17 @@ pub fn png(w: u32, h: u32) -> Vec<u8> {
         .map(|i| u8::try_from(i % 251).unwrap())
         .collect();
     enc.write_header().unwrap().write_image_data(&data).unwrap();
+    out
+}
+
+pub fn jpeg(w: u16, h: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    let data: Vec<u8> = (0..usize::from(w) * usize::from(h) * 3)
+        .map(|i| u8::try_from(i % 200).unwrap())
+        .collect();
+    jpeg_encoder::Encoder::new(&mut out, 90)
+        .encode(&data, w, h, jpeg_encoder::ColorType::Rgb)
+        .unwrap();
     out
 }
 
