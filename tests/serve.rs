@@ -282,15 +282,15 @@ fn settings_errors_are_reported_together() {
     }
 }
 
-/// The README's ClassKit-style example, run as written (the block between the
-/// `example:classkit` markers), against a running server.
-#[test]
-fn readme_curl_example_runs_as_written() {
+/// Runs the README's `sh` block after `<!-- example:{name} -->` as written, in a fresh
+/// folder holding `photo.jpg` and `logo.png`, against a running server; returns the folder
+/// and stdout.
+fn run_readme_example(name: &str) -> (tempfile::TempDir, String) {
     let readme =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let start = readme.find("<!-- example:classkit -->").expect("marker");
-    let block = &readme[start..];
-    let code = block
+    let marker = format!("<!-- example:{name} -->");
+    let start = readme.find(&marker).expect("marker");
+    let code = readme[start..]
         .split("```sh\n")
         .nth(1)
         .and_then(|b| b.split("```").next())
@@ -299,6 +299,7 @@ fn readme_curl_example_runs_as_written() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
     std::fs::write(dir.path().join("photo.jpg"), jpeg(1200, 800)).unwrap();
+    std::fs::write(dir.path().join("logo.png"), png(400, 300, 5)).unwrap();
     let out = Command::new("bash")
         .args(["-euo", "pipefail", "-c", code])
         .current_dir(dir.path())
@@ -308,15 +309,71 @@ fn readme_curl_example_runs_as_written() {
         .env_remove("HTTP_PROXY")
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "example failed:\n{code}\nstdout:\n{stdout}\nstderr:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    (dir, stdout)
+}
+
+/// The README's ClassKit-style example.
+#[test]
+fn readme_curl_example_runs_as_written() {
+    let (dir, stdout) = run_readme_example("classkit");
     assert!(stdout.contains("\"status\":\"succeeded\""), "{stdout}");
     let thumb = std::fs::read(dir.path().join("thumb.png")).expect("the example saves thumb.png");
     assert_eq!(&thumb[..8], b"\x89PNG\r\n\x1a\n");
+}
+
+/// The README's uploads, contexts and idempotency example.
+#[test]
+fn readme_sources_example_runs_as_written() {
+    let (_dir, stdout) = run_readme_example("sources");
+    let lines: Vec<Value> = stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(lines[0]["status"], "succeeded", "the ticket create is synchronous");
+    assert_eq!(lines[0]["result"]["width"], 330);
+    assert_eq!(lines[1]["contextId"], "course-1");
+    assert_eq!(lines[1]["thumbnailId"], "logo");
+    assert_eq!(lines[2]["status"], "queued");
+}
+
+/// `log_format = json`: one JSON object per line, requests with their id, jobs with theirs.
+#[test]
+fn json_logs_carry_request_and_job_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &["--set", "log_format=json"]);
+    let agent = Server::agent();
+    let (status, body) = server.submit(&agent, "logged", &png(200, 200, 3));
+    assert_eq!(status, 202, "{body}");
+    let job = body["id"].as_str().unwrap().to_owned();
+    server.wait_all(std::slice::from_ref(&job), Duration::from_secs(20));
+    drop(server);
+    let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
+    let lines: Vec<Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let accepted = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "job accepted")
+        .unwrap_or_else(|| panic!("no 'job accepted' line in:\n{log}"));
+    assert_eq!(accepted["fields"]["job_id"], job.as_str());
+    let request_id = accepted["span"]["request_id"].as_str().unwrap_or("");
+    assert_eq!(request_id.len(), 36, "a UUID request id: {accepted}");
+    let succeeded = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "job succeeded")
+        .unwrap_or_else(|| panic!("no 'job succeeded' line in:\n{log}"));
+    assert_eq!(succeeded["span"]["job_id"], job.as_str(), "{succeeded}");
 }
 
 fn jpeg(w: u16, h: u16) -> Vec<u8> {
