@@ -94,8 +94,21 @@ pub async fn meta_store(store: &dyn MetaStore) {
         "limit"
     );
     store.mark_published(other.id).await.unwrap();
-    store.mark_published(job.id).await.unwrap();
-    assert_eq!(store.unpublished_jobs(later, 10).await.unwrap(), []);
+    assert_eq!(
+        unpublished(store.unpublished_jobs(later, 10).await.unwrap()),
+        [job.id],
+        "mark_published"
+    );
+    store.mark_published_many(&[]).await.unwrap();
+    store
+        .mark_published_many(&[job.id, other.id, JobId::new()])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.unpublished_jobs(later, 10).await.unwrap(),
+        [],
+        "mark_published_many"
+    );
 
     // Attempts count; requeue; start again.
     let started = store

@@ -36,6 +36,16 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Records that job `id`'s message is in the queue (its push returned `Ok`).
     async fn mark_published(&self, id: JobId) -> Result<()>;
 
+    /// [`mark_published`](Self::mark_published) for many jobs in one round trip (an API
+    /// process batches its marks: they are off the request's path, and a mark lost in a
+    /// crash only costs the sweeper's duplicate message).
+    async fn mark_published_many(&self, ids: &[JobId]) -> Result<()> {
+        for &id in ids {
+            self.mark_published(id).await?;
+        }
+        Ok(())
+    }
+
     /// Up to `limit` jobs still `queued` whose push was never recorded and that were created
     /// before `before`, oldest first: the process that wrote them died before it published
     /// (or before it recorded the publish). The sweeper publishes them again; a duplicate

@@ -190,6 +190,15 @@ impl MetaStore for PgMetaStore {
         Ok(())
     }
 
+    async fn mark_published_many(&self, ids: &[JobId]) -> Result<()> {
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        sqlx::query("UPDATE jobs SET published = true WHERE id = ANY($1::text[]::uuid[])")
+            .bind(ids)
+            .execute(&self.relaxed)
+            .await?;
+        Ok(())
+    }
+
     async fn unpublished_jobs(&self, before: Timestamp, limit: u32) -> Result<Vec<JobRecord>> {
         sqlx::query(concat!(
             "SELECT ",

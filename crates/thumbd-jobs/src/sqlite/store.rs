@@ -104,6 +104,15 @@ impl MetaStore for SqliteMetaStore {
         Ok(())
     }
 
+    async fn mark_published_many(&self, ids: &[JobId]) -> Result<()> {
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        sqlx::query("UPDATE jobs SET published = 1 WHERE id IN (SELECT value FROM json_each(?))")
+            .bind(serde_json::to_string(&ids)?)
+            .execute(&self.db.writer)
+            .await?;
+        Ok(())
+    }
+
     async fn unpublished_jobs(&self, before: Timestamp, limit: u32) -> Result<Vec<JobRecord>> {
         sqlx::query(
             "SELECT * FROM jobs WHERE published = 0 AND status = 'queued' AND created_at < ? \
