@@ -337,7 +337,10 @@ fn readme_sources_example_runs_as_written() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
     assert_eq!(lines.len(), 3, "{stdout}");
-    assert_eq!(lines[0]["status"], "succeeded", "the ticket create is synchronous");
+    assert_eq!(
+        lines[0]["status"], "succeeded",
+        "the ticket create is synchronous"
+    );
     assert_eq!(lines[0]["result"]["width"], 330);
     assert_eq!(lines[1]["contextId"], "course-1");
     assert_eq!(lines[1]["thumbnailId"], "logo");
