@@ -4,11 +4,124 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Every stable code an answer (or a failed job's `error`) can carry, with its status and
+/// meaning: the `code` enum of the OpenAPI document. `tests/openapi.rs` checks this list
+/// against the code strings in the sources, both ways, so it cannot go stale silently.
+pub(crate) const CODES: [(&str, &str); 25] = [
+    (
+        "InvalidQueryParameter",
+        "400: a query or path parameter is missing, repeated or invalid (target: its name)",
+    ),
+    (
+        "InvalidRequestBody",
+        "400: the JSON or multipart body is malformed or lacks a field (target: the field)",
+    ),
+    (
+        "HeaderNotFound",
+        "401: no `Authorization` header (target: authorization)",
+    ),
+    (
+        "InvalidToken",
+        "401: the bearer token is malformed, badly signed, expired or of the wrong algorithm",
+    ),
+    (
+        "InsufficientPermissions",
+        "403: the token lacks the scope, or is limited to the other environment",
+    ),
+    (
+        "ThumbnailNotFound",
+        "404: no such thumbnail in this environment",
+    ),
+    ("JobNotFound", "404: no such job"),
+    (
+        "ContextNotFound",
+        "404: no such context in this environment",
+    ),
+    (
+        "UploadTicketNotFound",
+        "404: no such upload ticket, or it has expired",
+    ),
+    ("RouteNotFound", "404: no such endpoint"),
+    (
+        "MethodNotAllowed",
+        "405: the endpoint exists, not with this method",
+    ),
+    (
+        "RequestTooLarge",
+        "413: the body is over the limit (decided from Content-Length or while streaming)",
+    ),
+    (
+        "InvalidThumbnailRequest",
+        "422: the image or its headers are not acceptable; `details[0]` says why",
+    ),
+    (
+        "MissingRequiredHeader",
+        "422 detail: no `Content-Type` (target: content-type)",
+    ),
+    (
+        "InvalidHeaderValue",
+        "422 detail: an unsupported `Content-Type` (e.g. image/gif) or a bad `Idempotency-Key`",
+    ),
+    (
+        "InvalidThumbnailFormat",
+        "422 detail: the bytes are not a PNG or JPEG, or not the declared type",
+    ),
+    (
+        "ThumbnailTooSmall",
+        "422 detail: under 80×80 pixels after orientation",
+    ),
+    (
+        "ImageDimensionsTooLarge",
+        "422 detail: over the pixel limit",
+    ),
+    ("CorruptImage", "422 detail: the image cannot be decoded"),
+    (
+        "TooManyRequests",
+        "429: over this client's rate limit; retry after `Retry-After` seconds",
+    ),
+    (
+        "SourceFetchFailed",
+        "502 (or a failed job): the URL source could not be downloaded",
+    ),
+    (
+        "SourceNotAllowed",
+        "502 (or a failed job): the URL source points somewhere thumbd may not go",
+    ),
+    (
+        "SourceTooLarge",
+        "502 (or a failed job): the URL source is over the size limit",
+    ),
+    (
+        "InternalError",
+        "500: a bug or an inconsistency; the cause is in the server's log, not the body",
+    ),
+    (
+        "ServiceUnavailable",
+        "503: the store, queue or blob store is unreachable; retry after `Retry-After`",
+    ),
+];
+
+/// The schema of `code`: a string from [`CODES`], each explained in the description.
+fn code_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let mut description = String::from("A stable code (SPEC §3):\n");
+    for (code, meaning) in CODES {
+        description.push_str(&format!("- `{code}`: {meaning}\n"));
+    }
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(CODES.map(|(code, _)| code)))
+        .description(Some(description))
+        .build()
+}
 
 /// One entry of `details`, or the top-level error itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable code.
+    #[schema(schema_with = code_schema)]
     pub code: String,
     /// Human-readable message.
     pub message: String,
@@ -27,15 +140,19 @@ pub struct ApiError {
     www_authenticate: bool,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: BodyInner<'a>,
+/// The body of every error answer (SPEC §3).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorBody<'a> {
+    error: ErrorObject<'a>,
 }
 
-#[derive(Serialize)]
-struct BodyInner<'a> {
+/// What went wrong: a stable `code`, a message for humans, what it is about, and finer causes.
+#[derive(Serialize, ToSchema)]
+struct ErrorObject<'a> {
     #[serde(flatten)]
     detail: &'a ErrorDetail,
+    /// The causes: for 422 `InvalidThumbnailRequest`, one entry saying what is wrong with the
+    /// image or its headers.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     details: &'a [ErrorDetail],
 }
@@ -224,8 +341,8 @@ impl From<thumbd_jobs::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
-            error: BodyInner {
+        let body = ErrorBody {
+            error: ErrorObject {
                 detail: &self.detail,
                 details: &self.details,
             },

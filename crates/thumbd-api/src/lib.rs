@@ -6,7 +6,8 @@
 //! body limit enforced while streaming, magic bytes and the image header through
 //! `thumbcore::probe` — then store the original, record the job and enqueue it; image work
 //! happens in the worker. Every failure answers the JSON error body of SPEC §3
-//! ([`ApiError`]), including unknown routes, wrong methods and panics.
+//! ([`ApiError`]), including unknown routes, wrong methods and panics. [`openapi()`] describes
+//! it all (served at `GET /openapi.json`), generated from the handlers' annotations.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -42,6 +43,7 @@ mod auth;
 mod error;
 mod handlers;
 mod metrics;
+mod openapi;
 mod rate_limit;
 mod request;
 mod server;
@@ -54,11 +56,13 @@ use axum::extract::State;
 use axum::http::{Method, Request, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use thumbd_jobs::{BlobStore, JobEvents, JobQueue, MetaStore};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use auth::{Auth, Caller, Claims, PublicKeyAlgorithm, Scope, mint_hs256};
 pub use error::{ApiError, ErrorDetail};
@@ -117,42 +121,65 @@ pub struct AppState {
 
 /// The whole API.
 pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        .route("/v1/thumbnails", post(handlers::thumbnails::post))
-        .route(
-            "/v1/thumbnails/{id}",
-            get(handlers::thumbnails::get)
-                .put(handlers::thumbnails::put)
-                .delete(handlers::thumbnails::delete),
-        )
-        .route("/v1/status/{job_id}", get(handlers::status::get))
-        .route("/v1/uploads", post(handlers::uploads::post))
-        .route("/v1/uploads/{ticket}", get(handlers::uploads::get))
-        .route(
-            "/v1/contexts/{context_id}",
-            get(handlers::contexts::get)
-                .put(handlers::contexts::put)
-                .delete(handlers::contexts::delete),
-        )
+    let routes = v1_routes()
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             rate_limit::enforce,
-        ));
+        ))
+        .merge(operations_routes())
+        .routes(routes!(openapi::document));
     with_common_layers(routes, state)
 }
 
 /// Only `/healthz`, `/readyz` and `/metrics`: what a `thumbd worker` process serves.
 pub fn health_router(state: AppState) -> Router {
-    with_common_layers(Router::new(), state)
+    with_common_layers(operations_routes(), state)
 }
 
-/// Health and metrics routes, request metrics, JSON errors for unknown routes and methods,
-/// panic catching, request ids and tracing.
-fn with_common_layers(routes: Router<AppState>, state: AppState) -> Router {
-    routes
-        .route("/healthz", get(handlers::health::healthz))
-        .route("/readyz", get(handlers::health::readyz))
-        .route("/metrics", get(metrics::export))
+/// The OpenAPI 3.1 description of what [`router`] serves (`GET /openapi.json`), built from
+/// the same route lists, so the two cannot drift apart.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut v1 = v1_routes();
+    openapi::rate_limited(v1.get_openapi_mut());
+    let mut doc = OpenApiRouter::<AppState>::with_openapi(openapi::ApiDoc::openapi())
+        .merge(v1)
+        .merge(operations_routes())
+        .routes(routes!(openapi::document))
+        .into_openapi();
+    openapi::finish(&mut doc);
+    doc
+}
+
+/// The `/v1` routes. `routes!` registers each handler under the method and path of its
+/// `#[utoipa::path]` and records that operation, so no route lacks a description.
+fn v1_routes() -> OpenApiRouter<AppState> {
+    use handlers::{contexts, status, thumbnails, uploads};
+    OpenApiRouter::new()
+        .routes(routes!(thumbnails::post))
+        .routes(routes!(
+            thumbnails::get,
+            thumbnails::head,
+            thumbnails::put,
+            thumbnails::delete
+        ))
+        .routes(routes!(status::get))
+        .routes(routes!(uploads::post))
+        .routes(routes!(uploads::get))
+        .routes(routes!(contexts::get, contexts::put, contexts::delete))
+}
+
+/// Liveness, readiness and metrics: served by every process, without a token or a rate limit.
+fn operations_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(handlers::health::healthz))
+        .routes(routes!(handlers::health::readyz))
+        .routes(routes!(metrics::export))
+}
+
+/// Request metrics, JSON errors for unknown routes and methods, panic catching, request ids
+/// and tracing.
+fn with_common_layers(routes: OpenApiRouter<AppState>, state: AppState) -> Router {
+    Router::from(routes)
         .route_layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)

@@ -183,7 +183,19 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     response
 }
 
-/// `GET /metrics`.
+/// Prometheus metrics.
+///
+/// OpenMetrics text; every name starts with `thumbd_`. No token needed, not rate limited.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The process's metrics", body = String,
+            content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    )
+)]
 pub async fn export(State(state): State<AppState>) -> Response {
     match state.queue.depth().await {
         Ok(depth) => {

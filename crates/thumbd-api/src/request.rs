@@ -136,12 +136,20 @@ pub fn idempotency_key(
     }))
 }
 
-/// A create's JSON body: where the image comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A create's JSON body: where the image comes from. Exactly one of `url` and
+/// `uploadTicket`, nothing else.
+// Parsed by `json_source` (for SPEC §3 errors); the derive describes it in the OpenAPI
+// document as serde's externally tagged form, which is this wire format.
+#[derive(Debug, Clone, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = CreateSource)]
 pub enum JsonSource {
-    /// `{"url": "https://…"}`: the worker downloads it.
+    /// `{"url": "https://…"}`: the worker downloads it (absolute `http` or `https` with a host
+    /// and no credentials, at most 2048 bytes; where it points is checked at connect time).
+    #[schema(format = "uri", example = json!({"url": "https://example.com/logo.png"}))]
     Url(String),
-    /// `{"uploadTicket": "…"}`: a stored upload.
+    /// `{"uploadTicket": "…"}`: a stored upload (`POST /v1/uploads`), processed synchronously.
+    #[schema(value_type = String, example = json!({"uploadTicket": "up_0123456789abcdef0123456789abcdef"}))]
     UploadTicket(UploadTicket),
 }
 

@@ -195,7 +195,7 @@ impl fmt::Display for UploadTicket {
 }
 
 /// One of the two isolated namespaces of SPEC §2.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Environment {
     /// `development`

@@ -1,8 +1,9 @@
 //! Wire types: the job status body (SPEC §2), served by the API and sent to `replyTo` by
-//! workers, and the URLs in it.
+//! workers, and the URLs in it. They derive `utoipa::ToSchema`, so the API's OpenAPI
+//! document (`GET /openapi.json`) is generated from these very fields and doc comments.
 
 use crate::ids::{Environment, ThumbnailId};
-use crate::job::JobRecord;
+use crate::job::{JobRecord, JobStatus};
 use crate::timestamp::Timestamp;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
@@ -28,16 +29,18 @@ pub fn status_url(record: &JobRecord) -> String {
 }
 
 /// A job's status (ClassKit "Get Status"; SPEC §2).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusView {
     /// Job id.
     pub id: String,
     /// `queued`, `processing`, `succeeded` or `failed`.
+    #[schema(value_type = JobStatus)]
     pub status: &'static str,
     /// The thumbnail the job creates or replaces.
     pub thumbnail_id: String,
     /// `development` or `production`.
+    #[schema(value_type = Environment)]
     pub environment: &'static str,
     /// RFC 3339.
     pub created_at: Timestamp,
@@ -56,7 +59,7 @@ pub struct StatusView {
 }
 
 /// The thumbnail a succeeded job made.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResultView {
     /// Pixels.
@@ -74,7 +77,7 @@ pub struct ResultView {
 }
 
 /// Why a job failed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErrorView {
     /// Stable SPEC §3 code.
     pub code: String,

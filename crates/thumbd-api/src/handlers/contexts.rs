@@ -6,18 +6,46 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Map, Value};
 use thumbd_jobs::{ContextChange, ContextId, ContextRecord, Environment, ThumbnailId, Timestamp};
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::Scope;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::request::{
     MAX_JSON_BYTES, QueryParams, json_object, path_context_id, read_body, require_json,
 };
 
 /// Fields thumbd sets in a context's view; a client's own values for them are not kept.
 const RESERVED: [&str; 4] = ["contextId", "environment", "createdAt", "updatedAt"];
+
+/// A context: the client's own JSON object, with `thumbnailId` and the fields thumbd sets.
+/// Also the body of `PUT` (where the read-only fields are ignored).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContextView {
+    /// The context's id (the path's `{context_id}`).
+    #[schema(read_only)]
+    pub context_id: String,
+    /// The namespace.
+    #[schema(read_only)]
+    pub environment: Environment,
+    /// The thumbnail this context references (1–255 bytes of UTF-8). When the last context
+    /// referencing a thumbnail is deleted or re-pointed, the thumbnail is deleted too.
+    pub thumbnail_id: String,
+    /// When the context was first put.
+    #[schema(read_only)]
+    pub created_at: Timestamp,
+    /// When it was last put.
+    #[schema(read_only)]
+    pub updated_at: Timestamp,
+    /// The client's other fields, kept as they were sent.
+    #[serde(flatten)]
+    #[schema(additional_properties)]
+    pub fields: Map<String, Value>,
+}
 
 /// The `{contextId}` and `environment` of a request, once `scope` is authorized.
 fn target(
@@ -33,8 +61,33 @@ fn target(
     Ok((environment, id))
 }
 
-/// `PUT /v1/contexts/{contextId}?environment=` with a JSON object holding `thumbnailId`:
-/// 201 when created, 200 when replaced; the body is the context's view.
+/// Create or replace a context.
+///
+/// A JSON object holding `thumbnailId` and any fields of the client's own: 201 when created,
+/// 200 when replaced; the body is the context's view. Re-pointing the last context that
+/// referenced a thumbnail deletes that thumbnail.
+#[utoipa::path(
+    put,
+    path = "/v1/contexts/{context_id}",
+    operation_id = "putContext",
+    tag = "contexts",
+    security(("bearer" = ["write"])),
+    params(
+        ("context_id" = String, Path, description = "The context's id: 1–255 bytes of UTF-8 once percent-decoded"),
+        ("environment" = Environment, Query, description = "The namespace"),
+    ),
+    request_body(content = ContextView, content_type = "application/json",
+        description = "`thumbnailId` and any other fields; `contextId`, `environment`, `createdAt` and `updatedAt` are set by thumbd"),
+    responses(
+        (status = 200, description = "Replaced", body = ContextView),
+        (status = 201, description = "Created", body = ContextView),
+        (status = 400, description = "`InvalidQueryParameter` (target: `environment` or `contextId`), or `InvalidRequestBody`: not a JSON object, or `thumbnailId` missing or invalid (target: `thumbnailId`)", body = ErrorBody),
+        (status = 413, description = "`RequestTooLarge`: over the JSON size limit", body = ErrorBody),
+        (status = 422, description = "`InvalidThumbnailRequest` with `details[0].code` `MissingRequiredHeader` or `InvalidHeaderValue`: the body must be `application/json`", body = ErrorBody),
+        (status = 503, description = "`ServiceUnavailable`: the store does not answer", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
+    )
+)]
 pub async fn put(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -81,10 +134,28 @@ pub async fn put(
         }
         None => StatusCode::CREATED,
     };
-    Ok((status, axum::Json(view(&record)?)).into_response())
+    Ok((status, axum::Json(view(record)?)).into_response())
 }
 
-/// `GET /v1/contexts/{contextId}?environment=`.
+/// Get a context.
+#[utoipa::path(
+    get,
+    path = "/v1/contexts/{context_id}",
+    operation_id = "getContext",
+    tag = "contexts",
+    security(("bearer" = ["read"])),
+    params(
+        ("context_id" = String, Path, description = "The context's id: 1–255 bytes of UTF-8 once percent-decoded"),
+        ("environment" = Environment, Query, description = "The namespace"),
+    ),
+    responses(
+        (status = 200, description = "The context", body = ContextView),
+        (status = 400, description = "`InvalidQueryParameter` (target: `environment` or `contextId`)", body = ErrorBody),
+        (status = 404, description = "`ContextNotFound`", body = ErrorBody),
+        (status = 503, description = "`ServiceUnavailable`: the store does not answer", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -97,11 +168,30 @@ pub async fn get(
         .context(environment, &id)
         .await?
         .ok_or_else(|| not_found(&id, environment))?;
-    Ok(axum::Json(view(&record)?).into_response())
+    Ok(axum::Json(view(record)?).into_response())
 }
 
-/// `DELETE /v1/contexts/{contextId}?environment=`: 204; the thumbnail goes too if this was
-/// the last context referencing it.
+/// Delete a context.
+///
+/// The thumbnail it referenced goes too if this was the last context referencing it.
+#[utoipa::path(
+    delete,
+    path = "/v1/contexts/{context_id}",
+    operation_id = "deleteContext",
+    tag = "contexts",
+    security(("bearer" = ["write"])),
+    params(
+        ("context_id" = String, Path, description = "The context's id: 1–255 bytes of UTF-8 once percent-decoded"),
+        ("environment" = Environment, Query, description = "The namespace"),
+    ),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "`InvalidQueryParameter` (target: `environment` or `contextId`)", body = ErrorBody),
+        (status = 404, description = "`ContextNotFound`", body = ErrorBody),
+        (status = 503, description = "`ServiceUnavailable`: the store does not answer", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -130,20 +220,26 @@ async fn delete_orphan(state: &AppState, change: &ContextChange) {
 }
 
 /// The client's object with thumbd's fields set.
-fn view(record: &ContextRecord) -> Result<Map<String, Value>, ApiError> {
-    let mut object = match serde_json::from_str::<Value>(&record.body) {
+fn view(record: ContextRecord) -> Result<ContextView, ApiError> {
+    let mut fields = match serde_json::from_str::<Value>(&record.body) {
         Ok(Value::Object(map)) => map,
         _ => {
             tracing::error!(context_id = %record.context_id, "a stored context is not a JSON object");
             return Err(ApiError::internal());
         }
     };
-    object.insert("contextId".into(), record.context_id.as_str().into());
-    object.insert("environment".into(), record.environment.as_str().into());
-    object.insert("thumbnailId".into(), record.thumbnail_id.as_str().into());
-    object.insert("createdAt".into(), record.created_at.to_rfc3339().into());
-    object.insert("updatedAt".into(), record.updated_at.to_rfc3339().into());
-    Ok(object)
+    // The stored body keeps `thumbnailId`; thumbd's own fields win over anything stored.
+    for field in RESERVED.iter().chain(&["thumbnailId"]) {
+        fields.remove(*field);
+    }
+    Ok(ContextView {
+        context_id: record.context_id.as_str().to_owned(),
+        environment: record.environment,
+        thumbnail_id: record.thumbnail_id.as_str().to_owned(),
+        created_at: record.created_at,
+        updated_at: record.updated_at,
+        fields,
+    })
 }
 
 fn not_found(id: &ContextId, environment: Environment) -> ApiError {

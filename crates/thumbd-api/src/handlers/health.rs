@@ -4,18 +4,72 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 
-/// Liveness: 200 while the process serves requests.
-pub async fn healthz() -> Response {
-    Json(json!({"status": "ok"})).into_response()
+/// The liveness answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthView {
+    /// Always `ok`.
+    #[schema(example = "ok")]
+    pub status: &'static str,
 }
 
-/// Readiness: 200 when the store, the queue and the blob store all answer; else 503
+/// The readiness answer: every backend answered.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadinessView {
+    /// Always `ready` (otherwise the answer is 503 `ServiceUnavailable`).
+    #[schema(example = "ready")]
+    pub status: &'static str,
+    /// The job queue's messages by state.
+    pub queue: QueueView,
+}
+
+/// Messages in the job queue by state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueView {
+    /// Waiting for a worker.
+    pub ready: u64,
+    /// Held by a worker.
+    pub leased: u64,
+    /// Waiting out a retry delay.
+    pub delayed: u64,
+    /// Given up on (dead-lettered).
+    pub dead: u64,
+}
+
+/// Liveness.
+///
+/// 200 while the process serves requests.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    responses((status = 200, description = "The process is alive", body = HealthView))
+)]
+pub async fn healthz() -> Response {
+    Json(HealthView { status: "ok" }).into_response()
+}
+
+/// Readiness.
+///
+/// 200 when the store, the queue and the blob store all answer; else 503
 /// `ServiceUnavailable` naming what failed.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Every backend answers", body = ReadinessView),
+        (status = 503, description = "`ServiceUnavailable`: the message names the backends that do not answer",
+            body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
+    )
+)]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let (store, queue, blobs) =
         tokio::join!(state.store.ping(), state.queue.depth(), state.blobs.ping());
@@ -32,11 +86,16 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
     if down.is_empty() {
         let depth = queue.unwrap_or_default();
-        (
-            StatusCode::OK,
-            Json(json!({"status": "ready", "queue": {"ready": depth.ready, "leased": depth.leased, "delayed": depth.delayed, "dead": depth.dead}})),
-        )
-            .into_response()
+        let view = ReadinessView {
+            status: "ready",
+            queue: QueueView {
+                ready: depth.ready,
+                leased: depth.leased,
+                delayed: depth.delayed,
+                dead: depth.dead,
+            },
+        };
+        (StatusCode::OK, Json(view)).into_response()
     } else {
         ApiError::unavailable(format!("not ready: {} unavailable", down.join(", "))).into_response()
     }

@@ -7,10 +7,28 @@ use thumbd_jobs::JobId;
 
 use crate::AppState;
 use crate::auth::Scope;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use thumbd_jobs::views::StatusView;
 
-/// The job's status body; `Retry-After: 1` while it is not finished.
+/// A job's status.
+///
+/// ClassKit's "Get Status": where the job behind a create is, and its result or error once
+/// finished. Job records are kept at least 24 h after finishing.
+#[utoipa::path(
+    get,
+    path = "/v1/status/{job_id}",
+    operation_id = "getStatus",
+    tag = "jobs",
+    security(("bearer" = ["read"])),
+    params(("job_id" = String, Path, description = "The job's id, from a create's body or `Location`")),
+    responses(
+        (status = 200, description = "The job's status", body = StatusView,
+            headers(("Retry-After" = u32, description = "`1` while the job is not finished: poll again after it"))),
+        (status = 404, description = "`JobNotFound`", body = ErrorBody),
+        (status = 503, description = "`ServiceUnavailable`: the store does not answer", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,

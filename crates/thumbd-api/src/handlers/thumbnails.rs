@@ -14,7 +14,7 @@ use thumbd_jobs::{
 
 use crate::AppState;
 use crate::auth::Scope;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::request::{
     BodyKind, JsonSource, MAX_JSON_BYTES, Peer, QueryParams, body_kind, client_id, idempotency_key,
     json_source, path_thumbnail_id, preference, read_body, ticket_not_found,
@@ -24,7 +24,54 @@ use thumbd_jobs::views::{StatusView, etag, status_url, thumbnail_url};
 /// How long an `Idempotency-Key` names its first job (SPEC §2).
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
-/// `POST /v1/thumbnails?thumbnailId=&environment=` (ClassKit form).
+/// Create or replace a thumbnail (ClassKit form).
+///
+/// The body is the image (`image/png` or `image/jpeg`; `image/jpg` is accepted as an alias),
+/// or JSON naming where it is: `{"url"}` (a worker downloads it; answered 202 at once unless
+/// `Prefer: wait=N`) or `{"uploadTicket"}` (a stored upload; synchronous: waits up to the
+/// longest wait). Type, magic bytes and the dimensions in the image header are checked at
+/// once; a worker makes the thumbnail. Done within the wait (2 s by default, see `Prefer`):
+/// 201; otherwise 202 and a status URL to poll. Replacing keeps serving the old thumbnail
+/// until the new one has succeeded.
+#[utoipa::path(
+    post,
+    path = "/v1/thumbnails",
+    operation_id = "createThumbnail",
+    tag = "thumbnails",
+    security(("bearer" = ["write"])),
+    params(
+        ("thumbnailId" = String, Query, description = "The thumbnail's id: 1–255 bytes of UTF-8 once percent-decoded, any characters"),
+        ("environment" = Environment, Query, description = "The namespace"),
+        ("Prefer" = Option<String>, Header, nullable = false, description = "`respond-async` (answer 202 at once) or `wait=N` (wait up to N seconds for the job; capped by the server, 10 s by default)"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1–255 visible ASCII characters. The same key from the same client in the same environment within 24 h answers with the first request's job instead of starting another"),
+    ),
+    request_body(
+        description = "The image, or JSON naming where it is",
+        content(("image/png"), ("image/jpeg"), (JsonSource = "application/json")),
+    ),
+    responses(
+        (status = 201, description = "Done within the wait: the job, succeeded, with the thumbnail's metadata", body = StatusView,
+            headers(
+                ("Location" = String, description = "The thumbnail's URL"),
+                ("Preference-Applied" = String, description = "`wait` or `respond-async`, when `Prefer` asked for it"),
+                ("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same `Idempotency-Key`"),
+            )),
+        (status = 202, description = "Accepted, not finished within the wait: the job's status", body = StatusView,
+            headers(
+                ("Location" = String, description = "The job's status URL, `/v1/status/{jobId}`"),
+                ("Retry-After" = u32, description = "`1`: poll the status after it"),
+                ("Preference-Applied" = String, description = "`wait` or `respond-async`, when `Prefer` asked for it"),
+                ("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same `Idempotency-Key`"),
+            )),
+        (status = 400, description = "`InvalidQueryParameter` (target: `environment` or `thumbnailId`), or `InvalidRequestBody`: the JSON is not exactly `{\"url\"}` or `{\"uploadTicket\"}`, or the URL is not absolute http(s) without credentials", body = ErrorBody),
+        (status = 404, description = "`UploadTicketNotFound`: the ticket does not exist or has expired", body = ErrorBody),
+        (status = 413, description = "`RequestTooLarge`: over the image (or JSON) size limit", body = ErrorBody),
+        (status = 422, description = "`InvalidThumbnailRequest`, `details[0].code` saying why: `MissingRequiredHeader`, `InvalidHeaderValue` (Content-Type, or Idempotency-Key), `InvalidThumbnailFormat`, `ThumbnailTooSmall`, `ImageDimensionsTooLarge`, `CorruptImage`; found at once, or by the worker within the wait", body = ErrorBody),
+        (status = 502, description = "`SourceFetchFailed`, `SourceNotAllowed` or `SourceTooLarge`: the URL source failed within the wait", body = ErrorBody),
+        (status = 503, description = "`ServiceUnavailable`: the store, queue or blob store does not answer", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
+    )
+)]
 pub async fn post(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
@@ -38,7 +85,48 @@ pub async fn post(
     create(state, environment, id, peer, headers, body).await
 }
 
-/// `PUT /v1/thumbnails/{id}?environment=` (path form).
+/// Create or replace a thumbnail (path form).
+///
+/// The same as `POST /v1/thumbnails` with the id in the path.
+#[utoipa::path(
+    put,
+    path = "/v1/thumbnails/{id}",
+    operation_id = "putThumbnail",
+    tag = "thumbnails",
+    security(("bearer" = ["write"])),
+    params(
+        ("id" = String, Path, description = "The thumbnailId: 1–255 bytes of UTF-8 once percent-decoded, any characters"),
+        ("environment" = Environment, Query, description = "The namespace"),
+        ("Prefer" = Option<String>, Header, nullable = false, description = "`respond-async` (answer 202 at once) or `wait=N` (wait up to N seconds for the job; capped by the server, 10 s by default)"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1–255 visible ASCII characters. The same key from the same client in the same environment within 24 h answers with the first request's job instead of starting another"),
+    ),
+    request_body(
+        description = "The image, or JSON naming where it is",
+        content(("image/png"), ("image/jpeg"), (JsonSource = "application/json")),
+    ),
+    responses(
+        (status = 201, description = "Done within the wait: the job, succeeded, with the thumbnail's metadata", body = StatusView,
+            headers(
+                ("Location" = String, description = "The thumbnail's URL"),
+                ("Preference-Applied" = String, description = "`wait` or `respond-async`, when `Prefer` asked for it"),
+                ("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same `Idempotency-Key`"),
+            )),
+        (status = 202, description = "Accepted, not finished within the wait: the job's status", body = StatusView,
+            headers(
+                ("Location" = String, description = "The job's status URL, `/v1/status/{jobId}`"),
+                ("Retry-After" = u32, description = "`1`: poll the status after it"),
+                ("Preference-Applied" = String, description = "`wait` or `respond-async`, when `Prefer` asked for it"),
+                ("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same `Idempotency-Key`"),
+            )),
+        (status = 400, description = "`InvalidQueryParameter` (target: `environment` or `thumbnailId`), or `InvalidRequestBody`: the JSON is not exactly `{\"url\"}` or `{\"uploadTicket\"}`, or the URL is not absolute http(s) without credentials", body = ErrorBody),
+        (status = 404, description = "`UploadTicketNotFound`: the ticket does not exist or has expired", body = ErrorBody),
+        (status = 413, description = "`RequestTooLarge`: over the image (or JSON) size limit", body = ErrorBody),
+        (status = 422, description = "`InvalidThumbnailRequest`, `details[0].code` saying why: `MissingRequiredHeader`, `InvalidHeaderValue` (Content-Type, or Idempotency-Key), `InvalidThumbnailFormat`, `ThumbnailTooSmall`, `ImageDimensionsTooLarge`, `CorruptImage`; found at once, or by the worker within the wait", body = ErrorBody),
+        (status = 502, description = "`SourceFetchFailed`, `SourceNotAllowed` or `SourceTooLarge`: the URL source failed within the wait", body = ErrorBody),
+        (status = 503, description = "`ServiceUnavailable`: the store, queue or blob store does not answer", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
+    )
+)]
 pub async fn put(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -349,7 +437,39 @@ fn target(
     Ok((environment, id))
 }
 
-/// `GET` (and `HEAD`) `/v1/thumbnails/{id}?environment=`.
+/// Get a thumbnail.
+///
+/// The stored thumbnail's bytes, with its `ETag`; `If-None-Match` answers 304.
+#[utoipa::path(
+    get,
+    path = "/v1/thumbnails/{id}",
+    operation_id = "getThumbnail",
+    tag = "thumbnails",
+    security(("bearer" = ["read"])),
+    params(
+        ("id" = String, Path, description = "The thumbnailId: 1–255 bytes of UTF-8 once percent-decoded, any characters"),
+        ("environment" = Environment, Query, description = "The namespace"),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "ETags the client holds (or `*`): 304 when one matches"),
+    ),
+    responses(
+        (status = 200, description = "The thumbnail (PNG unless the server is configured for JPEG or WebP)",
+            content(("image/png"), ("image/jpeg"), ("image/webp")),
+            headers(
+                ("ETag" = String, description = "A strong tag from the content's hash"),
+                ("Cache-Control" = String, description = "`private, no-cache`: replaced in place at the same URL, so revalidate (cheap: 304)"),
+                ("Content-Length" = u64, description = "The thumbnail's size in bytes"),
+            )),
+        (status = 304, description = "Not modified: `If-None-Match` matched",
+            headers(
+                ("ETag" = String, description = "A strong tag from the content's hash"),
+                ("Cache-Control" = String, description = "`private, no-cache`"),
+            )),
+        (status = 400, description = "`InvalidQueryParameter` (target: `environment` or `thumbnailId`)", body = ErrorBody),
+        (status = 404, description = "`ThumbnailNotFound`", body = ErrorBody),
+        (status = 503, description = "`ServiceUnavailable`: the store or blob store does not answer", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -387,6 +507,49 @@ pub async fn get(
     Ok(response)
 }
 
+/// A thumbnail's headers.
+///
+/// What `GET` answers, without the bytes.
+#[utoipa::path(
+    head,
+    path = "/v1/thumbnails/{id}",
+    operation_id = "headThumbnail",
+    tag = "thumbnails",
+    security(("bearer" = ["read"])),
+    params(
+        ("id" = String, Path, description = "The thumbnailId: 1–255 bytes of UTF-8 once percent-decoded, any characters"),
+        ("environment" = Environment, Query, description = "The namespace"),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "ETags the client holds (or `*`): 304 when one matches"),
+    ),
+    responses(
+        (status = 200, description = "The thumbnail exists; no body",
+            headers(
+                ("Content-Type" = String, description = "`image/png`, `image/jpeg` or `image/webp`"),
+                ("Content-Length" = u64, description = "The thumbnail's size in bytes"),
+                ("ETag" = String, description = "A strong tag from the content's hash"),
+                ("Cache-Control" = String, description = "`private, no-cache`"),
+            )),
+        (status = 304, description = "Not modified: `If-None-Match` matched",
+            headers(
+                ("ETag" = String, description = "A strong tag from the content's hash"),
+                ("Cache-Control" = String, description = "`private, no-cache`"),
+            )),
+        (status = 400, description = "`InvalidQueryParameter` (target: `environment` or `thumbnailId`); HEAD answers carry no body", body = ErrorBody),
+        (status = 404, description = "`ThumbnailNotFound`; HEAD answers carry no body", body = ErrorBody),
+        (status = 503, description = "`ServiceUnavailable`; HEAD answers carry no body", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
+    )
+)]
+pub async fn head(
+    state: State<AppState>,
+    id: Path<String>,
+    query: RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    // The same answer; the server sends no body for HEAD.
+    get(state, id, query, headers).await
+}
+
 fn if_none_match(headers: &HeaderMap, tag: &str) -> bool {
     headers.get_all(header::IF_NONE_MATCH).iter().any(|v| {
         v.to_str().unwrap_or("").split(',').any(|t| {
@@ -403,7 +566,25 @@ fn not_found(id: &ThumbnailId, environment: Environment) -> ApiError {
     )
 }
 
-/// `DELETE /v1/thumbnails/{id}?environment=`.
+/// Delete a thumbnail.
+#[utoipa::path(
+    delete,
+    path = "/v1/thumbnails/{id}",
+    operation_id = "deleteThumbnail",
+    tag = "thumbnails",
+    security(("bearer" = ["write"])),
+    params(
+        ("id" = String, Path, description = "The thumbnailId: 1–255 bytes of UTF-8 once percent-decoded, any characters"),
+        ("environment" = Environment, Query, description = "The namespace"),
+    ),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "`InvalidQueryParameter` (target: `environment` or `thumbnailId`)", body = ErrorBody),
+        (status = 404, description = "`ThumbnailNotFound`", body = ErrorBody),
+        (status = 503, description = "`ServiceUnavailable`: the store does not answer", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -11,10 +11,11 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 use thumbd_jobs::{BlobKey, Timestamp, UploadRecord, UploadTicket};
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::Scope;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::handlers::thumbnails::check_image;
 use crate::request::{BodyKind, body_kind, read_body, ticket_not_found};
 
@@ -23,16 +24,17 @@ use crate::request::{BodyKind, body_kind, read_body, ticket_not_found};
 const MULTIPART_OVERHEAD: usize = 64 * 1024;
 
 /// The answer to an upload, and `GET /v1/uploads/{ticket}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UploadView {
     /// Give this to a create as `{"uploadTicket": …}`.
+    #[schema(example = "up_0123456789abcdef0123456789abcdef")]
     pub upload_ticket: String,
     /// This upload's URL path.
     pub url: String,
     /// RFC 3339; after it the ticket is unknown.
     pub expires_at: Timestamp,
-    /// The checked media type.
+    /// The checked media type: `image/png` or `image/jpeg`.
     pub content_type: String,
     /// Size of the original.
     pub bytes: u64,
@@ -50,13 +52,50 @@ impl From<&UploadRecord> for UploadView {
     }
 }
 
+/// A `multipart/form-data` upload: the image in the field `file`.
+// Read by hand (`read_multipart`, with our own size limit): this type only describes the
+// body in the OpenAPI document.
+#[derive(ToSchema)]
+#[expect(
+    dead_code,
+    reason = "never built: it only describes the multipart body"
+)]
+struct UploadForm {
+    /// The image, PNG or JPEG: the part's `Content-Type` when it names one, else sniffed from
+    /// the bytes. Other fields are ignored (their bytes count toward the limit).
+    #[schema(value_type = String, content_media_type = "application/octet-stream")]
+    file: Vec<u8>,
+}
+
 fn upload_url(ticket: &UploadTicket) -> String {
     format!("/v1/uploads/{ticket}")
 }
 
-/// `POST /v1/uploads`: a binary body (`image/png`, `image/jpeg`) or `multipart/form-data`
-/// with the image in the field `file`. Checked like a create (type, magic bytes, header,
-/// limits), stored, and answered 201 with its ticket.
+/// Upload an original.
+///
+/// A binary body (`image/png`, `image/jpeg`) or `multipart/form-data` with the image in the
+/// field `file`. Checked like a create (type, magic bytes, header, limits), stored, and
+/// answered 201 with its ticket, which a create takes as `{"uploadTicket"}` until it expires.
+#[utoipa::path(
+    post,
+    path = "/v1/uploads",
+    operation_id = "createUpload",
+    tag = "uploads",
+    security(("bearer" = ["write"])),
+    request_body(
+        description = "The image, or a form with the image in the field `file`",
+        content(("image/png"), ("image/jpeg"), (UploadForm = "multipart/form-data")),
+    ),
+    responses(
+        (status = 201, description = "Stored", body = UploadView,
+            headers(("Location" = String, description = "The upload's URL, `/v1/uploads/{ticket}`"))),
+        (status = 400, description = "`InvalidRequestBody`: the multipart body is malformed or has no field `file`", body = ErrorBody),
+        (status = 413, description = "`RequestTooLarge`: over the image size limit", body = ErrorBody),
+        (status = 422, description = "`InvalidThumbnailRequest`, `details[0].code` saying why: `MissingRequiredHeader`, `InvalidHeaderValue` (a type other than PNG, JPEG or multipart, or a multipart without boundary), `InvalidThumbnailFormat`, `ThumbnailTooSmall`, `ImageDimensionsTooLarge`, `CorruptImage`", body = ErrorBody),
+        (status = 503, description = "`ServiceUnavailable`: the store or blob store does not answer", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
+    )
+)]
 pub async fn post(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -110,7 +149,23 @@ pub async fn post(
     Ok(response)
 }
 
-/// `GET /v1/uploads/{ticket}`: the upload's metadata while it has not expired.
+/// An upload's metadata.
+///
+/// While it has not expired.
+#[utoipa::path(
+    get,
+    path = "/v1/uploads/{ticket}",
+    operation_id = "getUpload",
+    tag = "uploads",
+    security(("bearer" = ["read"])),
+    params(("ticket" = String, Path, description = "The upload ticket")),
+    responses(
+        (status = 200, description = "The upload", body = UploadView),
+        (status = 404, description = "`UploadTicketNotFound`: no such ticket, or it has expired", body = ErrorBody),
+        (status = 503, description = "`ServiceUnavailable`: the store does not answer", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Path(ticket): Path<String>,
