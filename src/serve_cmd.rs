@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use thumbd_api::{ApiOptions, AppState, Auth, Metrics, RateLimit, Registry, Scope, ServeOptions};
+use thumbd_api::{
+    ApiOptions, AppState, Auth, Metrics, PublishMarks, RateLimit, Registry, Scope, ServeOptions,
+};
 use thumbd_jobs::{JobEvents, MetaStore, Timestamp};
 use thumbd_worker::{Worker, WorkerOptions};
 use tokio_util::sync::CancellationToken;
@@ -94,6 +96,7 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
         },
         rate_limit: Arc::new(RateLimit::per_second(settings.rate_limit)),
         metrics: Arc::new(Metrics::new(registry)),
+        publish_marks: PublishMarks::spawn(backends.store.clone()),
     };
     let router = match role {
         Role::Worker => thumbd_api::health_router(state),

@@ -14,15 +14,16 @@
 //! use std::time::Duration;
 //! use axum::body::Body;
 //! use axum::http::{Request, StatusCode};
-//! use thumbd_api::{ApiOptions, AppState, Auth, Metrics, RateLimit, router};
+//! use thumbd_api::{ApiOptions, AppState, Auth, Metrics, PublishMarks, RateLimit, router};
 //! use thumbd_jobs::{FsBlobStore, JobEvents, SqliteDb, SqliteJobQueue, SqliteMetaStore};
 //! use tower::ServiceExt as _;
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let dir = tempfile::tempdir().unwrap();
 //! let db = SqliteDb::in_memory().await.unwrap();
+//! let store = Arc::new(SqliteMetaStore::new(db.clone()));
 //! let state = AppState {
-//!     store: Arc::new(SqliteMetaStore::new(db.clone())),
+//!     store: store.clone(),
 //!     queue: Arc::new(SqliteJobQueue::unlocked(db, Duration::from_secs(30))),
 //!     blobs: Arc::new(FsBlobStore::open(dir.path()).unwrap()),
 //!     events: JobEvents::new(),
@@ -30,6 +31,7 @@
 //!     options: ApiOptions::default(),
 //!     rate_limit: Arc::new(RateLimit::off()),
 //!     metrics: Arc::new(Metrics::default()),
+//!     publish_marks: PublishMarks::spawn(store),
 //! };
 //! let response = router(state)
 //!     .oneshot(Request::get("/v1/thumbnails/x?environment=production").body(Body::empty()).unwrap())
@@ -44,6 +46,7 @@ mod error;
 mod handlers;
 mod metrics;
 mod openapi;
+mod published;
 mod rate_limit;
 mod request;
 mod server;
@@ -69,6 +72,7 @@ pub use error::{ApiError, ErrorDetail};
 pub use handlers::thumbnails::IDEMPOTENCY_WINDOW;
 pub use metrics::Metrics;
 pub use prometheus_client::registry::Registry;
+pub use published::PublishMarks;
 pub use rate_limit::RateLimit;
 pub use server::{ServeOptions, serve};
 pub use thumbd_jobs::views::{ResultView, StatusView, thumbnail_url};
@@ -117,6 +121,8 @@ pub struct AppState {
     pub rate_limit: Arc<RateLimit>,
     /// What `/metrics` exports.
     pub metrics: Arc<Metrics>,
+    /// Records, in batches, that accepted jobs are in the queue.
+    pub publish_marks: PublishMarks,
 }
 
 /// The whole API.

@@ -816,3 +816,32 @@ async fn metrics_move_when_requests_are_made() {
         "{after}"
     );
 }
+
+#[tokio::test]
+async fn accepted_jobs_are_marked_published_in_the_background() {
+    let rig = rig().await;
+    let base = rig.serve_http().await;
+    for n in 0..5 {
+        let mut r = put_image(
+            &format!("/v1/thumbnails/p{n}?environment=development"),
+            png(100, 100),
+        );
+        r.headers_mut()
+            .insert("prefer", "respond-async".parse().unwrap());
+        assert_eq!(rig.http(&base, r).await.status, StatusCode::ACCEPTED);
+    }
+    let later = thumbd_jobs::Timestamp::now().plus(Duration::from_secs(60));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = rig.state.store.unpublished_jobs(later, 10).await.unwrap();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} jobs never marked published: the sweeper would publish them twice",
+            left.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

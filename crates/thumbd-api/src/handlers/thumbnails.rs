@@ -213,6 +213,10 @@ async fn create(
         }
         return replay(&state, first, &headers).await;
     }
+    let pref = preference(&headers, source.default_wait, state.options.max_wait);
+    // Subscribed before the push, so no announcement of this job can be missed and the
+    // wait needs no first read of a record just written.
+    let events = (!pref.wait.is_zero()).then(|| state.events.subscribe());
     if let Err(e) = state.queue.push(&message).await {
         not_accepted(
             &state,
@@ -224,19 +228,16 @@ async fn create(
         .await;
         return Err(e.into());
     }
-    if let Err(e) = state.store.mark_published(job_id).await {
-        // The sweeper will publish it again: a duplicate, which workers skip.
-        tracing::warn!(job_id = %job_id, error = %e, "cannot record that the job was published");
-    }
+    state.publish_marks.mark(job_id);
     state.metrics.accepted(source.kind);
     tracing::info!(job_id = %job_id, thumbnail_id = %record.thumbnail_id, %environment, source = source.kind, "job accepted");
 
-    let pref = preference(&headers, source.default_wait, state.options.max_wait);
     // `respond-async` (wait 0): the record just written is the answer; no read back.
-    let record = if pref.wait.is_zero() {
-        record
-    } else {
-        wait_for(&state, job_id, pref.wait).await?.unwrap_or(record)
+    let record = match events {
+        None => record,
+        Some(events) => wait_from(&state, job_id, pref.wait, events, Some(record.clone()))
+            .await?
+            .unwrap_or(record),
     };
     let mut response = job_response(&record)?;
     if let Some(applied) = pref.applied {
@@ -358,13 +359,24 @@ pub(crate) async fn wait_for(
     id: JobId,
     wait: Duration,
 ) -> Result<Option<JobRecord>, ApiError> {
-    let mut events = state.events.subscribe();
+    let events = state.events.subscribe();
+    let record = state.store.job(id).await?;
+    wait_from(state, id, wait, events, record).await
+}
+
+/// [`wait_for`] from a `record` read (or written) after `events` subscribed.
+async fn wait_from(
+    state: &AppState,
+    id: JobId,
+    wait: Duration,
+    mut events: tokio::sync::broadcast::Receiver<JobId>,
+    mut record: Option<JobRecord>,
+) -> Result<Option<JobRecord>, ApiError> {
     let deadline = tokio::time::Instant::now() + wait;
     // Finished jobs are announced (`JobEvents`: by this process's workers, or relayed from
     // the store's notifications); polling only covers an announcement that was missed.
     let mut poll = Duration::from_millis(100);
     loop {
-        let record = state.store.job(id).await?;
         if record.as_ref().is_none_or(|r| r.status.is_finished()) {
             return Ok(record);
         }
@@ -387,6 +399,7 @@ pub(crate) async fn wait_for(
         })
         .await;
         poll = (poll * 2).min(Duration::from_secs(1));
+        record = state.store.job(id).await?;
     }
 }
 

@@ -54,7 +54,7 @@ pub async fn rig_with(auth: Auth, options: ApiOptions) -> Rig {
         },
     ));
     let state = AppState {
-        store,
+        store: store.clone(),
         queue,
         blobs,
         events,
@@ -62,6 +62,7 @@ pub async fn rig_with(auth: Auth, options: ApiOptions) -> Rig {
         options,
         rate_limit: Arc::new(RateLimit::off()),
         metrics: Arc::new(Metrics::default()),
+        publish_marks: thumbd_api::PublishMarks::spawn(store.clone()),
     };
     Rig {
         dir,
