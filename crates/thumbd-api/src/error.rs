@@ -287,6 +287,8 @@ impl ApiError {
                 Self::new(StatusCode::BAD_GATEWAY, code, message)
             }
             "InvalidRequestBody" => Self::invalid_body(message),
+            // A job the queue refused (replayed through its idempotency key).
+            "ServiceUnavailable" => Self::unavailable(message),
             _ => Self::internal(),
         }
     }

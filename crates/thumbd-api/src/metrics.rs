@@ -134,13 +134,14 @@ impl Metrics {
         self.requests
             .get_or_create(&RequestLabels {
                 route: "unmatched".to_owned(),
-                method: method.to_owned(),
+                method: method_label(method).to_owned(),
                 status,
             })
             .inc();
     }
 
     fn record(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        let method = method_label(method);
         self.requests
             .get_or_create(&RequestLabels {
                 route: route.to_owned(),
@@ -160,6 +161,17 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new(Registry::with_prefix("thumbd"))
+    }
+}
+
+/// The `method` label: the standard methods as they are, anything else `OTHER` (clients
+/// may send any token as a method; each must not become a series of its own).
+fn method_label(method: &str) -> &str {
+    match method {
+        "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS" | "TRACE" | "CONNECT" => {
+            method
+        }
+        _ => "OTHER",
     }
 }
 

@@ -13,8 +13,9 @@ use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::AppState;
+use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::request::Peer;
+use crate::request::{Peer, client_id};
 
 /// Forget idle clients every this many checks, so the table stays as small as the set of
 /// recently active clients.
@@ -74,12 +75,10 @@ pub async fn enforce(
     request: Request,
     next: Next,
 ) -> Response {
-    let client = match state.auth.subject(request.headers()) {
-        Some(subject) => format!("sub:{subject}"),
-        None => peer
-            .0
-            .map_or_else(|| "anonymous".to_owned(), |ip| format!("ip:{ip}")),
+    let caller = Caller {
+        subject: state.auth.subject(request.headers()),
     };
+    let client = client_id(&caller, peer);
     match state.rate_limit.check(&client) {
         Ok(()) => next.run(request).await,
         Err(wait) => {

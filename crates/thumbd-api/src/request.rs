@@ -101,12 +101,26 @@ fn peer_ip(info: Option<&ConnectInfo<SocketAddr>>) -> Option<IpAddr> {
     info.map(|ConnectInfo(addr)| addr.ip())
 }
 
+/// The address that stands for a caller: an IPv4 address, or an IPv6 address's /64 (one
+/// site's worth: a host there can change its address at will).
+pub fn network_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from_bits(
+                v6.to_bits() & !u128::from(u64::MAX),
+            )),
+        },
+    }
+}
+
 /// Who a request comes from, for idempotency keys and rate limits: the token's subject,
 /// else the peer's address, else `anonymous`.
 pub fn client_id(caller: &Caller, peer: Peer) -> String {
     match (&caller.subject, peer.0) {
         (Some(subject), _) => format!("sub:{subject}"),
-        (None, Some(ip)) => format!("ip:{ip}"),
+        (None, Some(ip)) => format!("ip:{}", network_of(ip)),
         (None, None) => "anonymous".to_owned(),
     }
 }
@@ -361,6 +375,24 @@ pub fn preference(headers: &HeaderMap, default: Duration, max: Duration) -> Pref
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    #[test]
+    fn callers_without_a_token_are_their_address_or_ipv6_network() {
+        let id = |ip: &str| client_id(&Caller::default(), Peer(Some(ip.parse().unwrap())));
+        assert_eq!(id("203.0.113.9"), "ip:203.0.113.9");
+        assert_eq!(
+            id("2001:db8:1:2:aaaa::1"),
+            id("2001:db8:1:2:bbbb::2"),
+            "one /64"
+        );
+        assert_ne!(id("2001:db8:1:2::1"), id("2001:db8:1:3::1"));
+        assert_eq!(id("::ffff:203.0.113.9"), "ip:203.0.113.9");
+        let caller = Caller {
+            subject: Some("app".into()),
+        };
+        assert_eq!(client_id(&caller, Peer(None)), "sub:app");
+        assert_eq!(client_id(&Caller::default(), Peer(None)), "anonymous");
+    }
 
     fn prefer(v: &str) -> Preference {
         let mut h = HeaderMap::new();

@@ -676,6 +676,26 @@ async fn idempotency_keys_return_the_first_job() {
     assert_eq!(done.status, StatusCode::CREATED);
     assert_eq!(done.json()["id"].as_str(), Some(job.as_str()));
 
+    // The same key for another thumbnail is the client's mistake, not a replay.
+    let mut other_thumb = create(
+        "/v1/thumbnails?thumbnailId=not-idem&environment=development",
+        Some(&rw()),
+        Some("image/png"),
+        png(120, 120),
+    );
+    other_thumb
+        .headers_mut()
+        .insert("idempotency-key", "k-1".parse().unwrap());
+    let mismatch = rig.http(&base, other_thumb).await;
+    assert_eq!(
+        (mismatch.status, mismatch.detail_code().as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "InvalidHeaderValue")
+    );
+    assert_eq!(
+        mismatch.json()["error"]["details"][0]["target"],
+        "idempotency-key"
+    );
+
     let mut bad = with_key("x", "development", &rw());
     bad.headers_mut()
         .insert("idempotency-key", "k".repeat(256).parse().unwrap());
@@ -770,6 +790,9 @@ async fn metrics_move_when_requests_are_made() {
         )
         .await;
     rig.http(&base, get("/v1/nowhere", None)).await;
+    let mut odd = get("/v1/nowhere", None);
+    *odd.method_mut() = axum::http::Method::from_bytes(b"FOO1").unwrap();
+    rig.call(odd).await; // (not through ureq, which sends only standard methods)
     let after = scrape().await;
 
     let value = |text: &str, series: &str| -> f64 {
@@ -808,6 +831,13 @@ async fn metrics_move_when_requests_are_made() {
             .contains(r#"thumbd_http_requests_total{route="unmatched",method="GET",status="404"}"#),
         "{after}"
     );
+    assert!(
+        after.contains(
+            r#"thumbd_http_requests_total{route="unmatched",method="OTHER",status="404"}"#
+        ),
+        "{after}"
+    );
+    assert!(!after.contains("FOO1"), "{after}");
     assert!(
         after
             .lines()

@@ -17,10 +17,13 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 
 /// The URL path of a thumbnail: `/v1/thumbnails/{id}?environment={env}`, id percent-encoded.
 pub fn thumbnail_url(id: &ThumbnailId, environment: Environment) -> String {
-    format!(
-        "/v1/thumbnails/{}?environment={environment}",
-        utf8_percent_encode(id.as_str(), SEGMENT)
-    )
+    let segment = match id.as_str() {
+        // Dot segments would be resolved away by clients (RFC 3986 §5.2.4): encode them.
+        "." => "%2E".to_owned(),
+        ".." => "%2E%2E".to_owned(),
+        other => utf8_percent_encode(other, SEGMENT).to_string(),
+    };
+    format!("/v1/thumbnails/{segment}?environment={environment}")
 }
 
 /// The URL path of a job's status.
@@ -128,5 +131,11 @@ mod tests {
             thumbnail_url(&id, Environment::Production),
             "/v1/thumbnails/a%2Fb%20c%3Fd%23%C3%A9?environment=production"
         );
+        for (id, segment) in [(".", "%2E"), ("..", "%2E%2E"), ("...", "...")] {
+            assert_eq!(
+                thumbnail_url(&ThumbnailId::parse(id).unwrap(), Environment::Development),
+                format!("/v1/thumbnails/{segment}?environment=development"),
+            );
+        }
     }
 }

@@ -299,8 +299,20 @@ impl Worker {
         if finished.applied {
             self.finished(id, message).await;
         } else {
-            // Finished by another delivery meanwhile: ours is a duplicate.
-            if let Err(e) = self.blobs.delete(&key).await {
+            // Finished by another delivery meanwhile: ours is a duplicate. Output is
+            // deterministic and keys are per job, so the other delivery usually wrote the
+            // very same key, which its record now serves: delete ours only if it is not that.
+            let kept = match self.store.job(id).await {
+                Ok(Some(job)) => job.result.map(|r| r.blob_key),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(job_id = %id, error = %e, "cannot tell whether a duplicate result is in use: keeping it");
+                    Some(key.clone())
+                }
+            };
+            if kept.as_ref() != Some(&key)
+                && let Err(e) = self.blobs.delete(&key).await
+            {
                 tracing::warn!(blob = %key, error = %e, "cannot delete a duplicate result");
             }
             self.events.finished(id);

@@ -193,6 +193,46 @@ async fn a_redelivered_finished_job_is_skipped() {
 }
 
 #[tokio::test]
+async fn two_deliveries_at_once_keep_the_served_blob() {
+    let rig = rig(0, WorkerOptions::default()).await;
+    let job = rig.submit("raced", &png(600, 400)).await;
+    let first = rig
+        .queue
+        .lease(Duration::from_millis(50))
+        .await
+        .unwrap()
+        .unwrap();
+    let message = JobMessage::parse(&first.payload).unwrap();
+    rig.queue.push(&message).await.unwrap(); // the same job delivered again (a republish)
+    let second = rig
+        .queue
+        .lease(Duration::from_millis(50))
+        .await
+        .unwrap()
+        .unwrap();
+    // Both pass start_job before either finishes; they write the same (deterministic)
+    // result key, and the one that loses the finish must not delete it.
+    let (a, b) = tokio::join!(
+        rig.worker.process_one(first),
+        rig.worker.process_one(second)
+    );
+    let mut outcomes = [a, b];
+    outcomes.sort_by_key(|o| matches!(o, Outcome::Skipped { .. }));
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Succeeded { job, current: true },
+            Outcome::Skipped { job }
+        ]
+    );
+    let result = rig.store.job(job).await.unwrap().unwrap().result.unwrap();
+    assert!(
+        rig.blobs.get(&result.blob_key).await.unwrap().is_some(),
+        "the served thumbnail's blob was deleted by the duplicate"
+    );
+}
+
+#[tokio::test]
 async fn image_errors_fail_the_job_with_their_code() {
     let rig = rig(0, WorkerOptions::default()).await;
     let mut truncated = png(300, 300);

@@ -176,7 +176,7 @@ async fn create(
     if let Some(key) = &idempotency
         && let Some(first) = state.store.idempotent_job(key, fresh_after).await?
     {
-        return replay(&state, first, &headers).await;
+        return replay(&state, first, &id, &headers).await;
     }
 
     let job_id = JobId::new();
@@ -199,19 +199,31 @@ async fn create(
             state
                 .store
                 .create_job_idempotent(&record, key, fresh_after)
-                .await?
+                .await
         }
-        None => {
-            state.store.create_job(&record).await?;
-            Claim::Created
-        }
+        None => state
+            .store
+            .create_job(&record)
+            .await
+            .map(|_| Claim::Created),
     };
-    if let Claim::Existing(first) = claim {
-        // A concurrent request with the same key won: answer with its job.
+    let unused_original = async || {
         if let Some((key, _)) = &source.original {
             delete_blob(&state, key, "an unused original").await;
         }
-        return replay(&state, first, &headers).await;
+    };
+    match claim {
+        Ok(Claim::Created) => {}
+        Ok(Claim::Existing(first)) => {
+            // A concurrent request with the same key won: answer with its job.
+            unused_original().await;
+            return replay(&state, first, &record.thumbnail_id, &headers).await;
+        }
+        Err(e) => {
+            // No record points at the original: nothing else would ever delete it.
+            unused_original().await;
+            return Err(e.into());
+        }
     }
     let pref = preference(&headers, source.default_wait, state.options.max_wait);
     // Subscribed before the push, so no announcement of this job can be missed and the
@@ -307,9 +319,29 @@ async fn read_source(
 
 /// The answer for a create whose `Idempotency-Key` names job `first`: that job's answer
 /// (waited for as usual), marked `Idempotent-Replayed: true`.
-async fn replay(state: &AppState, first: JobId, headers: &HeaderMap) -> Result<Response, ApiError> {
+/// A key reused for another thumbnail is refused: the client mixed up its keys.
+async fn replay(
+    state: &AppState,
+    first: JobId,
+    target: &ThumbnailId,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     let pref = preference(headers, state.options.default_wait, state.options.max_wait);
-    let Some(record) = wait_for(state, first, pref.wait).await? else {
+    let events = state.events.subscribe();
+    let known = state.store.job(first).await?;
+    if let Some(known) = &known
+        && known.thumbnail_id != *target
+    {
+        return Err(ApiError::invalid_thumbnail(
+            "InvalidHeaderValue",
+            format!(
+                "this Idempotency-Key was used in the last 24 h for thumbnail {:?}, not this one",
+                known.thumbnail_id.as_str()
+            ),
+            Some("idempotency-key"),
+        ));
+    }
+    let Some(record) = wait_from(state, first, pref.wait, events, known).await? else {
         // Keys live 24 h and jobs at least 24 h after finishing: this is a bug or an edit.
         tracing::error!(job_id = %first, "an idempotency key names a job that does not exist");
         return Err(ApiError::internal());
