@@ -382,21 +382,12 @@ pub(crate) fn check_image(
     limits.check(&info).map_err(image_error)
 }
 
-/// Waits up to `wait` for the job to finish: wakes on this process's [`JobEvents`], and
-/// polls the store (the truth, and all a separate API process can see).
+/// Waits up to `wait` for job `id` to finish, from `record` — read (or just written) after
+/// `events` subscribed, so no announcement is missed. Wakes on [`JobEvents`] (this
+/// process's workers, or the store's notifications relayed), and polls the store (the
+/// truth) only as a fallback, every 100 ms growing to 1 s.
 ///
 /// [`JobEvents`]: thumbd_jobs::JobEvents
-pub(crate) async fn wait_for(
-    state: &AppState,
-    id: JobId,
-    wait: Duration,
-) -> Result<Option<JobRecord>, ApiError> {
-    let events = state.events.subscribe();
-    let record = state.store.job(id).await?;
-    wait_from(state, id, wait, events, record).await
-}
-
-/// [`wait_for`] from a `record` read (or written) after `events` subscribed.
 async fn wait_from(
     state: &AppState,
     id: JobId,
