@@ -107,6 +107,8 @@ impl Cluster {
             .envs(self.storage.iter().flat_map(|(_, env)| env.clone()))
             .env("THUMBD_DATA_DIR", self.dir.path().join(name))
             .env("THUMBD_JWT_SECRET", SECRET)
+            // Load from one client on purpose: no rate limit (tested in thumbd-api).
+            .env("THUMBD_RATE_LIMIT", "0")
             .env("RUST_LOG", "info,sqlx=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -13,7 +13,9 @@ pub struct ServeProcess {
 }
 
 /// Spawns `thumbd serve --listen 127.0.0.1:0 --data-dir DATA EXTRA…` with a generated
-/// secret and auth on, and waits for its address and token lines.
+/// secret and auth on, and waits for its address and token lines. The rate limit is off:
+/// these tests and benches load the server from one client on purpose (the limit is tested
+/// in crates/thumbd-api/tests/sources.rs).
 pub fn spawn(data_dir: &Path, extra: &[&str], rust_log: &str, stderr: Stdio) -> ServeProcess {
     let mut child = Command::new(env!("CARGO_BIN_EXE_thumbd"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -22,6 +24,7 @@ pub fn spawn(data_dir: &Path, extra: &[&str], rust_log: &str, stderr: Stdio) -> 
         .env("RUST_LOG", rust_log)
         .env_remove("THUMBD_JWT_SECRET")
         .env_remove("THUMBD_AUTH")
+        .env("THUMBD_RATE_LIMIT", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr)
