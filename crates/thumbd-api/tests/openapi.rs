@@ -22,12 +22,12 @@ const ROUTES: [(&str, &str); 15] = [
     ("HEAD", "/v1/thumbnails/{id}"),
     ("PUT", "/v1/thumbnails/{id}"),
     ("DELETE", "/v1/thumbnails/{id}"),
-    ("GET", "/v1/status/{job_id}"),
+    ("GET", "/v1/status/{jobId}"),
     ("POST", "/v1/uploads"),
     ("GET", "/v1/uploads/{ticket}"),
-    ("GET", "/v1/contexts/{context_id}"),
-    ("PUT", "/v1/contexts/{context_id}"),
-    ("DELETE", "/v1/contexts/{context_id}"),
+    ("GET", "/v1/contexts/{contextId}"),
+    ("PUT", "/v1/contexts/{contextId}"),
+    ("DELETE", "/v1/contexts/{contextId}"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -301,12 +301,12 @@ async fn every_reference_resolves_and_the_documented_inputs_are_declared() {
             ],
         );
     }
-    has("GET", "/v1/status/{job_id}", &[("path", "job_id")]);
+    has("GET", "/v1/status/{jobId}", &[("path", "jobId")]);
     for m in ["GET", "PUT", "DELETE"] {
         has(
             m,
-            "/v1/contexts/{context_id}",
-            &[("path", "context_id"), ("query", "environment")],
+            "/v1/contexts/{contextId}",
+            &[("path", "contextId"), ("query", "environment")],
         );
     }
     assert_eq!(
@@ -397,7 +397,7 @@ async fn every_reference_resolves_and_the_documented_inputs_are_declared() {
             "{got:?}"
         );
     }
-    assert!(headers("GET", "/v1/status/{job_id}", "200").contains("Retry-After"));
+    assert!(headers("GET", "/v1/status/{jobId}", "200").contains("Retry-After"));
 }
 
 /// The documented statuses of an operation.

@@ -26,7 +26,7 @@ const RESERVED: [&str; 4] = ["contextId", "environment", "createdAt", "updatedAt
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ContextView {
-    /// The context's id (the path's `{context_id}`).
+    /// The context's id (the path's `{contextId}`).
     #[schema(read_only)]
     pub context_id: String,
     /// The namespace.
@@ -68,12 +68,12 @@ fn target(
 /// referenced a thumbnail deletes that thumbnail.
 #[utoipa::path(
     put,
-    path = "/v1/contexts/{context_id}",
+    path = "/v1/contexts/{contextId}",
     operation_id = "putContext",
     tag = "contexts",
     security(("bearer" = ["write"])),
     params(
-        ("context_id" = String, Path, description = "The context's id: 1–255 bytes of UTF-8 once percent-decoded"),
+        ("contextId" = String, Path, description = "The context's id: 1–255 bytes of UTF-8 once percent-decoded"),
         ("environment" = Environment, Query, description = "The namespace"),
     ),
     request_body(content = ContextView, content_type = "application/json",
@@ -140,12 +140,12 @@ pub async fn put(
 /// Get a context.
 #[utoipa::path(
     get,
-    path = "/v1/contexts/{context_id}",
+    path = "/v1/contexts/{contextId}",
     operation_id = "getContext",
     tag = "contexts",
     security(("bearer" = ["read"])),
     params(
-        ("context_id" = String, Path, description = "The context's id: 1–255 bytes of UTF-8 once percent-decoded"),
+        ("contextId" = String, Path, description = "The context's id: 1–255 bytes of UTF-8 once percent-decoded"),
         ("environment" = Environment, Query, description = "The namespace"),
     ),
     responses(
@@ -176,12 +176,12 @@ pub async fn get(
 /// The thumbnail it referenced goes too if this was the last context referencing it.
 #[utoipa::path(
     delete,
-    path = "/v1/contexts/{context_id}",
+    path = "/v1/contexts/{contextId}",
     operation_id = "deleteContext",
     tag = "contexts",
     security(("bearer" = ["write"])),
     params(
-        ("context_id" = String, Path, description = "The context's id: 1–255 bytes of UTF-8 once percent-decoded"),
+        ("contextId" = String, Path, description = "The context's id: 1–255 bytes of UTF-8 once percent-decoded"),
         ("environment" = Environment, Query, description = "The namespace"),
     ),
     responses(

@@ -16,11 +16,11 @@ use thumbd_jobs::views::StatusView;
 /// finished. Job records are kept at least 24 h after finishing.
 #[utoipa::path(
     get,
-    path = "/v1/status/{job_id}",
+    path = "/v1/status/{jobId}",
     operation_id = "getStatus",
     tag = "jobs",
     security(("bearer" = ["read"])),
-    params(("job_id" = String, Path, description = "The job's id, from a create's body or `Location`")),
+    params(("jobId" = String, Path, description = "The job's id, from a create's body or `Location`")),
     responses(
         (status = 200, description = "The job's status", body = StatusView,
             headers(("Retry-After" = u32, description = "`1` while the job is not finished: poll again after it"))),
