@@ -4,60 +4,28 @@
 //! PostgreSQL comes from `THUMBD_TEST_DATABASE_URL` (default: the local `test` database);
 //! without one the tests print SKIP, or fail with `THUMBD_REQUIRE_SERVICES=1`.
 
+mod support;
+
 use std::time::Duration;
 
+use support::{queued, result_for, schema, started};
 use thumbd_jobs::{
-    BlobKey, Claim, ContextId, ContextRecord, Environment, IdempotencyKey, JobId, JobMessage,
-    JobRecord, JobResult, JobSource, MetaStore, ThumbnailId, ThumbnailRecord, Timestamp, services,
+    Claim, ContextId, ContextRecord, Environment, IdempotencyKey, MetaStore, ThumbnailId,
+    ThumbnailRecord, Timestamp,
 };
-use thumbd_postgres::{PgMetaStore, TestSchema};
+use thumbd_postgres::PgMetaStore;
 
 const ROUNDS: usize = 30;
 const ENV: Environment = Environment::Development;
 
-async fn schema(test: &str) -> Option<TestSchema> {
-    let url = services::service_url(
-        "THUMBD_TEST_DATABASE_URL",
-        "postgres://postgres@127.0.0.1:5432/test",
-        test,
-    )?;
-    Some(
-        TestSchema::create(&url)
-            .await
-            .expect("create a test schema"),
-    )
-}
-
-fn queued(thumbnail_id: &str, created_at: Timestamp) -> JobRecord {
-    let message = JobMessage {
-        job_id: None,
-        environment: ENV,
-        thumbnail_id: ThumbnailId::parse(thumbnail_id).unwrap(),
-        source: JobSource::Url {
-            url: "https://example.invalid/a.png".into(),
-        },
-        reply_to: None,
-    };
-    JobRecord::queued(JobId::new(), &message, created_at)
-}
-
 /// A current thumbnail `id`, made the way the worker makes one.
 async fn thumbnail(store: &PgMetaStore, id: &str) -> ThumbnailRecord {
-    let now = Timestamp::now();
-    let job = queued(id, now);
-    assert!(store.create_job(&job).await.unwrap());
-    store.start_job(job.id, now).await.unwrap();
-    let sha = format!("{:064x}", 42);
-    let result = JobResult {
-        width: 330,
-        height: 200,
-        bytes: 1234,
-        content_type: "image/png".into(),
-        etag: sha.clone(),
-        blob_key: BlobKey::thumbnail(&sha, job.id),
-        budget: "fits".into(),
-    };
-    store.finish_succeeded(job.id, &result, now).await.unwrap();
+    let job = queued(id, Timestamp::now());
+    started(store, &job).await;
+    store
+        .finish_succeeded(job.id, &result_for(job.id), Timestamp::now())
+        .await
+        .unwrap();
     store
         .thumbnail(ENV, &job.thumbnail_id)
         .await

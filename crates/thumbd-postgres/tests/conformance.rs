@@ -4,58 +4,15 @@
 //! PostgreSQL comes from `THUMBD_TEST_DATABASE_URL` (default: the local `test` database);
 //! without one the tests print SKIP, or fail with `THUMBD_REQUIRE_SERVICES=1`.
 
+mod support;
+
 use std::time::Duration;
 
+use support::{queued, result_for, schema, started};
 use thumbd_jobs::{
-    BlobKey, Environment, JobFailure, JobId, JobMessage, JobRecord, JobResult, JobSource,
-    JobStatus, MetaStore, ThumbnailId, Timestamp, conformance, services,
+    BlobKey, Environment, JobFailure, JobSource, JobStatus, MetaStore, Timestamp, conformance,
 };
-use thumbd_postgres::{PgMetaStore, TestSchema};
-
-async fn schema(test: &str) -> Option<TestSchema> {
-    let url = services::service_url(
-        "THUMBD_TEST_DATABASE_URL",
-        "postgres://postgres@127.0.0.1:5432/test",
-        test,
-    )?;
-    Some(
-        TestSchema::create(&url)
-            .await
-            .expect("create a test schema"),
-    )
-}
-
-fn queued(thumbnail_id: &str, created_at: Timestamp) -> JobRecord {
-    let message = JobMessage {
-        job_id: None,
-        environment: Environment::Development,
-        thumbnail_id: ThumbnailId::parse(thumbnail_id).unwrap(),
-        source: JobSource::Url {
-            url: "https://example.invalid/a.png".into(),
-        },
-        reply_to: None,
-    };
-    JobRecord::queued(JobId::new(), &message, created_at)
-}
-
-fn result_for(job: JobId) -> JobResult {
-    let sha = format!("{:064x}", 42);
-    JobResult {
-        width: 330,
-        height: 200,
-        bytes: 1234,
-        content_type: "image/png".into(),
-        etag: sha.clone(),
-        blob_key: BlobKey::thumbnail(&sha, job),
-        budget: "fits".into(),
-    }
-}
-
-/// Creates and starts `job`.
-async fn started(store: &PgMetaStore, job: &JobRecord) {
-    assert!(store.create_job(job).await.unwrap());
-    store.start_job(job.id, job.created_at).await.unwrap();
-}
+use thumbd_postgres::PgMetaStore;
 
 #[tokio::test]
 async fn pg_meta_store() {
