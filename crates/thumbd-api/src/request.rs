@@ -77,6 +77,22 @@ pub fn path_thumbnail_id(raw: &str) -> Result<ThumbnailId, ApiError> {
     ThumbnailId::parse(raw).map_err(|e| ApiError::invalid_query("thumbnailId", e.to_string()))
 }
 
+/// The `environment` and the path's id (parsed by `id`) of a request on one resource, once
+/// the token is authorized for `scope` in that environment. Errors in that order: query,
+/// id, then authorization.
+pub fn authorized_target<T>(
+    state: &crate::AppState,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    scope: crate::auth::Scope,
+    id: impl FnOnce() -> Result<T, ApiError>,
+) -> Result<(Environment, T), ApiError> {
+    let environment = QueryParams::parse(query)?.environment()?;
+    let id = id()?;
+    state.auth.authorize(headers, scope, Some(environment))?;
+    Ok((environment, id))
+}
+
 /// Parses a contextId taken from the path.
 pub fn path_context_id(raw: &str) -> Result<ContextId, ApiError> {
     ContextId::parse(raw).map_err(|e| ApiError::invalid_query("contextId", e.to_string()))

@@ -15,7 +15,7 @@ use crate::AppState;
 use crate::auth::Scope;
 use crate::error::{ApiError, ErrorBody};
 use crate::request::{
-    MAX_JSON_BYTES, QueryParams, json_object, path_context_id, read_body, require_json,
+    MAX_JSON_BYTES, authorized_target, json_object, path_context_id, read_body, require_json,
 };
 
 /// Fields thumbd sets in a context's view; a client's own values for them are not kept.
@@ -55,10 +55,7 @@ fn target(
     headers: &HeaderMap,
     scope: Scope,
 ) -> Result<(Environment, ContextId), ApiError> {
-    let environment = QueryParams::parse(query)?.environment()?;
-    let id = path_context_id(id)?;
-    state.auth.authorize(headers, scope, Some(environment))?;
-    Ok((environment, id))
+    authorized_target(state, query, headers, scope, || path_context_id(id))
 }
 
 /// Create or replace a context.

@@ -16,13 +16,63 @@ use crate::AppState;
 use crate::auth::Scope;
 use crate::error::{ApiError, ErrorBody};
 use crate::request::{
-    BodyKind, JsonSource, MAX_JSON_BYTES, Peer, QueryParams, body_kind, client_id, idempotency_key,
-    json_source, path_thumbnail_id, preference, read_body, ticket_not_found,
+    BodyKind, JsonSource, MAX_JSON_BYTES, Peer, QueryParams, authorized_target, body_kind,
+    client_id, idempotency_key, json_source, path_thumbnail_id, preference, read_body,
+    ticket_not_found,
 };
 use thumbd_jobs::views::{StatusView, etag, status_url, thumbnail_url};
 
 /// How long an `Idempotency-Key` names its first job (SPEC §2).
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// The answers of a create, in either form.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // a description for the OpenAPI document; never built
+enum CreateResponses {
+    #[response(status = 201, description = "Done within the wait: the job, succeeded, with the thumbnail's metadata",
+        headers(
+            ("Location" = String, description = "The thumbnail's URL"),
+            ("Preference-Applied" = String, description = "`wait` or `respond-async`, when `Prefer` asked for it"),
+            ("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same `Idempotency-Key`"),
+        ))]
+    Created(StatusView),
+    #[response(status = 202, description = "Accepted, not finished within the wait: the job's status",
+        headers(
+            ("Location" = String, description = "The job's status URL, `/v1/status/{jobId}`"),
+            ("Retry-After" = u32, description = "`1`: poll the status after it"),
+            ("Preference-Applied" = String, description = "`wait` or `respond-async`, when `Prefer` asked for it"),
+            ("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same `Idempotency-Key`"),
+        ))]
+    Accepted(StatusView),
+    #[response(
+        status = 400,
+        description = "`InvalidQueryParameter` (target: `environment` or `thumbnailId`), or `InvalidRequestBody`: the JSON is not exactly `{\"url\"}` or `{\"uploadTicket\"}`, or the URL is not absolute http(s) without credentials"
+    )]
+    BadRequest(ErrorBody<'static>),
+    #[response(
+        status = 404,
+        description = "`UploadTicketNotFound`: the ticket does not exist or has expired"
+    )]
+    NotFound(ErrorBody<'static>),
+    #[response(
+        status = 413,
+        description = "`RequestTooLarge`: over the image (or JSON) size limit"
+    )]
+    TooLarge(ErrorBody<'static>),
+    #[response(
+        status = 422,
+        description = "`InvalidThumbnailRequest`, `details[0].code` saying why: `MissingRequiredHeader`, `InvalidHeaderValue` (Content-Type, or Idempotency-Key), `InvalidThumbnailFormat`, `ThumbnailTooSmall`, `ImageDimensionsTooLarge`, `CorruptImage`; found at once, or by the worker within the wait"
+    )]
+    Invalid(ErrorBody<'static>),
+    #[response(
+        status = 502,
+        description = "`SourceFetchFailed`, `SourceNotAllowed` or `SourceTooLarge`: the URL source failed within the wait"
+    )]
+    SourceFailed(ErrorBody<'static>),
+    #[response(status = 503, description = "`ServiceUnavailable`: the store, queue or blob store does not answer",
+        headers(("Retry-After" = u32, description = "Seconds to wait before trying again")))]
+    Unavailable(ErrorBody<'static>),
+}
 
 /// Create or replace a thumbnail (ClassKit form).
 ///
@@ -49,28 +99,7 @@ pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
         description = "The image, or JSON naming where it is",
         content(("image/png"), ("image/jpeg"), (JsonSource = "application/json")),
     ),
-    responses(
-        (status = 201, description = "Done within the wait: the job, succeeded, with the thumbnail's metadata", body = StatusView,
-            headers(
-                ("Location" = String, description = "The thumbnail's URL"),
-                ("Preference-Applied" = String, description = "`wait` or `respond-async`, when `Prefer` asked for it"),
-                ("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same `Idempotency-Key`"),
-            )),
-        (status = 202, description = "Accepted, not finished within the wait: the job's status", body = StatusView,
-            headers(
-                ("Location" = String, description = "The job's status URL, `/v1/status/{jobId}`"),
-                ("Retry-After" = u32, description = "`1`: poll the status after it"),
-                ("Preference-Applied" = String, description = "`wait` or `respond-async`, when `Prefer` asked for it"),
-                ("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same `Idempotency-Key`"),
-            )),
-        (status = 400, description = "`InvalidQueryParameter` (target: `environment` or `thumbnailId`), or `InvalidRequestBody`: the JSON is not exactly `{\"url\"}` or `{\"uploadTicket\"}`, or the URL is not absolute http(s) without credentials", body = ErrorBody),
-        (status = 404, description = "`UploadTicketNotFound`: the ticket does not exist or has expired", body = ErrorBody),
-        (status = 413, description = "`RequestTooLarge`: over the image (or JSON) size limit", body = ErrorBody),
-        (status = 422, description = "`InvalidThumbnailRequest`, `details[0].code` saying why: `MissingRequiredHeader`, `InvalidHeaderValue` (Content-Type, or Idempotency-Key), `InvalidThumbnailFormat`, `ThumbnailTooSmall`, `ImageDimensionsTooLarge`, `CorruptImage`; found at once, or by the worker within the wait", body = ErrorBody),
-        (status = 502, description = "`SourceFetchFailed`, `SourceNotAllowed` or `SourceTooLarge`: the URL source failed within the wait", body = ErrorBody),
-        (status = 503, description = "`ServiceUnavailable`: the store, queue or blob store does not answer", body = ErrorBody,
-            headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
-    )
+    responses(CreateResponses)
 )]
 pub async fn post(
     State(state): State<AppState>,
@@ -104,28 +133,7 @@ pub async fn post(
         description = "The image, or JSON naming where it is",
         content(("image/png"), ("image/jpeg"), (JsonSource = "application/json")),
     ),
-    responses(
-        (status = 201, description = "Done within the wait: the job, succeeded, with the thumbnail's metadata", body = StatusView,
-            headers(
-                ("Location" = String, description = "The thumbnail's URL"),
-                ("Preference-Applied" = String, description = "`wait` or `respond-async`, when `Prefer` asked for it"),
-                ("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same `Idempotency-Key`"),
-            )),
-        (status = 202, description = "Accepted, not finished within the wait: the job's status", body = StatusView,
-            headers(
-                ("Location" = String, description = "The job's status URL, `/v1/status/{jobId}`"),
-                ("Retry-After" = u32, description = "`1`: poll the status after it"),
-                ("Preference-Applied" = String, description = "`wait` or `respond-async`, when `Prefer` asked for it"),
-                ("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same `Idempotency-Key`"),
-            )),
-        (status = 400, description = "`InvalidQueryParameter` (target: `environment` or `thumbnailId`), or `InvalidRequestBody`: the JSON is not exactly `{\"url\"}` or `{\"uploadTicket\"}`, or the URL is not absolute http(s) without credentials", body = ErrorBody),
-        (status = 404, description = "`UploadTicketNotFound`: the ticket does not exist or has expired", body = ErrorBody),
-        (status = 413, description = "`RequestTooLarge`: over the image (or JSON) size limit", body = ErrorBody),
-        (status = 422, description = "`InvalidThumbnailRequest`, `details[0].code` saying why: `MissingRequiredHeader`, `InvalidHeaderValue` (Content-Type, or Idempotency-Key), `InvalidThumbnailFormat`, `ThumbnailTooSmall`, `ImageDimensionsTooLarge`, `CorruptImage`; found at once, or by the worker within the wait", body = ErrorBody),
-        (status = 502, description = "`SourceFetchFailed`, `SourceNotAllowed` or `SourceTooLarge`: the URL source failed within the wait", body = ErrorBody),
-        (status = 503, description = "`ServiceUnavailable`: the store, queue or blob store does not answer", body = ErrorBody,
-            headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
-    )
+    responses(CreateResponses)
 )]
 pub async fn put(
     State(state): State<AppState>,
@@ -149,14 +157,21 @@ pub async fn put(
 
 /// A create's source, once read and checked.
 struct Source {
-    /// What the job message carries.
-    job: JobSource,
-    /// The original to store first (claim check), if the request brought one.
-    original: Option<(BlobKey, Bytes)>,
+    /// Where the image is.
+    origin: Origin,
     /// How long to wait for the job unless the client says otherwise.
     default_wait: Duration,
     /// For `thumbd_jobs_accepted_total`: `image`, `upload` or `url`.
     kind: &'static str,
+}
+
+/// Where a create's image is.
+enum Origin {
+    /// Its bytes, stored at the job's [`BlobKey::original`] before anything else (the
+    /// claim check).
+    Bytes(Bytes),
+    /// A URL a worker downloads.
+    Url(String),
 }
 
 /// The cheap synchronous checks, then original blob → job record → queue → wait.
@@ -180,19 +195,31 @@ async fn create(
     }
 
     let job_id = JobId::new();
-    let source = read_source(&state, job_id, &headers, body).await?;
+    let source = read_source(&state, &headers, body).await?;
+    let (job_source, original) = match &source.origin {
+        Origin::Bytes(bytes) => {
+            let key = BlobKey::original(job_id);
+            (
+                JobSource::Blob {
+                    blob_key: key.clone(),
+                },
+                Some((key, bytes)),
+            )
+        }
+        Origin::Url(url) => (JobSource::Url { url: url.clone() }, None),
+    };
     let message = JobMessage {
         job_id: Some(job_id),
         environment,
         thumbnail_id: id,
-        source: source.job,
+        source: job_source,
         reply_to: None,
     };
     let record = JobRecord::queued(job_id, &message, Timestamp::now());
     // Claim check first, then the record, then the message: whatever fails, no message
     // points at something missing.
-    if let Some((key, bytes)) = &source.original {
-        state.blobs.put(key, bytes.clone()).await?;
+    if let Some((key, bytes)) = &original {
+        state.blobs.put(key, Bytes::clone(bytes)).await?;
     }
     let claim = match &idempotency {
         Some(key) => {
@@ -208,7 +235,7 @@ async fn create(
             .map(|_| Claim::Created),
     };
     let unused_original = async || {
-        if let Some((key, _)) = &source.original {
+        if let Some((key, _)) = &original {
             delete_blob(&state, key, "an unused original").await;
         }
     };
@@ -233,7 +260,7 @@ async fn create(
         not_accepted(
             &state,
             &record,
-            source.original.as_ref().map(|(k, _)| k),
+            original.as_ref().map(|(k, _)| k),
             idempotency.as_ref(),
             &e,
         )
@@ -266,7 +293,6 @@ async fn create(
 /// later; waited for up to the longest wait by default: a synchronous create).
 async fn read_source(
     state: &AppState,
-    job_id: JobId,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Source, ApiError> {
@@ -277,10 +303,7 @@ async fn read_source(
         state.metrics.received(bytes.len());
         check_image(kind, &bytes, limits)?;
         return Ok(Source {
-            job: JobSource::Blob {
-                blob_key: BlobKey::original(job_id),
-            },
-            original: Some((BlobKey::original(job_id), bytes)),
+            origin: Origin::Bytes(bytes),
             default_wait: state.options.default_wait,
             kind: "image",
         });
@@ -288,8 +311,7 @@ async fn read_source(
     let bytes = read_body(headers, body, MAX_JSON_BYTES).await?;
     match json_source(&bytes)? {
         JsonSource::Url(url) => Ok(Source {
-            job: JobSource::Url { url },
-            original: None,
+            origin: Origin::Url(url),
             default_wait: Duration::ZERO,
             kind: "url",
         }),
@@ -306,10 +328,7 @@ async fn read_source(
                 .await?
                 .ok_or_else(ticket_not_found)?;
             Ok(Source {
-                job: JobSource::Blob {
-                    blob_key: BlobKey::original(job_id),
-                },
-                original: Some((BlobKey::original(job_id), bytes)),
+                origin: Origin::Bytes(bytes),
                 default_wait: state.options.max_wait,
                 kind: "upload",
             })
@@ -467,10 +486,7 @@ fn target(
     headers: &HeaderMap,
     scope: Scope,
 ) -> Result<(Environment, ThumbnailId), ApiError> {
-    let environment = QueryParams::parse(query)?.environment()?;
-    let id = path_thumbnail_id(id)?;
-    state.auth.authorize(headers, scope, Some(environment))?;
-    Ok((environment, id))
+    authorized_target(state, query, headers, scope, || path_thumbnail_id(id))
 }
 
 /// Get a thumbnail.
