@@ -25,7 +25,7 @@ use serde_json::Value;
 use thumbd_amqp::ROUTING_KEY;
 use thumbd_jobs::JobQueue as _;
 
-use cluster::{Cluster, agent, thumbnail_files};
+use cluster::{Cluster, thumbnail_files};
 use images::png;
 
 #[test]
@@ -43,16 +43,7 @@ fn an_api_and_two_workers_share_the_load() {
     for b in &bodies {
         assert_eq!(b["status"], "succeeded", "{b}");
     }
-    let mut r = agent()
-        .get(format!(
-            "{}/v1/thumbnails/share-3?environment=development",
-            c.api()
-        ))
-        .header("authorization", &format!("Bearer {}", c.token))
-        .call()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    assert!(r.body_mut().read_to_vec().unwrap().starts_with(b"\x89PNG"));
+    c.thumbnail_png("share-3");
     for w in &c.workers {
         let done = w.log().matches("job succeeded").count();
         assert!(done >= 1, "{} did no job:\n{}", w.log.display(), c.logs());
@@ -323,16 +314,7 @@ fn an_api_and_a_worker_on_s3_storage() {
     for b in c.wait_all(&jobs, Duration::from_secs(60)) {
         assert_eq!(b["status"], "succeeded", "{b}");
     }
-    let mut r = agent()
-        .get(format!(
-            "{}/v1/thumbnails/s3-2?environment=development",
-            c.api()
-        ))
-        .header("authorization", &format!("Bearer {}", c.token))
-        .call()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    assert!(r.body_mut().read_to_vec().unwrap().starts_with(b"\x89PNG"));
+    c.thumbnail_png("s3-2");
     // The bytes live in the bucket, not on disk.
     assert_eq!(thumbnail_files(c.dir.path()), 0);
     let store = moto.store("thumbd-blobs", "&prefix=cluster");

@@ -186,6 +186,22 @@ impl Cluster {
         serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
     }
 
+    /// The bytes of thumbnail `id` (development), which must be served as a PNG.
+    pub fn thumbnail_png(&self, id: &str) -> Vec<u8> {
+        let mut r = agent()
+            .get(format!(
+                "{}/v1/thumbnails/{id}?environment=development",
+                self.api()
+            ))
+            .header("authorization", &format!("Bearer {}", self.token))
+            .call()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "thumbnail {id}");
+        let bytes = r.body_mut().read_to_vec().unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "thumbnail {id} is not a PNG");
+        bytes
+    }
+
     /// Polls every job until all are finished; returns their final status bodies.
     pub fn wait_all(&self, jobs: &[String], within: Duration) -> Vec<Value> {
         let deadline = Instant::now() + within;
