@@ -131,9 +131,13 @@ impl Metrics {
 
     /// Counts a request that matched no route (answered by the fallback).
     pub fn unmatched(&self, method: &str, status: u16) {
+        self.count("unmatched", method, status);
+    }
+
+    fn count(&self, route: &str, method: &str, status: u16) {
         self.requests
             .get_or_create(&RequestLabels {
-                route: "unmatched".to_owned(),
+                route: route.to_owned(),
                 method: method_label(method).to_owned(),
                 status,
             })
@@ -141,18 +145,11 @@ impl Metrics {
     }
 
     fn record(&self, route: &str, method: &str, status: u16, seconds: f64) {
-        let method = method_label(method);
-        self.requests
-            .get_or_create(&RequestLabels {
-                route: route.to_owned(),
-                method: method.to_owned(),
-                status,
-            })
-            .inc();
+        self.count(route, method, status);
         self.latency
             .get_or_create(&RouteLabels {
                 route: route.to_owned(),
-                method: method.to_owned(),
+                method: method_label(method).to_owned(),
             })
             .observe(seconds);
     }
