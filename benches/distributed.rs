@@ -118,6 +118,10 @@ fn main() {
             eprintln!("RabbitMQ or PostgreSQL missing: the distributed runs are skipped");
             break;
         };
+        // Like `serve`, whose API and workers share one async thread: every process here
+        // shares the same 2 cores with the image threads (`api` alone defaults to one
+        // async thread per core, for a machine of its own).
+        c.env.push(("THUMBD_ASYNC_THREADS".into(), "1".into()));
         c.start_api();
         for (i, w) in workers.iter().enumerate() {
             let p = c.spawn_with("worker", &format!("worker-{i}"), *w);

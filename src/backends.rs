@@ -8,7 +8,8 @@ use anyhow::{Context as _, bail};
 use secrecy::ExposeSecret as _;
 use thumbd_amqp::{AmqpJobQueue, AmqpOptions};
 use thumbd_jobs::{
-    BlobStore, FsBlobStore, JobQueue, MetaStore, SqliteDb, SqliteJobQueue, SqliteMetaStore,
+    BlobStore, FsBlobStore, HandoffBlobStore, JobQueue, MetaStore, SqliteDb, SqliteJobQueue,
+    SqliteMetaStore,
 };
 
 use crate::settings::{Database, Settings, Storage};
@@ -37,6 +38,10 @@ impl Role {
         }
     }
 }
+
+/// Bytes of originals `serve` keeps in memory for its workers ([`HandoffBlobStore`]): a few
+/// seconds of uploads at full speed; beyond it, workers read them back from the blob store.
+const HANDOFF_BYTES: usize = 64 << 20;
 
 /// The open backends.
 pub struct Backends {
@@ -143,6 +148,12 @@ impl Backends {
                     .context("cannot reach the S3 bucket (storage_url)")?;
                 (Arc::new(blobs), url.clone())
             }
+        };
+        // API and workers share this process: the workers read the originals the API just
+        // stored from memory (the files are still written, for the claim check).
+        let blobs: Arc<dyn BlobStore> = match role {
+            Role::Serve => Arc::new(HandoffBlobStore::new(blobs, HANDOFF_BYTES)),
+            Role::Api | Role::Worker => blobs,
         };
         Ok(Backends {
             description: format!("store: {store_name}; queue: {queue_name}; blobs: {blobs_name}"),

@@ -175,8 +175,13 @@ fn init_logging(json: bool) {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+/// The async runtime: `threads` workers, or tokio's default (one per core) when `None`.
+fn runtime(threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = threads {
+        builder.worker_threads(threads);
+    }
+    builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")
@@ -215,7 +220,7 @@ fn run_role(args: &ServeArgs, role: Role) -> anyhow::Result<ExitCode> {
         ],
     )?;
     init_logging(settings.log_json);
-    runtime()?.block_on(serve_cmd::run(settings, role))?;
+    runtime(Some(settings.async_threads_for(role)))?.block_on(serve_cmd::run(settings, role))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -244,7 +249,7 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
 fn migrate(config: &ConfigArgs) -> anyhow::Result<()> {
     let settings = load_settings(config, &[])?;
     init_logging(settings.log_json);
-    runtime()?.block_on(async {
+    runtime(None)?.block_on(async {
         match &settings.database {
             Database::Sqlite(path) => {
                 // Opening migrates; a second call reports that nothing is left.

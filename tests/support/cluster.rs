@@ -31,6 +31,8 @@ pub struct Cluster {
     /// `THUMBD_STORAGE_URL` and extra environment for the processes; default: a shared
     /// directory.
     pub storage: Option<(String, Vec<(String, String)>)>,
+    /// More environment for every process started after it is set.
+    pub env: Vec<(String, String)>,
 }
 
 /// A spawned `thumbd api` or `thumbd worker`.
@@ -81,6 +83,7 @@ impl Cluster {
             workers: Vec::new(),
             token,
             storage: None,
+            env: Vec::new(),
         })
     }
 
@@ -105,6 +108,7 @@ impl Cluster {
                 ),
             )
             .envs(self.storage.iter().flat_map(|(_, env)| env.clone()))
+            .envs(self.env.iter().cloned())
             .env("THUMBD_DATA_DIR", self.dir.path().join(name))
             .env("THUMBD_JWT_SECRET", SECRET)
             // Load from one client on purpose: no rate limit (tested in thumbd-api).

@@ -278,6 +278,11 @@ impl BlobKey {
         BlobKey(format!("thumbnails/{fan}/{sha256_hex}-{}", job.0.simple()))
     }
 
+    /// Whether this is a job's original ([`BlobKey::original`]).
+    pub fn is_original(&self) -> bool {
+        self.0.starts_with("originals/")
+    }
+
     /// The key as text.
     pub fn as_str(&self) -> &str {
         &self.0

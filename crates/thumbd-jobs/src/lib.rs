@@ -7,7 +7,8 @@
 //! - The roles, as object-safe traits: [`JobQueue`] (leases, ack, retry, dead-letter),
 //!   [`MetaStore`] (jobs and thumbnails, transactional), [`BlobStore`] (bytes by key).
 //! - Embedded backends for `thumbd serve`: [`SqliteMetaStore`] and [`SqliteJobQueue`] on
-//!   one SQLite file in WAL mode ([`SqliteDb`]), and [`FsBlobStore`].
+//!   one SQLite file in WAL mode ([`SqliteDb`]), and [`FsBlobStore`]; [`HandoffBlobStore`]
+//!   hands originals from the API to the workers of the same process in memory.
 //! - Around the jobs: [`ContextRecord`]s that reference thumbnails, [`UploadRecord`]s named
 //!   by an [`UploadTicket`], and [`IdempotencyKey`]s.
 //! - [`JobEvents`]: in-process news of finished jobs for waiting requests.
@@ -41,6 +42,7 @@ mod durability;
 mod error;
 mod events;
 mod fs_blob;
+mod handoff_blob;
 mod ids;
 mod job;
 mod queue;
@@ -54,8 +56,9 @@ pub use associations::{Claim, ContextChange, ContextRecord, IdempotencyKey, Uplo
 pub use blob::BlobStore;
 pub use durability::Durability;
 pub use error::{Error, Result};
-pub use events::JobEvents;
+pub use events::{FinishedJob, JobEvents};
 pub use fs_blob::FsBlobStore;
+pub use handoff_blob::HandoffBlobStore;
 pub use ids::{BlobKey, ContextId, Environment, JobId, ThumbnailId, UploadTicket};
 pub use job::{
     JobFailure, JobMessage, JobRecord, JobResult, JobSource, JobStatus, ThumbnailRecord,

@@ -67,14 +67,20 @@ impl PgMetaStore {
 
     /// [`connect`](Self::connect) with options built in code (e.g. a `search_path`).
     pub async fn connect_with(options: PgConnectOptions) -> Result<Self> {
+        // No ping before each statement (sqlx's default): it is a round trip to the server
+        // per statement. A connection broken meanwhile (a server restart) fails its next
+        // statement — a transient error: the API answers 503, a worker retries — and sqlx
+        // closes it when it comes back to the pool.
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
         let relaxed = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS / 2)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(false)
             .connect_lazy_with(options.options([("synchronous_commit", "off")]));
         let store = PgMetaStore { pool, relaxed };
         store.migrate().await?;

@@ -310,7 +310,7 @@ async fn finished_jobs_are_announced() {
     assert!(store.finish_failed(id, &failure, now).await.unwrap());
     let heard = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         loop {
-            if finished.recv().await.unwrap() == id {
+            if finished.recv().await.unwrap().id == id {
                 return;
             }
         }

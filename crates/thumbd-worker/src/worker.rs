@@ -8,7 +8,7 @@ use sha2::Digest as _;
 use thumbcore::{Thumbnail, Thumbnailer};
 use thumbd_jobs::{
     BlobKey, BlobStore, JobEvents, JobFailure, JobId, JobMessage, JobQueue, JobRecord, JobResult,
-    JobSource, Lease, MetaStore, Timestamp, views::StatusView,
+    JobSource, JobStatus, Lease, MetaStore, Timestamp, views::StatusView,
 };
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -193,7 +193,7 @@ impl Worker {
             {
                 tracing::error!(job_id = %id, error = %e, "cannot record the failure");
             }
-            self.finished(id, &message).await;
+            self.finished(id, &message, None).await;
             return self.dead_letter(&lease, Some(id), reason).await;
         }
 
@@ -215,7 +215,7 @@ impl Worker {
                     Ok(applied) => {
                         self.delete_original(id, &message.source).await;
                         if applied {
-                            self.finished(id, &message).await;
+                            self.finished(id, &message, None).await;
                         }
                         self.settle_ack(
                             &lease,
@@ -286,10 +286,8 @@ impl Worker {
         self.options
             .metrics
             .written(usize::try_from(result.bytes).unwrap_or(usize::MAX));
-        let finished = self
-            .store
-            .finish_succeeded(id, &result, Timestamp::now())
-            .await?;
+        let now = Timestamp::now();
+        let finished = self.store.finish_succeeded(id, &result, now).await?;
         for orphan in &finished.orphaned {
             if let Err(e) = self.blobs.delete(orphan).await {
                 tracing::warn!(blob = %orphan, error = %e, "cannot delete a replaced thumbnail");
@@ -297,7 +295,15 @@ impl Worker {
         }
         self.delete_original(id, &message.source).await;
         if finished.applied {
-            self.finished(id, message).await;
+            // The record as `finish_succeeded` just stored it: waiters need not read it.
+            let record = JobRecord {
+                status: JobStatus::Succeeded,
+                finished_at: Some(now),
+                result: Some(result.clone()),
+                error: None,
+                ..job
+            };
+            self.finished(id, message, Some(record)).await;
         } else {
             // Finished by another delivery meanwhile: ours is a duplicate. Output is
             // deterministic and keys are per job, so the other delivery usually wrote the
@@ -437,20 +443,27 @@ impl Worker {
         }
     }
 
-    /// Job `id` just finished: tells waiting requests in this process, and the producer's
-    /// `replyTo` queue if it gave one (best effort: the status stays readable over HTTP).
-    async fn finished(&self, id: JobId, message: &JobMessage) {
-        self.events.finished(id);
+    /// Job `id` just finished (its stored `record`, when at hand): tells waiting requests in
+    /// this process, and the producer's `replyTo` queue if it gave one (best effort: the
+    /// status stays readable over HTTP).
+    async fn finished(&self, id: JobId, message: &JobMessage, record: Option<JobRecord>) {
+        match &record {
+            Some(r) => self.events.finished_record(r.clone()),
+            None => self.events.finished(id),
+        }
         let Some(reply_to) = &message.reply_to else {
             return;
         };
-        let record = match self.store.job(id).await {
-            Ok(Some(record)) => record,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!(job_id = %id, error = %e, "cannot read the job for its reply");
-                return;
-            }
+        let record = match record {
+            Some(record) => record,
+            None => match self.store.job(id).await {
+                Ok(Some(record)) => record,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(job_id = %id, error = %e, "cannot read the job for its reply");
+                    return;
+                }
+            },
         };
         let body = serde_json::to_vec(&StatusView::from(&record)).expect("serializable");
         match self.queue.reply(reply_to, &body).await {

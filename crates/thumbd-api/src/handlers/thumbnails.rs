@@ -8,8 +8,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use thumbd_jobs::{
-    BlobKey, Claim, Environment, IdempotencyKey, JobFailure, JobId, JobMessage, JobRecord,
-    JobSource, JobStatus, ThumbnailId, Timestamp,
+    BlobKey, Claim, Environment, FinishedJob, IdempotencyKey, JobFailure, JobId, JobMessage,
+    JobRecord, JobSource, JobStatus, ThumbnailId, Timestamp,
 };
 
 use crate::AppState;
@@ -411,7 +411,7 @@ async fn wait_from(
     state: &AppState,
     id: JobId,
     wait: Duration,
-    mut events: tokio::sync::broadcast::Receiver<JobId>,
+    mut events: tokio::sync::broadcast::Receiver<FinishedJob>,
     mut record: Option<JobRecord>,
 ) -> Result<Option<JobRecord>, ApiError> {
     let deadline = tokio::time::Instant::now() + wait;
@@ -427,12 +427,12 @@ async fn wait_from(
             return Ok(record);
         }
         let nap = poll.min(deadline - now);
-        let _ = tokio::time::timeout(nap, async {
+        let heard = tokio::time::timeout(nap, async {
             loop {
                 match events.recv().await {
-                    Ok(done) if done == id => return,
+                    Ok(done) if done.id == id => return done.record,
                     Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return None,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => {
                         std::future::pending::<()>().await;
                     }
@@ -440,6 +440,10 @@ async fn wait_from(
             }
         })
         .await;
+        // The worker that finished it sent the record it stored: no need to read it back.
+        if let Ok(Some(finished)) = heard {
+            return Ok(Some(JobRecord::clone(&finished)));
+        }
         poll = (poll * 2).min(Duration::from_secs(1));
         record = state.store.job(id).await?;
     }

@@ -8,9 +8,15 @@ use std::path::Path;
 use std::str::FromStr as _;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
+use sqlx::{ConnectOptions as _, Connection as _, Sqlite};
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 pub use queue::SqliteJobQueue;
 pub use store::SqliteMetaStore;
@@ -40,11 +46,43 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 /// One SQLite database: a single writer connection (SQLite has one writer at a time; one
 /// connection avoids `SQLITE_BUSY` on lock upgrades) and a pool of readers (WAL lets them run
 /// beside the writer).
+///
+/// The writer is a plain connection behind an async mutex, not a one-connection pool: a
+/// pool pings the connection's thread when it is handed out and again when it comes back
+/// (two extra round trips per statement, each waking two threads on the cores the image
+/// work needs). A dropped future cannot leave it inconsistent: its worker thread runs
+/// commands in order, and a dropped transaction queues its rollback first.
 #[derive(Debug, Clone)]
 pub struct SqliteDb {
-    pub(crate) writer: SqlitePool,
-    pub(crate) reader: SqlitePool,
+    writer: Arc<Mutex<Option<SqliteConnection>>>,
+    /// `None` for an in-memory database, whose only connection is the writer.
+    reader: Option<SqlitePool>,
     durability: Durability,
+}
+
+/// A connection to read with: a pooled reader, or the writer of an in-memory database.
+pub(crate) enum ReadConn<'a> {
+    Pooled(PoolConnection<Sqlite>),
+    Writer(MappedMutexGuard<'a, SqliteConnection>),
+}
+
+impl std::ops::Deref for ReadConn<'_> {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        match self {
+            ReadConn::Pooled(c) => c,
+            ReadConn::Writer(c) => c,
+        }
+    }
+}
+
+impl std::ops::DerefMut for ReadConn<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        match self {
+            ReadConn::Pooled(c) => c,
+            ReadConn::Writer(c) => c,
+        }
+    }
 }
 
 impl SqliteDb {
@@ -70,55 +108,64 @@ impl SqliteDb {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        Self::connect(options, durability).await
+        let writer = options.connect().await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            // A local file has no peer to lose: pinging it only costs a thread round trip.
+            .test_before_acquire(false)
+            .connect_with(options.read_only(true))
+            .await?;
+        Self::start(writer, Some(reader), durability).await
     }
 
-    /// An in-memory database (tests): one shared connection for both roles.
+    /// An in-memory database (tests): one connection for both roles.
     pub async fn in_memory() -> Result<Self> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
+        let writer = SqliteConnectOptions::from_str("sqlite::memory:")?
+            .connect()
             .await?;
-        let db = SqliteDb {
-            writer: pool.clone(),
-            reader: pool,
-            durability: Durability::Process,
-        };
-        db.migrate().await?;
-        Ok(db)
+        Self::start(writer, None, Durability::Process).await
     }
 
-    async fn connect(options: SqliteConnectOptions, durability: Durability) -> Result<Self> {
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await?;
+    async fn start(
+        writer: SqliteConnection,
+        reader: Option<SqlitePool>,
+        durability: Durability,
+    ) -> Result<Self> {
         let db = SqliteDb {
-            writer,
-            reader: SqlitePoolOptions::new()
-                .max_connections(4)
-                .connect_with(options.read_only(true))
-                .await?,
+            writer: Arc::new(Mutex::new(Some(writer))),
+            reader,
             durability,
         };
         db.migrate().await?;
         Ok(db)
     }
 
+    /// The writer connection, once any write before has finished with it.
+    pub(crate) async fn write(&self) -> Result<MappedMutexGuard<'_, SqliteConnection>> {
+        MutexGuard::try_map(self.writer.lock().await, Option::as_mut)
+            .map_err(|_| sqlx::Error::PoolClosed.into())
+    }
+
+    /// A connection to read with; it sees every write committed before the call.
+    pub(crate) async fn read(&self) -> Result<ReadConn<'_>> {
+        match &self.reader {
+            Some(pool) => Ok(ReadConn::Pooled(pool.acquire().await?)),
+            None => Ok(ReadConn::Writer(self.write().await?)),
+        }
+    }
+
     /// Applies the migrations not yet applied; returns how many ran.
     pub async fn migrate(&self) -> Result<usize> {
+        let mut conn = self.write().await?;
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS thumbd_migrations \
              (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
         )
-        .execute(&self.writer)
+        .execute(&mut *conn)
         .await?;
         let mut ran = 0;
         for &(version, name, sql) in MIGRATIONS {
-            let mut tx = self.writer.begin().await?;
+            let mut tx = conn.begin().await?;
             let done: Option<i64> =
                 sqlx::query_scalar("SELECT version FROM thumbd_migrations WHERE version = ?")
                     .bind(version)
@@ -151,7 +198,7 @@ impl SqliteDb {
         &self,
         query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
     ) -> Result<sqlx::sqlite::SqliteQueryResult> {
-        let mut conn = self.writer.acquire().await?;
+        let mut conn = self.write().await?;
         if self.durability == Durability::Process {
             return Ok(query.execute(&mut *conn).await?);
         }
@@ -165,11 +212,19 @@ impl SqliteDb {
         Ok(result?)
     }
 
-    /// Closes both pools, waiting for their connections.
+    /// Closes the readers, then the writer, waiting for their connections. Writes after
+    /// this fail as on a closed pool.
     pub async fn close(&self) {
         // Readers first: the last connection to close checkpoints the WAL and removes the
         // -wal and -shm files, which only a read-write connection may do.
-        self.reader.close().await;
-        self.writer.close().await;
+        if let Some(reader) = &self.reader {
+            reader.close().await;
+        }
+        let writer = self.writer.lock().await.take();
+        if let Some(writer) = writer
+            && let Err(e) = writer.close().await
+        {
+            tracing::warn!(error = %e, "closing the SQLite writer");
+        }
     }
 }

@@ -81,7 +81,7 @@ impl SqliteJobQueue {
              WHERE dead_at IS NULL AND lease_nonce IS NOT NULL",
         )
         .bind(Timestamp::now().0)
-        .execute(&self.db.writer)
+        .execute(&mut *self.db.write().await?)
         .await?;
         Ok(done.rows_affected())
     }
@@ -112,7 +112,7 @@ impl SqliteJobQueue {
         .bind(i64::from(nonce))
         .bind(now.plus(self.visibility).0)
         .bind(now.0)
-        .fetch_optional(&self.db.writer)
+        .fetch_optional(&mut *self.db.write().await?)
         .await?;
         row.map(|row| {
             Ok(Lease {
@@ -167,7 +167,7 @@ impl JobQueue for SqliteJobQueue {
         .bind(Timestamp::now().plus(self.visibility).0)
         .bind(id)
         .bind(nonce)
-        .execute(&self.db.writer)
+        .execute(&mut *self.db.write().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -178,7 +178,7 @@ impl JobQueue for SqliteJobQueue {
             sqlx::query("DELETE FROM queue WHERE id = ? AND lease_nonce = ? AND dead_at IS NULL")
                 .bind(id)
                 .bind(nonce)
-                .execute(&self.db.writer)
+                .execute(&mut *self.db.write().await?)
                 .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -192,7 +192,7 @@ impl JobQueue for SqliteJobQueue {
         .bind(Timestamp::now().plus(delay).0)
         .bind(id)
         .bind(nonce)
-        .execute(&self.db.writer)
+        .execute(&mut *self.db.write().await?)
         .await?
         .rows_affected()
             == 1;
@@ -212,7 +212,7 @@ impl JobQueue for SqliteJobQueue {
         .bind(reason)
         .bind(id)
         .bind(nonce)
-        .execute(&self.db.writer)
+        .execute(&mut *self.db.write().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -227,7 +227,7 @@ impl JobQueue for SqliteJobQueue {
              FROM queue",
         )
         .bind(Timestamp::now().0)
-        .fetch_one(&self.db.reader)
+        .fetch_one(&mut *self.db.read().await?)
         .await?;
         let get = |name: &str| -> Result<u64> {
             Ok(u64::try_from(row.try_get::<i64, _>(name)?).unwrap_or(0))

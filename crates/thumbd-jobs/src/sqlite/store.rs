@@ -4,6 +4,7 @@
 mod associations;
 
 use async_trait::async_trait;
+use sqlx::Connection as _;
 use sqlx::Row as _;
 use sqlx::Sqlite;
 use sqlx::query::Query;
@@ -92,14 +93,14 @@ impl MetaStore for SqliteMetaStore {
         let query = insert_job(job)?;
         // Not `execute_durable`: the API pushes the job's queue message right after, and that
         // FULL commit syncs the (sequential) WAL, this insert included. One fsync per accept.
-        let done = query.execute(&self.db.writer).await?;
+        let done = query.execute(&mut *self.db.write().await?).await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn mark_published(&self, id: JobId) -> Result<()> {
         sqlx::query("UPDATE jobs SET published = 1 WHERE id = ?")
             .bind(id.to_string())
-            .execute(&self.db.writer)
+            .execute(&mut *self.db.write().await?)
             .await?;
         Ok(())
     }
@@ -108,7 +109,7 @@ impl MetaStore for SqliteMetaStore {
         let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
         sqlx::query("UPDATE jobs SET published = 1 WHERE id IN (SELECT value FROM json_each(?))")
             .bind(serde_json::to_string(&ids)?)
-            .execute(&self.db.writer)
+            .execute(&mut *self.db.write().await?)
             .await?;
         Ok(())
     }
@@ -120,7 +121,7 @@ impl MetaStore for SqliteMetaStore {
         )
         .bind(before.0)
         .bind(i64::from(limit))
-        .fetch_all(&self.db.reader)
+        .fetch_all(&mut *self.db.read().await?)
         .await?
         .iter()
         .map(job_from_row)
@@ -130,7 +131,7 @@ impl MetaStore for SqliteMetaStore {
     async fn job(&self, id: JobId) -> Result<Option<JobRecord>> {
         sqlx::query("SELECT * FROM jobs WHERE id = ?")
             .bind(id.to_string())
-            .fetch_optional(&self.db.reader)
+            .fetch_optional(&mut *self.db.read().await?)
             .await?
             .as_ref()
             .map(job_from_row)
@@ -144,14 +145,14 @@ impl MetaStore for SqliteMetaStore {
         )
         .bind(now.0)
         .bind(id.to_string())
-        .fetch_optional(&self.db.writer)
+        .fetch_optional(&mut *self.db.write().await?)
         .await?;
         match row {
             Some(row) => job_from_row(&row).map(Some),
             // Finished or unknown: read it through the writer so we see our own commits.
             None => sqlx::query("SELECT * FROM jobs WHERE id = ?")
                 .bind(id.to_string())
-                .fetch_optional(&self.db.writer)
+                .fetch_optional(&mut *self.db.write().await?)
                 .await?
                 .as_ref()
                 .map(job_from_row)
@@ -162,7 +163,7 @@ impl MetaStore for SqliteMetaStore {
     async fn requeue_job(&self, id: JobId) -> Result<()> {
         sqlx::query("UPDATE jobs SET status = 'queued' WHERE id = ? AND status = 'processing'")
             .bind(id.to_string())
-            .execute(&self.db.writer)
+            .execute(&mut *self.db.write().await?)
             .await?;
         Ok(())
     }
@@ -173,7 +174,8 @@ impl MetaStore for SqliteMetaStore {
         result: &JobResult,
         now: Timestamp,
     ) -> Result<Finished> {
-        let mut tx = self.db.writer.begin().await?;
+        let mut conn = self.db.write().await?;
+        let mut tx = conn.begin().await?;
         let job = sqlx::query(
             "SELECT environment, thumbnail_id, status, created_at FROM jobs WHERE id = ?",
         )
@@ -261,7 +263,7 @@ impl MetaStore for SqliteMetaStore {
         .bind(&failure.code)
         .bind(&failure.message)
         .bind(id.to_string())
-        .execute(&self.db.writer)
+        .execute(&mut *self.db.write().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -274,7 +276,7 @@ impl MetaStore for SqliteMetaStore {
         sqlx::query("SELECT * FROM thumbnails WHERE environment = ? AND thumbnail_id = ?")
             .bind(environment.as_str())
             .bind(id.as_str())
-            .fetch_optional(&self.db.reader)
+            .fetch_optional(&mut *self.db.read().await?)
             .await?
             .as_ref()
             .map(thumbnail_from_row)
@@ -291,7 +293,7 @@ impl MetaStore for SqliteMetaStore {
         )
         .bind(environment.as_str())
         .bind(id.as_str())
-        .fetch_optional(&self.db.writer)
+        .fetch_optional(&mut *self.db.write().await?)
         .await?;
         row.as_ref().map(thumbnail_from_row).transpose()
     }
@@ -359,13 +361,15 @@ impl MetaStore for SqliteMetaStore {
              AND id NOT IN (SELECT job_id FROM thumbnails)",
         )
         .bind(before.0)
-        .execute(&self.db.writer)
+        .execute(&mut *self.db.write().await?)
         .await?;
         Ok(done.rows_affected())
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.db.reader).await?;
+        sqlx::query("SELECT 1")
+            .execute(&mut *self.db.read().await?)
+            .await?;
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 //! cannot race with another context change, and an idempotency key is read and claimed
 //! without another request slipping in between.
 
+use sqlx::Connection as _;
 use sqlx::Row as _;
 use sqlx::sqlite::SqliteRow;
 
@@ -47,7 +48,8 @@ pub(super) async fn create_job_idempotent(
     key: &IdempotencyKey,
     fresh_after: Timestamp,
 ) -> Result<Claim> {
-    let mut tx = db.writer.begin().await?;
+    let mut conn = db.write().await?;
+    let mut tx = conn.begin().await?;
     let existing = sqlx::query(
         "SELECT job_id, created_at FROM idempotency_keys \
          WHERE client = ? AND environment = ? AND key = ?",
@@ -97,7 +99,7 @@ pub(super) async fn idempotent_job(
     .bind(key.environment.as_str())
     .bind(&key.key)
     .bind(fresh_after.0)
-    .fetch_optional(&db.reader)
+    .fetch_optional(&mut *db.read().await?)
     .await?;
     id.map(|id| JobId::parse(&id).map_err(|e| Error::Damaged(format!("idempotency key row: {e}"))))
         .transpose()
@@ -117,7 +119,7 @@ pub(super) async fn release_idempotency_key(
     .bind(key.environment.as_str())
     .bind(&key.key)
     .bind(job.to_string())
-    .execute(&db.writer)
+    .execute(&mut *db.write().await?)
     .await?;
     Ok(())
 }
@@ -126,7 +128,7 @@ pub(super) async fn release_idempotency_key(
 pub(super) async fn purge_idempotency_keys(db: &SqliteDb, before: Timestamp) -> Result<u64> {
     let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
         .bind(before.0)
-        .execute(&db.writer)
+        .execute(&mut *db.write().await?)
         .await?;
     Ok(done.rows_affected())
 }
@@ -145,7 +147,7 @@ pub(super) async fn create_upload(db: &SqliteDb, upload: &UploadRecord) -> Resul
     .bind(bytes)
     .bind(upload.created_at.0)
     .bind(upload.expires_at.0)
-    .execute(&db.writer)
+    .execute(&mut *db.write().await?)
     .await?;
     Ok(())
 }
@@ -159,7 +161,7 @@ pub(super) async fn upload(
     sqlx::query("SELECT * FROM uploads WHERE ticket = ? AND expires_at > ?")
         .bind(ticket.as_str())
         .bind(now.0)
-        .fetch_optional(&db.reader)
+        .fetch_optional(&mut *db.read().await?)
         .await?
         .as_ref()
         .map(upload_from_row)
@@ -179,7 +181,7 @@ pub(super) async fn purge_expired_uploads(
     )
     .bind(now.0)
     .bind(i64::from(limit))
-    .fetch_all(&db.writer)
+    .fetch_all(&mut *db.write().await?)
     .await?
     .iter()
     .map(upload_from_row)
@@ -189,7 +191,8 @@ pub(super) async fn purge_expired_uploads(
 /// See [`MetaStore::put_context`](crate::MetaStore::put_context).
 pub(super) async fn put_context(db: &SqliteDb, context: &ContextRecord) -> Result<ContextChange> {
     let env = context.environment.as_str();
-    let mut tx = db.writer.begin().await?;
+    let mut conn = db.write().await?;
+    let mut tx = conn.begin().await?;
     let previous = sqlx::query("SELECT * FROM contexts WHERE environment = ? AND context_id = ?")
         .bind(env)
         .bind(context.context_id.as_str())
@@ -235,7 +238,7 @@ pub(super) async fn context(
     sqlx::query("SELECT * FROM contexts WHERE environment = ? AND context_id = ?")
         .bind(environment.as_str())
         .bind(id.as_str())
-        .fetch_optional(&db.reader)
+        .fetch_optional(&mut *db.read().await?)
         .await?
         .as_ref()
         .map(context_from_row)
@@ -248,7 +251,8 @@ pub(super) async fn delete_context(
     environment: Environment,
     id: &ContextId,
 ) -> Result<Option<ContextChange>> {
-    let mut tx = db.writer.begin().await?;
+    let mut conn = db.write().await?;
+    let mut tx = conn.begin().await?;
     let previous =
         sqlx::query("DELETE FROM contexts WHERE environment = ? AND context_id = ? RETURNING *")
             .bind(environment.as_str())
