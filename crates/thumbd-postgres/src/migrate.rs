@@ -17,6 +17,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "idempotency_purge",
         include_str!("../migrations/0003_idempotency_purge.sql"),
     ),
+    (
+        4,
+        "finish_succeeded",
+        include_str!("../migrations/0004_finish_succeeded.sql"),
+    ),
 ];
 
 /// The advisory lock class migrations take; the second key is the schema's hash, so tests

@@ -271,113 +271,34 @@ impl MetaStore for PgMetaStore {
         result: &JobResult,
         now: Timestamp,
     ) -> Result<Finished> {
-        let mut tx = self.pool.begin().await?;
-        // The job's row lock makes a redelivery of the same job wait here, then see it
-        // finished.
-        let job = sqlx::query(
-            "SELECT environment, thumbnail_id, status, created_at FROM jobs \
-             WHERE id = $1::uuid FOR UPDATE",
+        // One statement: the steps are a server-side function (migration 4), so the whole
+        // transaction costs one round trip.
+        let row = sqlx::query(
+            "SELECT applied, is_current, orphaned \
+             FROM thumbd_finish_succeeded($1::uuid, $2, $3::json, $4, $5)",
         )
         .bind(id.to_string())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(job) = job else {
-            return Err(Error::Damaged(format!(
-                "job {id} vanished before it finished"
-            )));
-        };
-        if JobStatus::parse(job.try_get("status")?)?.is_finished() {
-            return Ok(Finished::default());
-        }
-        let environment: String = job.try_get("environment")?;
-        let thumbnail_id: Vec<u8> = job.try_get("thumbnail_id")?;
-        let created_at: i64 = job.try_get("created_at")?;
-        let result_json = serde_json::to_string(result)?;
-        sqlx::query(
-            "UPDATE jobs SET status = 'succeeded', finished_at = $1, result = $2::json, \
-             error_code = NULL, error_message = NULL WHERE id = $3::uuid",
-        )
         .bind(now.0)
-        .bind(&result_json)
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await?;
-
-        // Lock the current thumbnail, or create it: jobs of one thumbnail finishing at once
-        // take turns here, and each decides against what the one before committed.
-        let existing = loop {
-            let row = sqlx::query(
-                "SELECT job_id::text AS job_id, job_created_at, blob_key FROM thumbnails \
-                 WHERE environment = $1 AND thumbnail_id = $2 FOR UPDATE",
-            )
-            .bind(&environment)
-            .bind(&thumbnail_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if row.is_some() {
-                break row;
+        .bind(serde_json::to_string(result)?)
+        .bind(result.blob_key.as_str())
+        .bind(FINISHED_CHANNEL)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.code().as_deref() == Some("P0002") => {
+                Error::Damaged(format!("job {id} vanished before it finished"))
             }
-            let inserted = sqlx::query(
-                "INSERT INTO thumbnails (environment, thumbnail_id, job_id, job_created_at, \
-                 result, blob_key, updated_at) VALUES ($1, $2, $3::uuid, $4, $5::json, $6, $7) \
-                 ON CONFLICT (environment, thumbnail_id) DO NOTHING",
-            )
-            .bind(&environment)
-            .bind(&thumbnail_id)
-            .bind(id.to_string())
-            .bind(created_at)
-            .bind(&result_json)
-            .bind(result.blob_key.as_str())
-            .bind(now.0)
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 1 {
-                break None;
-            }
-            // Another job's finish created it after our SELECT (the INSERT waited for that
-            // commit): go round and lock that row. Only a delete in between makes a third
-            // round.
-        };
-        let mut finished = Finished {
-            applied: true,
-            current: true,
-            orphaned: Vec::new(),
-        };
-        if let Some(existing) = existing {
-            let their_job = JobId::parse(existing.try_get("job_id")?)?;
-            let their: (i64, JobId) = (existing.try_get("job_created_at")?, their_job);
-            let old_key = BlobKey::parse(existing.try_get("blob_key")?)?;
-            // Same order as SQLite's (created_at, id text): UUIDs order by their bytes, which
-            // is the order of their lowercase hex.
-            if their > (created_at, id) {
-                // A job accepted later already replaced it: ours is not served.
-                finished.current = false;
-                finished.orphaned.push(result.blob_key.clone());
-                notify_finished(&mut tx, id).await?;
-                tx.commit().await?;
-                return Ok(finished);
-            }
-            if old_key != result.blob_key {
-                finished.orphaned.push(old_key);
-            }
-            sqlx::query(
-                "UPDATE thumbnails SET job_id = $3::uuid, job_created_at = $4, \
-                 result = $5::json, blob_key = $6, updated_at = $7 \
-                 WHERE environment = $1 AND thumbnail_id = $2",
-            )
-            .bind(&environment)
-            .bind(&thumbnail_id)
-            .bind(id.to_string())
-            .bind(created_at)
-            .bind(&result_json)
-            .bind(result.blob_key.as_str())
-            .bind(now.0)
-            .execute(&mut *tx)
-            .await?;
-        }
-        notify_finished(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(finished)
+            _ => e.into(),
+        })?;
+        let orphaned: Vec<String> = row.try_get("orphaned")?;
+        Ok(Finished {
+            applied: row.try_get("applied")?,
+            current: row.try_get("is_current")?,
+            orphaned: orphaned
+                .iter()
+                .map(|k| BlobKey::parse(k))
+                .collect::<Result<_>>()?,
+        })
     }
 
     async fn finish_failed(&self, id: JobId, failure: &JobFailure, now: Timestamp) -> Result<bool> {
@@ -512,16 +433,6 @@ impl MetaStore for PgMetaStore {
 
 /// The `NOTIFY` channel on which finished job ids are announced (on commit).
 pub const FINISHED_CHANNEL: &str = "thumbd_jobs_finished";
-
-/// Announces that job `id` finished, when `tx` commits.
-async fn notify_finished(tx: &mut sqlx::PgConnection, id: JobId) -> Result<()> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(FINISHED_CHANNEL)
-        .bind(id.to_string())
-        .execute(tx)
-        .await?;
-    Ok(())
-}
 
 impl PgMetaStore {
     /// Forwards the ids of jobs finished by any process (announced with `NOTIFY` on
