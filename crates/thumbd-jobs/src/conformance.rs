@@ -141,6 +141,11 @@ pub async fn meta_store(store: &dyn MetaStore) {
     assert_eq!(done.status, JobStatus::Succeeded);
     assert_eq!(done.result.as_ref(), Some(&result));
     assert_eq!(done.finished_at, Some(now));
+    assert_eq!(
+        done,
+        started.clone().succeeded(result.clone(), now),
+        "the stored record is the started one, succeeded (what workers announce)"
+    );
     let again = store.finish_succeeded(job.id, &result, now).await.unwrap();
     assert!(!again.applied, "a redelivered job must not finish twice");
     let failure = JobFailure {

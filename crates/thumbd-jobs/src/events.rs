@@ -40,10 +40,10 @@ impl JobEvents {
     }
 
     /// Tells waiters that a job finished, with its record exactly as it was stored.
-    pub fn finished_record(&self, record: JobRecord) {
+    pub fn finished_record(&self, record: Arc<JobRecord>) {
         let _ = self.tx.send(FinishedJob {
             id: record.id,
-            record: Some(Arc::new(record)),
+            record: Some(record),
         });
     }
 

@@ -196,6 +196,22 @@ impl JobRecord {
         }
     }
 
+    /// This (started) job as [`MetaStore::finish_succeeded`] leaves it when it applies:
+    /// succeeded at `now` with `result`. The conformance suite holds every store to it, so
+    /// the worker that wrote it can hand it to waiters without reading it back.
+    ///
+    /// [`MetaStore::finish_succeeded`]: crate::MetaStore::finish_succeeded
+    #[must_use]
+    pub fn succeeded(self, result: JobResult, now: Timestamp) -> Self {
+        JobRecord {
+            status: JobStatus::Succeeded,
+            finished_at: Some(now),
+            result: Some(result),
+            error: None,
+            ..self
+        }
+    }
+
     /// The message that (re)runs this job.
     pub fn message(&self) -> JobMessage {
         JobMessage {

@@ -8,7 +8,7 @@ use sha2::Digest as _;
 use thumbcore::{Thumbnail, Thumbnailer};
 use thumbd_jobs::{
     BlobKey, BlobStore, JobEvents, JobFailure, JobId, JobMessage, JobQueue, JobRecord, JobResult,
-    JobSource, JobStatus, Lease, MetaStore, Timestamp, views::StatusView,
+    JobSource, Lease, MetaStore, Timestamp, views::StatusView,
 };
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -296,13 +296,7 @@ impl Worker {
         self.delete_original(id, &message.source).await;
         if finished.applied {
             // The record as `finish_succeeded` just stored it: waiters need not read it.
-            let record = JobRecord {
-                status: JobStatus::Succeeded,
-                finished_at: Some(now),
-                result: Some(result.clone()),
-                error: None,
-                ..job
-            };
+            let record = Arc::new(job.succeeded(result.clone(), now));
             self.finished(id, message, Some(record)).await;
         } else {
             // Finished by another delivery meanwhile: ours is a duplicate. Output is
@@ -446,9 +440,9 @@ impl Worker {
     /// Job `id` just finished (its stored `record`, when at hand): tells waiting requests in
     /// this process, and the producer's `replyTo` queue if it gave one (best effort: the
     /// status stays readable over HTTP).
-    async fn finished(&self, id: JobId, message: &JobMessage, record: Option<JobRecord>) {
+    async fn finished(&self, id: JobId, message: &JobMessage, record: Option<Arc<JobRecord>>) {
         match &record {
-            Some(r) => self.events.finished_record(r.clone()),
+            Some(r) => self.events.finished_record(Arc::clone(r)),
             None => self.events.finished(id),
         }
         let Some(reply_to) = &message.reply_to else {
@@ -457,7 +451,7 @@ impl Worker {
         let record = match record {
             Some(record) => record,
             None => match self.store.job(id).await {
-                Ok(Some(record)) => record,
+                Ok(Some(record)) => Arc::new(record),
                 Ok(None) => return,
                 Err(e) => {
                     tracing::warn!(job_id = %id, error = %e, "cannot read the job for its reply");
@@ -465,7 +459,7 @@ impl Worker {
                 }
             },
         };
-        let body = serde_json::to_vec(&StatusView::from(&record)).expect("serializable");
+        let body = serde_json::to_vec(&StatusView::from(&*record)).expect("serializable");
         match self.queue.reply(reply_to, &body).await {
             Ok(true) => tracing::debug!(job_id = %id, reply_to, "reply sent"),
             Ok(false) => {}
