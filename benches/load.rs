@@ -131,10 +131,7 @@ fn main() {
 
     // 2. Throughput and POST→succeeded latency: closed loop, 2 clients per core, `wait=60`
     //    so each response comes the moment its job is done.
-    let clients = std::env::var("THUMBD_LOAD_CLIENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2 * cores);
+    let clients = loadgen::env_number("THUMBD_LOAD_CLIENTS", 2 * cores);
     let total = rounds * corpus.len();
     let (server_cpu0, client_cpu0) = (server.cpu_secs(), cpu_secs("/proc/self/stat"));
     let image_cpu0 = server.image_cpu_secs();

@@ -250,6 +250,12 @@ pub fn env_var(key: &str) -> String {
     format!("THUMBD_{}", key.to_ascii_uppercase())
 }
 
+/// Cores this process may use (2 if the system will not say): the default for `workers`
+/// and for an `api` process's async threads.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 impl Settings {
     /// Threads for the async runtime of a `role` process. Image work has its own threads
     /// (`workers`); the async side only moves bytes and waits on I/O, so beside image
@@ -260,7 +266,7 @@ impl Settings {
         use crate::backends::Role;
         self.async_threads.unwrap_or(match role {
             Role::Serve | Role::Worker => self.workers.div_ceil(4).max(1),
-            Role::Api => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            Role::Api => cores(),
         })
     }
 
@@ -355,7 +361,7 @@ impl Settings {
             auth: p.choice("auth", &[("on", true), ("off", false)]),
             public_reads: p.boolean("public_reads"),
             workers: match p.optional("workers") {
-                None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+                None => cores(),
                 Some(_) => p.positive("workers"),
             },
             async_threads: p

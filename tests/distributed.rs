@@ -293,19 +293,17 @@ fn an_api_and_a_worker_on_s3_storage() {
         return;
     };
     moto.create_bucket("thumbd-blobs");
-    c.storage = Some((
-        format!(
-            "s3://thumbd-blobs?endpoint={}&region=us-east-1&prefix=cluster",
-            moto.endpoint
-        ),
-        vec![
-            ("AWS_ACCESS_KEY_ID".into(), moto::ACCESS_KEY_ID.into()),
-            (
-                "AWS_SECRET_ACCESS_KEY".into(),
-                moto::SECRET_ACCESS_KEY.into(),
-            ),
-        ],
+    c.storage = Some(format!(
+        "s3://thumbd-blobs?endpoint={}&region=us-east-1&prefix=cluster",
+        moto.endpoint
     ));
+    c.env.extend([
+        ("AWS_ACCESS_KEY_ID".into(), moto::ACCESS_KEY_ID.into()),
+        (
+            "AWS_SECRET_ACCESS_KEY".into(),
+            moto::SECRET_ACCESS_KEY.into(),
+        ),
+    ]);
     c.start_api();
     c.start_worker();
     let jobs: Vec<String> = (0..4)

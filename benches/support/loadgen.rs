@@ -169,7 +169,12 @@ pub fn corpus_from_args(bench: &str) -> Option<Vec<(Vec<u8>, &'static str)>> {
 
 /// Rounds over the corpus per run: `THUMBD_LOAD_ROUNDS`, else `default`.
 pub fn rounds(default: usize) -> usize {
-    std::env::var("THUMBD_LOAD_ROUNDS")
+    env_number("THUMBD_LOAD_ROUNDS", default)
+}
+
+/// The whole number in environment variable `name`, or `default`.
+pub fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)

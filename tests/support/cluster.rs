@@ -28,10 +28,9 @@ pub struct Cluster {
     pub api: Option<Proc>,
     pub workers: Vec<Proc>,
     pub token: String,
-    /// `THUMBD_STORAGE_URL` and extra environment for the processes; default: a shared
-    /// directory.
-    pub storage: Option<(String, Vec<(String, String)>)>,
-    /// More environment for every process started after it is set.
+    /// `THUMBD_STORAGE_URL` for the processes; default: a shared directory.
+    pub storage: Option<String>,
+    /// More environment (credentials, tuning) for every process started after it is set.
     pub env: Vec<(String, String)>,
 }
 
@@ -102,12 +101,10 @@ impl Cluster {
             .env("THUMBD_DATABASE_URL", self.schema.as_ref().unwrap().url())
             .env(
                 "THUMBD_STORAGE_URL",
-                self.storage.as_ref().map_or_else(
-                    || format!("file://{}", self.dir.path().join("blobs").display()),
-                    |(url, _)| url.clone(),
-                ),
+                self.storage.clone().unwrap_or_else(|| {
+                    format!("file://{}", self.dir.path().join("blobs").display())
+                }),
             )
-            .envs(self.storage.iter().flat_map(|(_, env)| env.clone()))
             .envs(self.env.iter().cloned())
             .env("THUMBD_DATA_DIR", self.dir.path().join(name))
             .env("THUMBD_JWT_SECRET", SECRET)
