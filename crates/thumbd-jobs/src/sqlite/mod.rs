@@ -11,11 +11,13 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
+use sqlx::query::Query;
+use sqlx::sqlite::SqliteArguments;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{ConnectOptions as _, Connection as _, Sqlite};
+use sqlx::{AssertSqlSafe, ConnectOptions as _, Connection as _, Sqlite};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 pub use queue::SqliteJobQueue;
@@ -194,22 +196,31 @@ impl SqliteDb {
     /// before it — is on disk when this returns. Other writes (a worker's progress) use
     /// NORMAL: after a power loss the newest of them may be gone, which only makes a job run
     /// again.
+    ///
+    /// `sql` is one statement; `bind` binds its parameters.
     pub(crate) async fn execute_durable<'q>(
         &self,
-        query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
-    ) -> Result<sqlx::sqlite::SqliteQueryResult> {
+        sql: &'static str,
+        bind: impl FnOnce(Query<'q, Sqlite, SqliteArguments>) -> Query<'q, Sqlite, SqliteArguments>,
+    ) -> Result<()> {
         let mut conn = self.write().await?;
         if self.durability == Durability::Process {
-            return Ok(query.execute(&mut *conn).await?);
+            bind(sqlx::query(sql)).execute(&mut *conn).await?;
+            return Ok(());
         }
-        sqlx::query("PRAGMA synchronous = FULL")
+        // One command (one round trip to the connection's thread): FULL for this commit only.
+        let durable = format!("PRAGMA synchronous = FULL; {sql}; PRAGMA synchronous = NORMAL");
+        let result = bind(sqlx::query(AssertSqlSafe(durable)))
             .execute(&mut *conn)
-            .await?;
-        let result = query.execute(&mut *conn).await;
-        sqlx::query("PRAGMA synchronous = NORMAL")
-            .execute(&mut *conn)
-            .await?;
-        Ok(result?)
+            .await;
+        if result.is_err() {
+            // It stopped before its last statement: NORMAL again for the writes that follow.
+            sqlx::query("PRAGMA synchronous = NORMAL")
+                .execute(&mut *conn)
+                .await?;
+        }
+        result?;
+        Ok(())
     }
 
     /// Closes the readers, then the writer, waiting for their connections. Writes after
@@ -226,5 +237,44 @@ impl SqliteDb {
         {
             tracing::warn!(error = %e, "closing the SQLite writer");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn synchronous(db: &SqliteDb) -> i64 {
+        sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *db.write().await.unwrap())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_durable_write_leaves_the_writer_at_normal_even_when_it_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDb::open(&dir.path().join("t.db")).await.unwrap();
+        const NORMAL: i64 = 1;
+        assert_eq!(synchronous(&db).await, NORMAL);
+        let insert = "INSERT INTO thumbd_migrations (version, name, applied_at) VALUES (?, ?, 0)";
+        db.execute_durable(insert, |q| q.bind(100).bind("x"))
+            .await
+            .unwrap();
+        assert_eq!(synchronous(&db).await, NORMAL);
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM thumbd_migrations WHERE version = 100")
+                .fetch_one(&mut *db.write().await.unwrap())
+                .await
+                .unwrap();
+        assert_eq!(
+            n, 1,
+            "the statement between the pragmas ran, with its parameters"
+        );
+        // The same version again breaks the primary key: the command stops halfway.
+        db.execute_durable(insert, |q| q.bind(100).bind("x"))
+            .await
+            .unwrap_err();
+        assert_eq!(synchronous(&db).await, NORMAL);
     }
 }

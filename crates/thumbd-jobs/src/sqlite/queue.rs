@@ -90,12 +90,12 @@ impl SqliteJobQueue {
     /// it cannot parse). [`JobQueue::push`] is this with a valid message.
     pub async fn push_raw(&self, payload: &[u8]) -> Result<()> {
         let now = Timestamp::now().0;
-        let query =
-            sqlx::query("INSERT INTO queue (payload, enqueued_at, visible_at) VALUES (?, ?, ?)")
-                .bind(payload)
-                .bind(now)
-                .bind(now);
-        self.db.execute_durable(query).await?;
+        self.db
+            .execute_durable(
+                "INSERT INTO queue (payload, enqueued_at, visible_at) VALUES (?, ?, ?)",
+                |q| q.bind(payload).bind(now).bind(now),
+            )
+            .await?;
         self.pushed.notify_one();
         Ok(())
     }
