@@ -47,6 +47,39 @@ impl fmt::Display for JobId {
     }
 }
 
+/// What every validated text newtype here has besides its `parse`: `as_str`, conversions
+/// from and into `String` (serde goes through them, so deserializing validates) and
+/// `Display`.
+macro_rules! text_newtype {
+    ($t:ident) => {
+        impl $t {
+            /// The value as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $t {
+            type Error = Error;
+            fn try_from(s: String) -> Result<Self> {
+                Self::parse(&s)
+            }
+        }
+
+        impl From<$t> for String {
+            fn from(v: $t) -> String {
+                v.0
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
 /// A client's name for a thumbnail: 1–255 bytes of UTF-8, any characters.
 ///
 /// It is a key in the metadata store and never part of a file path or blob key.
@@ -77,31 +110,9 @@ impl ThumbnailId {
     pub fn parse(s: &str) -> Result<Self> {
         client_key("thumbnailId", s).map(ThumbnailId)
     }
-
-    /// The id as given.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for ThumbnailId {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self> {
-        Self::parse(&s)
-    }
-}
-
-impl From<ThumbnailId> for String {
-    fn from(id: ThumbnailId) -> String {
-        id.0
-    }
-}
-
-impl fmt::Display for ThumbnailId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_newtype!(ThumbnailId);
 
 /// A client's name for a context (ClassKit): 1–255 bytes of UTF-8, any characters; a key,
 /// like [`ThumbnailId`].
@@ -114,31 +125,9 @@ impl ContextId {
     pub fn parse(s: &str) -> Result<Self> {
         client_key("contextId", s).map(ContextId)
     }
-
-    /// The id as given.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for ContextId {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self> {
-        Self::parse(&s)
-    }
-}
-
-impl From<ContextId> for String {
-    fn from(id: ContextId) -> String {
-        id.0
-    }
-}
-
-impl fmt::Display for ContextId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_newtype!(ContextId);
 
 /// An upload ticket (`POST /v1/uploads`): `up_` and 32 lowercase hex digits of a random
 /// 128-bit number. Unguessable, so holding one is the right to use the upload.
@@ -168,31 +157,9 @@ impl UploadTicket {
             ))
         }
     }
-
-    /// The ticket as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for UploadTicket {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self> {
-        Self::parse(&s)
-    }
-}
-
-impl From<UploadTicket> for String {
-    fn from(t: UploadTicket) -> String {
-        t.0
-    }
-}
-
-impl fmt::Display for UploadTicket {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_newtype!(UploadTicket);
 
 /// One of the two isolated namespaces of SPEC §2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -282,31 +249,9 @@ impl BlobKey {
     pub fn is_original(&self) -> bool {
         self.0.starts_with("originals/")
     }
-
-    /// The key as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for BlobKey {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self> {
-        Self::parse(&s)
-    }
-}
-
-impl From<BlobKey> for String {
-    fn from(k: BlobKey) -> String {
-        k.0
-    }
-}
-
-impl fmt::Display for BlobKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_newtype!(BlobKey);
 
 #[cfg(test)]
 mod tests {
