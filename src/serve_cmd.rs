@@ -97,6 +97,11 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
         rate_limit: Arc::new(RateLimit::per_second(settings.rate_limit)),
         metrics: Arc::new(Metrics::new(registry)),
         publish_marks: PublishMarks::spawn(backends.store.clone()),
+        // `serve` only: a worker of another process cannot take a request's bytes.
+        local_worker: match (role, &worker) {
+            (Role::Serve, Some(worker)) => Some(worker.local()),
+            _ => None,
+        },
     };
     let router = match role {
         Role::Worker => thumbd_api::health_router(state),

@@ -32,6 +32,7 @@
 //!     rate_limit: Arc::new(RateLimit::off()),
 //!     metrics: Arc::new(Metrics::default()),
 //!     publish_marks: PublishMarks::spawn(store),
+//!     local_worker: None,
 //! };
 //! let response = router(state)
 //!     .oneshot(Request::get("/v1/thumbnails/x?environment=production").body(Body::empty()).unwrap())
@@ -59,7 +60,7 @@ use axum::extract::State;
 use axum::http::{Method, Request, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use thumbd_jobs::{BlobStore, JobEvents, JobQueue, MetaStore};
+use thumbd_jobs::{BlobStore, JobEvents, JobQueue, LocalWorker, MetaStore};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -123,6 +124,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Records, in batches, that accepted jobs are in the queue.
     pub publish_marks: PublishMarks,
+    /// The worker of this very process (`thumbd serve`), which runs a waiting create's job
+    /// at once when it has room; `None` in `thumbd api`.
+    pub local_worker: Option<Arc<dyn LocalWorker>>,
 }
 
 /// The whole API.

@@ -109,6 +109,27 @@ pub async fn meta_store(store: &dyn MetaStore) {
         [],
         "mark_published_many"
     );
+    // A job started without ever being published (a local run whose process died) is
+    // swept up too, until it finishes.
+    let run_msg = message(env, "run-locally");
+    let run = JobRecord::queued(run_msg.job_id.unwrap(), &run_msg, now);
+    assert!(store.create_job(&run).await.unwrap());
+    store.start_job(run.id, now).await.unwrap();
+    assert_eq!(
+        unpublished(store.unpublished_jobs(later, 10).await.unwrap()),
+        [run.id],
+        "a started, unpublished job"
+    );
+    let failure = JobFailure {
+        code: "CorruptImage".into(),
+        message: "no".into(),
+    };
+    assert!(store.finish_failed(run.id, &failure, now).await.unwrap());
+    assert_eq!(
+        store.unpublished_jobs(later, 10).await.unwrap(),
+        [],
+        "a finished job is not swept"
+    );
 
     // Attempts count; requeue; start again.
     let started = store

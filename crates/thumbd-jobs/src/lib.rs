@@ -11,7 +11,8 @@
 //!   hands originals from the API to the workers of the same process in memory.
 //! - Around the jobs: [`ContextRecord`]s that reference thumbnails, [`UploadRecord`]s named
 //!   by an [`UploadTicket`], and [`IdempotencyKey`]s.
-//! - [`JobEvents`]: in-process news of finished jobs for waiting requests.
+//! - [`JobEvents`]: in-process news of finished jobs for waiting requests; [`LocalWorker`]:
+//!   the workers of the API's own process, which can take a job straight from its request.
 //! - [`conformance`]: the checks every backend must pass; [`services`]: how backend tests
 //!   find RabbitMQ and PostgreSQL (or say SKIP).
 //!
@@ -45,6 +46,7 @@ mod fs_blob;
 mod handoff_blob;
 mod ids;
 mod job;
+mod local;
 mod queue;
 pub mod services;
 mod sqlite;
@@ -63,6 +65,7 @@ pub use ids::{BlobKey, ContextId, Environment, JobId, ThumbnailId, UploadTicket}
 pub use job::{
     JobFailure, JobMessage, JobRecord, JobResult, JobSource, JobStatus, ThumbnailRecord,
 };
+pub use local::{LocalRun, LocalWorker};
 pub use queue::{JobQueue, Lease, LeaseToken, QueueDepth};
 pub use sqlite::{SqliteDb, SqliteJobQueue, SqliteMetaStore};
 pub use store::{Finished, MetaStore};

@@ -46,10 +46,11 @@ pub trait MetaStore: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Up to `limit` jobs still `queued` whose push was never recorded and that were created
-    /// before `before`, oldest first: the process that wrote them died before it published
-    /// (or before it recorded the publish). The sweeper publishes them again; a duplicate
-    /// message is harmless, since workers skip finished jobs.
+    /// Up to `limit` unfinished jobs (`queued` or `processing`) whose push was never recorded
+    /// and that were created before `before`, oldest first: the process that wrote them died
+    /// before it published (or before it recorded the publish), or died running one straight
+    /// from its request ([`LocalWorker`](crate::LocalWorker)). The sweeper publishes them
+    /// again; a duplicate message is harmless, since workers skip finished jobs.
     async fn unpublished_jobs(&self, before: Timestamp, limit: u32) -> Result<Vec<JobRecord>>;
 
     /// Marks an unfinished job `processing` and counts an attempt; returns the updated record,

@@ -22,6 +22,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "finish_succeeded",
         include_str!("../migrations/0004_finish_succeeded.sql"),
     ),
+    (
+        5,
+        "unpublished_started",
+        include_str!("../migrations/0005_unpublished_started.sql"),
+    ),
 ];
 
 /// The advisory lock class migrations take; the second key is the schema's hash, so tests

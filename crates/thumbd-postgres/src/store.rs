@@ -209,7 +209,7 @@ impl MetaStore for PgMetaStore {
         sqlx::query(concat!(
             "SELECT ",
             job_columns!(),
-            " FROM jobs WHERE NOT published AND status = 'queued' AND created_at < $1 \
+            " FROM jobs WHERE NOT published AND status IN ('queued', 'processing') AND created_at < $1 \
              ORDER BY created_at LIMIT $2"
         ))
         .bind(before.0)

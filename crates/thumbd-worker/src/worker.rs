@@ -8,7 +8,7 @@ use sha2::Digest as _;
 use thumbcore::{Thumbnail, Thumbnailer};
 use thumbd_jobs::{
     BlobKey, BlobStore, JobEvents, JobFailure, JobId, JobMessage, JobQueue, JobRecord, JobResult,
-    JobSource, Lease, MetaStore, Timestamp, views::StatusView,
+    JobSource, Lease, LocalRun, LocalWorker, MetaStore, Timestamp, views::StatusView,
 };
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -36,6 +36,10 @@ pub struct Worker {
     options: WorkerOptions,
     pixels: Arc<Semaphore>,
     pixel_permits: u32,
+    /// Jobs the API of this process may hand over at once ([`Worker::local`]), besides the
+    /// leased ones: `prefetch` of them.
+    local_slots: Arc<Semaphore>,
+    local_permits: u32,
     /// Threads that run thumbcore: `concurrency` of them, at a lower CPU priority than the
     /// async runtime (and its blocking pool, which does file I/O for the API).
     images: Arc<rayon::ThreadPool>,
@@ -76,6 +80,9 @@ impl Worker {
             .start_handler(|_| crate::priority::lower_this_thread())
             .build()
             .expect("image threads start");
+        let local_permits = u32::try_from(options.prefetch.max(options.concurrency).max(1))
+            .unwrap_or(u32::MAX >> 3)
+            .min(u32::MAX >> 3);
         Worker {
             queue,
             store,
@@ -83,6 +90,8 @@ impl Worker {
             events,
             pixels: Arc::new(Semaphore::new(pixel_permits as usize)),
             pixel_permits,
+            local_slots: Arc::new(Semaphore::new(local_permits as usize)),
+            local_permits,
             images: Arc::new(images),
             fetcher: thumbd_fetch::Fetcher::new(options.fetch.clone()),
             options,
@@ -92,6 +101,12 @@ impl Worker {
     /// The options in use.
     pub fn options(&self) -> &WorkerOptions {
         &self.options
+    }
+
+    /// This worker as the [`LocalWorker`] of an API in the same process (`thumbd serve`):
+    /// it takes up to `prefetch` jobs at once that way, besides the ones it leases.
+    pub fn local(self: &Arc<Self>) -> Arc<dyn LocalWorker> {
+        Arc::new(Local(Arc::clone(self)))
     }
 
     /// Leases and processes messages until the queue has none for `options.lease_wait`;
@@ -150,6 +165,8 @@ impl Worker {
             tracing::info!(in_flight, "worker stopping: finishing jobs in hand");
         }
         while tasks.join_next().await.is_some() {}
+        // And the jobs the API handed over (their requests may have stopped waiting).
+        let _ = self.local_slots.acquire_many(self.local_permits).await;
         tracing::info!("worker stopped");
     }
 
@@ -199,33 +216,18 @@ impl Worker {
 
         // Every log line of the job's work carries its id.
         let span = tracing::info_span!("job", job_id = %id);
-        match self.attempt(id, &message, &lease).instrument(span).await {
+        let attempt = self.attempt(id, &message, Some(&lease), None);
+        match attempt.instrument(span).await {
             Ok(outcome) => outcome,
             Err(StepError::Permanent { code, message: msg }) => {
-                tracing::info!(job_id = %id, code, message = %msg, "job failed");
-                let failure = JobFailure {
-                    code: code.into(),
-                    message: msg,
-                };
-                match self
-                    .store
-                    .finish_failed(id, &failure, Timestamp::now())
-                    .await
-                {
-                    Ok(applied) => {
+                match self.fail(id, &message, code, msg).await {
+                    Ok(()) => {
                         self.delete_original(id, &message.source).await;
-                        if applied {
-                            self.finished(id, &message, None).await;
-                        }
-                        self.settle_ack(
-                            &lease,
-                            id,
-                            Outcome::Failed {
-                                job: id,
-                                code: code.into(),
-                            },
-                        )
-                        .await
+                        let outcome = Outcome::Failed {
+                            job: id,
+                            code: code.into(),
+                        };
+                        self.settle_ack(Some(&lease), id, outcome).await
                     }
                     Err(e) => self.retry(&lease, id, &e.into()).await,
                 }
@@ -234,12 +236,78 @@ impl Worker {
         }
     }
 
-    /// The job's work, up to and including the status update; the caller settles.
+    /// Runs a job the API of this process handed over with its `original` in memory (see
+    /// [`LocalWorker`]): the steps of a leased job, with nothing to read and nothing to
+    /// settle. A transient failure puts the job back to `queued` for the caller to queue.
+    async fn process_local(&self, id: JobId, message: &JobMessage, original: Bytes) -> LocalRun {
+        let start = std::time::Instant::now();
+        let result = self.attempt(id, message, None, Some(original)).await;
+        let (outcome, run) = match result {
+            Ok(outcome) => (outcome, LocalRun::Finished),
+            Err(StepError::Permanent { code, message: msg }) => {
+                match self.fail(id, message, code, msg).await {
+                    Ok(()) => (
+                        Outcome::Failed {
+                            job: id,
+                            code: code.into(),
+                        },
+                        LocalRun::Finished,
+                    ),
+                    Err(e) => self.hand_back(id, &e.into()).await,
+                }
+            }
+            Err(e @ StepError::Transient(_)) => self.hand_back(id, &e).await,
+        };
+        self.options
+            .metrics
+            .processed(&outcome, start.elapsed().as_secs_f64());
+        run
+    }
+
+    /// A local run failed transiently: the job goes back to `queued` and to its caller.
+    async fn hand_back(&self, id: JobId, error: &StepError) -> (Outcome, LocalRun) {
+        tracing::warn!(job_id = %id, %error, "transient failure: handing the job back to the queue");
+        if let Err(e) = self.store.requeue_job(id).await {
+            tracing::warn!(job_id = %id, error = %e, "cannot mark the job queued again");
+        }
+        let outcome = Outcome::Retried {
+            job: id,
+            delay: std::time::Duration::ZERO,
+        };
+        (outcome, LocalRun::Unfinished)
+    }
+
+    /// Records job `id` `failed` with `code`, and tells waiters if that applied.
+    async fn fail(
+        &self,
+        id: JobId,
+        message: &JobMessage,
+        code: &'static str,
+        msg: String,
+    ) -> thumbd_jobs::Result<()> {
+        tracing::info!(job_id = %id, code, message = %msg, "job failed");
+        let failure = JobFailure {
+            code: code.into(),
+            message: msg,
+        };
+        if self
+            .store
+            .finish_failed(id, &failure, Timestamp::now())
+            .await?
+        {
+            self.finished(id, message, None).await;
+        }
+        Ok(())
+    }
+
+    /// The job's work, up to and including the status update and the ack. `lease` is the
+    /// delivery in hand, `None` for a local run, which brings its `original`.
     async fn attempt(
         &self,
         id: JobId,
         message: &JobMessage,
-        lease: &Lease,
+        lease: Option<&Lease>,
+        original: Option<Bytes>,
     ) -> Result<Outcome, StepError> {
         // Producers may publish without creating the record: create it when start_job finds
         // none (the API always has, so its jobs cost one round trip here, not two).
@@ -263,12 +331,23 @@ impl Worker {
         };
         if job.status.is_finished() {
             tracing::info!(job_id = %id, status = job.status.as_str(), "already finished: skipping");
+            // A finished job needs its original no more (a duplicate message, say one queued
+            // when a local run overran its wait, may be all that is left to delete it).
+            self.delete_original(id, &message.source).await;
             return Ok(self
                 .settle_ack(lease, id, Outcome::Skipped { job: id })
                 .await);
         }
 
-        let original = self.source_bytes(&message.source, lease).await?;
+        // A local run brings its original; nothing was stored for it.
+        let stored_original = original.is_none();
+        let original = match original {
+            Some(bytes) => bytes,
+            None => {
+                let deliveries = lease.map_or(1, |l| l.deliveries);
+                self.source_bytes(&message.source, deliveries).await?
+            }
+        };
         let thumb = self.thumbnail(original, lease).await?;
 
         let sha = hex(&sha2::Sha256::digest(&thumb.bytes));
@@ -293,7 +372,9 @@ impl Worker {
                 tracing::warn!(blob = %orphan, error = %e, "cannot delete a replaced thumbnail");
             }
         }
-        self.delete_original(id, &message.source).await;
+        if stored_original {
+            self.delete_original(id, &message.source).await;
+        }
         if finished.applied {
             // The record as `finish_succeeded` just stored it: waiters need not read it.
             let record = Arc::new(job.succeeded(result.clone(), now));
@@ -340,7 +421,7 @@ impl Worker {
             .await)
     }
 
-    async fn source_bytes(&self, source: &JobSource, lease: &Lease) -> Result<Bytes, StepError> {
+    async fn source_bytes(&self, source: &JobSource, deliveries: u32) -> Result<Bytes, StepError> {
         match source {
             JobSource::Blob { blob_key } => self.blobs.get(blob_key).await?.ok_or_else(|| {
                 StepError::permanent(
@@ -359,7 +440,7 @@ impl Worker {
             }
             JobSource::Url { url } => self.fetcher.fetch(url).await.map_err(|e| {
                 let attempts = URL_FETCH_ATTEMPTS.min(self.options.max_deliveries);
-                if e.is_transient() && lease.deliveries < attempts {
+                if e.is_transient() && deliveries < attempts {
                     StepError::Transient(thumbd_jobs::Error::unavailable("URL source", &e))
                 } else {
                     StepError::permanent(e.code(), e.to_string())
@@ -370,7 +451,11 @@ impl Worker {
 
     /// Probes, waits for room in the pixel budget, then runs thumbcore on the image threads
     /// while heartbeating the lease.
-    async fn thumbnail(&self, original: Bytes, lease: &Lease) -> Result<Thumbnail, StepError> {
+    async fn thumbnail(
+        &self,
+        original: Bytes,
+        lease: Option<&Lease>,
+    ) -> Result<Thumbnail, StepError> {
         let spec = &self.options.spec;
         let image_error = |e: thumbcore::Error| {
             if e.is_permanent() {
@@ -417,9 +502,12 @@ impl Worker {
 
     async fn heartbeat_while<T>(
         &self,
-        lease: &Lease,
+        lease: Option<&Lease>,
         work: tokio::sync::oneshot::Receiver<T>,
     ) -> Result<T, tokio::sync::oneshot::error::RecvError> {
+        let Some(lease) = lease else {
+            return work.await;
+        };
         tokio::pin!(work);
         let mut tick = tokio::time::interval(self.options.heartbeat);
         tick.tick().await;
@@ -477,7 +565,11 @@ impl Worker {
         }
     }
 
-    async fn settle_ack(&self, lease: &Lease, id: JobId, outcome: Outcome) -> Outcome {
+    /// Acks the delivery in hand (a local run has none) and returns `outcome`.
+    async fn settle_ack(&self, lease: Option<&Lease>, id: JobId, outcome: Outcome) -> Outcome {
+        let Some(lease) = lease else {
+            return outcome;
+        };
         match self.queue.ack(lease).await {
             Ok(true) => outcome,
             Ok(false) => {
@@ -510,6 +602,30 @@ impl Worker {
                 job: job.unwrap_or_else(|| JobId::derived_from(&lease.payload)),
             },
         }
+    }
+}
+
+/// [`Worker::local`].
+struct Local(Arc<Worker>);
+
+impl LocalWorker for Local {
+    fn try_run(
+        &self,
+        record: &JobRecord,
+        original: Bytes,
+    ) -> Option<tokio::task::JoinHandle<LocalRun>> {
+        let slot = Arc::clone(&self.0.local_slots).try_acquire_owned().ok()?;
+        let worker = Arc::clone(&self.0);
+        let (id, message) = (record.id, record.message());
+        let span = tracing::info_span!("job", job_id = %id);
+        Some(tokio::spawn(
+            async move {
+                let run = worker.process_local(id, &message, original).await;
+                drop(slot);
+                run
+            }
+            .instrument(span),
+        ))
     }
 }
 

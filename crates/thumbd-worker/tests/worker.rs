@@ -9,8 +9,8 @@ use bytes::Bytes;
 use thumbd_fetch::FetchOptions;
 use thumbd_jobs::{
     BlobKey, BlobStore, Environment, FsBlobStore, JobEvents, JobId, JobMessage, JobQueue,
-    JobRecord, JobSource, JobStatus, MetaStore, SqliteDb, SqliteJobQueue, SqliteMetaStore,
-    ThumbnailId, Timestamp,
+    JobRecord, JobSource, JobStatus, LocalRun, MetaStore, SqliteDb, SqliteJobQueue,
+    SqliteMetaStore, ThumbnailId, Timestamp,
 };
 use thumbd_worker::{Outcome, Worker, WorkerOptions};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -109,6 +109,23 @@ impl Rig {
             .unwrap();
         self.enqueue(job, id, JobSource::Blob { blob_key: key })
             .await
+    }
+
+    /// The record the API creates for a job it hands to a local run (nothing else).
+    async fn record_for_local_run(&self, id: &str) -> JobRecord {
+        let job = JobId::new();
+        let message = JobMessage {
+            job_id: Some(job),
+            environment: Environment::Development,
+            thumbnail_id: ThumbnailId::parse(id).unwrap(),
+            source: JobSource::Blob {
+                blob_key: BlobKey::original(job),
+            },
+            reply_to: None,
+        };
+        let record = JobRecord::queued(job, &message, Timestamp::now());
+        self.store.create_job(&record).await.unwrap();
+        record
     }
 
     /// A `{"url": …}` job, as the API queues it.
@@ -593,4 +610,98 @@ async fn url_sources_failing_transiently_retry_then_fail() {
             code: "SourceFetchFailed".into()
         }]
     );
+}
+
+#[tokio::test]
+async fn a_local_run_finishes_the_job_from_memory() {
+    let rig = rig(0, WorkerOptions::default()).await;
+    let local = rig.worker.local();
+    let record = rig.record_for_local_run("local").await;
+    let run = local.try_run(&record, Bytes::from(png(400, 300))).unwrap();
+    assert_eq!(run.await.unwrap(), LocalRun::Finished);
+    let stored = rig.store.job(record.id).await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.attempts), (JobStatus::Succeeded, 1));
+    let result = stored.result.unwrap();
+    assert!(rig.blobs.get(&result.blob_key).await.unwrap().is_some());
+    assert_eq!(rig.queue.depth().await.unwrap(), Default::default());
+
+    // A bad image finishes too: failed, with its code.
+    let bad = rig.record_for_local_run("local-bad").await;
+    let mut truncated = png(300, 300);
+    truncated.truncate(truncated.len() / 2);
+    let run = local.try_run(&bad, Bytes::from(truncated)).unwrap();
+    assert_eq!(run.await.unwrap(), LocalRun::Finished);
+    let stored = rig.store.job(bad.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, JobStatus::Failed);
+    assert_eq!(stored.error.unwrap().code, "CorruptImage");
+}
+
+#[tokio::test]
+async fn a_local_run_failing_transiently_hands_the_job_back() {
+    let rig = rig(1, WorkerOptions::default()).await;
+    let record = rig.record_for_local_run("local-flaky").await;
+    let run = rig
+        .worker
+        .local()
+        .try_run(&record, Bytes::from(png(200, 200)))
+        .unwrap();
+    assert_eq!(run.await.unwrap(), LocalRun::Unfinished);
+    let stored = rig.store.job(record.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.attempts),
+        (JobStatus::Queued, 1),
+        "queued again, for the caller to queue"
+    );
+}
+
+#[tokio::test]
+async fn local_runs_take_at_most_prefetch_slots() {
+    let options = WorkerOptions {
+        concurrency: 1,
+        prefetch: 2,
+        ..WorkerOptions::default()
+    };
+    let rig = rig(0, options).await;
+    let local = rig.worker.local();
+    let image = Bytes::from(png(800, 600));
+    let mut runs = Vec::new();
+    for i in 0..2 {
+        let record = rig.record_for_local_run(&format!("slot-{i}")).await;
+        runs.push(local.try_run(&record, image.clone()).expect("a free slot"));
+    }
+    let third = rig.record_for_local_run("slot-2").await;
+    assert!(
+        local.try_run(&third, image.clone()).is_none(),
+        "no slot while two runs are in flight"
+    );
+    for run in runs {
+        assert_eq!(run.await.unwrap(), LocalRun::Finished);
+    }
+    let run = local.try_run(&third, image).expect("slots come back");
+    assert_eq!(run.await.unwrap(), LocalRun::Finished);
+}
+
+#[tokio::test]
+async fn a_duplicate_of_a_finished_job_drops_its_original() {
+    // What is left when a local run overruns its wait: the API stores the original and
+    // queues the job, and the run then finishes it. The queued duplicate cleans up.
+    let rig = rig(0, WorkerOptions::default()).await;
+    let record = rig.record_for_local_run("overrun").await;
+    let image = png(300, 200);
+    let run = rig
+        .worker
+        .local()
+        .try_run(&record, Bytes::from(image.clone()))
+        .unwrap();
+    let key = BlobKey::original(record.id);
+    rig.blobs.put(&key, Bytes::from(image)).await.unwrap();
+    rig.queue.push(&record.message()).await.unwrap();
+    assert_eq!(run.await.unwrap(), LocalRun::Finished);
+    assert!(rig.blobs.get(&key).await.unwrap().is_some());
+
+    let outcomes = rig.worker.drain().await;
+    assert_eq!(outcomes, [Outcome::Skipped { job: record.id }]);
+    assert_eq!(rig.blobs.get(&key).await.unwrap(), None);
+    let stored = rig.store.job(record.id).await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.attempts), (JobStatus::Succeeded, 1));
 }

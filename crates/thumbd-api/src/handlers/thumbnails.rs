@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use thumbd_jobs::{
     BlobKey, Claim, Environment, FinishedJob, IdempotencyKey, JobFailure, JobId, JobMessage,
-    JobRecord, JobSource, JobStatus, ThumbnailId, Timestamp,
+    JobRecord, JobSource, JobStatus, LocalRun, ThumbnailId, Timestamp,
 };
 
 use crate::AppState;
@@ -216,11 +216,8 @@ async fn create(
         reply_to: None,
     };
     let record = JobRecord::queued(job_id, &message, Timestamp::now());
-    // Claim check first, then the record, then the message: whatever fails, no message
-    // points at something missing.
-    if let Some((key, bytes)) = &original {
-        state.blobs.put(key, Bytes::clone(bytes)).await?;
-    }
+    // The record first; then, unless this process's worker takes the job at once, the
+    // claim check and the message: whatever fails, no message points at something missing.
     let claim = match &idempotency {
         Some(key) => {
             state
@@ -234,49 +231,51 @@ async fn create(
             .await
             .map(|_| Claim::Created),
     };
-    let unused_original = async || {
-        if let Some((key, _)) = &original {
-            delete_blob(&state, key, "an unused original").await;
-        }
-    };
-    match claim {
-        Ok(Claim::Created) => {}
-        Ok(Claim::Existing(first)) => {
-            // A concurrent request with the same key won: answer with its job.
-            unused_original().await;
-            return replay(&state, first, &record.thumbnail_id, &headers).await;
-        }
-        Err(e) => {
-            // No record points at the original: nothing else would ever delete it.
-            unused_original().await;
-            return Err(e.into());
-        }
+    if let Claim::Existing(first) = claim? {
+        // A concurrent request with the same key won: answer with its job.
+        return replay(&state, first, &record.thumbnail_id, &headers).await;
     }
     let pref = preference(&headers, source.default_wait, state.options.max_wait);
-    // Subscribed before the push, so no announcement of this job can be missed and the
+    let deadline = tokio::time::Instant::now() + pref.wait;
+    // Subscribed before the job can run, so no announcement of it can be missed and the
     // wait needs no first read of a record just written.
     let events = (!pref.wait.is_zero()).then(|| state.events.subscribe());
-    if let Err(e) = state.queue.push(&message).await {
-        not_accepted(
-            &state,
-            &record,
-            original.as_ref().map(|(k, _)| k),
-            idempotency.as_ref(),
-            &e,
-        )
-        .await;
-        return Err(e.into());
+    // `thumbd serve`: a create that waits runs at once on this process's worker when it has
+    // room, its original in memory (`LocalWorker`). Accepted means answered: 201 once it
+    // has finished; overrunning the wait, or failing transiently, it is queued like any
+    // other before its 202.
+    let mut ran_locally = false;
+    if let (Some(_), Some((_, bytes)), Some(local)) = (&events, &original, &state.local_worker)
+        && let Some(run) = local.try_run(&record, Bytes::clone(bytes))
+    {
+        ran_locally = matches!(
+            tokio::time::timeout_at(deadline, run).await,
+            Ok(Ok(LocalRun::Finished))
+        );
     }
-    state.publish_marks.mark(job_id);
+    if !ran_locally {
+        if let Err((e, stored)) = enqueue(&state, &message, original.as_ref()).await {
+            let original = stored.then(|| original.as_ref().map(|(k, _)| k)).flatten();
+            not_accepted(&state, &record, original, idempotency.as_ref(), &e).await;
+            return Err(e.into());
+        }
+        state.publish_marks.mark(job_id);
+    }
     state.metrics.accepted(source.kind);
-    tracing::info!(job_id = %job_id, thumbnail_id = %record.thumbnail_id, %environment, source = source.kind, "job accepted");
+    tracing::info!(job_id = %job_id, thumbnail_id = %record.thumbnail_id, %environment, source = source.kind, ran_locally, "job accepted");
 
     // `respond-async` (wait 0): the record just written is the answer; no read back.
     let record = match events {
         None => record,
-        Some(events) => wait_from(&state, job_id, pref.wait, events, Some(record.clone()))
+        Some(events) if ran_locally => finished_record(&state, job_id, events)
             .await?
             .unwrap_or(record),
+        Some(events) => {
+            let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
+            wait_from(&state, job_id, wait, events, Some(record.clone()))
+                .await?
+                .unwrap_or(record)
+        }
     };
     let mut response = job_response(&record)?;
     if let Some(applied) = pref.applied {
@@ -285,6 +284,45 @@ async fn create(
             .insert("preference-applied", HeaderValue::from_static(applied));
     }
     Ok(response)
+}
+
+/// Stores the claim-check `original` (if the job has one), then pushes `message`. On
+/// failure, also says whether the original was stored.
+async fn enqueue(
+    state: &AppState,
+    message: &JobMessage,
+    original: Option<&(BlobKey, &Bytes)>,
+) -> Result<(), (thumbd_jobs::Error, bool)> {
+    if let Some((key, bytes)) = original {
+        state
+            .blobs
+            .put(key, Bytes::clone(bytes))
+            .await
+            .map_err(|e| (e, false))?;
+    }
+    state
+        .queue
+        .push(message)
+        .await
+        .map_err(|e| (e, original.is_some()))
+}
+
+/// The record of a job a local run has just finished: from its announcement, already in
+/// `events`, or else read from the store.
+async fn finished_record(
+    state: &AppState,
+    id: JobId,
+    mut events: tokio::sync::broadcast::Receiver<FinishedJob>,
+) -> Result<Option<JobRecord>, ApiError> {
+    while let Ok(done) = events.try_recv() {
+        if done.id == id {
+            if let Some(record) = done.record {
+                return Ok(Some(JobRecord::clone(&record)));
+            }
+            break;
+        }
+    }
+    Ok(state.store.job(id).await?)
 }
 
 /// Reads the body by its `Content-Type`: image bytes (checked), or JSON naming a URL (the
@@ -655,9 +693,9 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// The queue refused the job (the client gets 503): its record says so, so nobody waits
-/// for it, its original is dropped and its idempotency key freed (a retry must start a new
-/// job). Should the broker still deliver a message it timed out on, the worker finds the
+/// The job could not be queued (the blob store or the queue refused; the client gets 503):
+/// its record says so, so nobody waits for it, its original is dropped and its idempotency
+/// key freed (a retry must start a new job). Should the broker still deliver a message it timed out on, the worker finds the
 /// job finished and skips it.
 async fn not_accepted(
     state: &AppState,
@@ -669,7 +707,7 @@ async fn not_accepted(
     let id = record.id;
     let failure = JobFailure {
         code: "ServiceUnavailable".into(),
-        message: format!("the job queue did not take the job: {error}"),
+        message: format!("the job could not be queued: {error}"),
     };
     if let Err(e) = state
         .store

@@ -63,6 +63,7 @@ pub async fn rig_with(auth: Auth, options: ApiOptions) -> Rig {
         rate_limit: Arc::new(RateLimit::off()),
         metrics: Arc::new(Metrics::default()),
         publish_marks: thumbd_api::PublishMarks::spawn(store.clone()),
+        local_worker: None,
     };
     Rig {
         dir,

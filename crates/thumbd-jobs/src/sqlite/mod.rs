@@ -43,6 +43,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "idempotency_purge",
         include_str!("../../migrations/0003_idempotency_purge.sql"),
     ),
+    (
+        4,
+        "unpublished_started",
+        include_str!("../../migrations/0004_unpublished_started.sql"),
+    ),
 ];
 
 /// One SQLite database: a single writer connection (SQLite has one writer at a time; one

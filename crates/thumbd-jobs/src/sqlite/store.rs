@@ -116,7 +116,7 @@ impl MetaStore for SqliteMetaStore {
 
     async fn unpublished_jobs(&self, before: Timestamp, limit: u32) -> Result<Vec<JobRecord>> {
         sqlx::query(
-            "SELECT * FROM jobs WHERE published = 0 AND status = 'queued' AND created_at < ? \
+            "SELECT * FROM jobs WHERE published = 0 AND status IN ('queued', 'processing') AND created_at < ? \
              ORDER BY created_at LIMIT ?",
         )
         .bind(before.0)
