@@ -50,6 +50,8 @@ struct Run {
     latencies: Vec<f64>,
     broker_ms_per_job: f64,
     db_ms_per_job: f64,
+    /// The thumbd processes' own (API, workers, or `serve`).
+    thumbd_ms_per_job: f64,
 }
 
 fn measure(
@@ -60,6 +62,7 @@ fn measure(
     total: usize,
 ) -> Run {
     let (broker0, db0) = (cpu_of(&["beam.smp"]), cpu_of(&["postgres"]));
+    let thumbd0 = cpu_of(&["thumbd"]);
     let (elapsed, latencies) = closed_loop(base, token, corpus, 4, total, "d");
     let per_job = |secs: f64| 1000.0 * secs / total as f64;
     Run {
@@ -68,6 +71,7 @@ fn measure(
         latencies,
         broker_ms_per_job: per_job(cpu_of(&["beam.smp"]) - broker0),
         db_ms_per_job: per_job(cpu_of(&["postgres"]) - db0),
+        thumbd_ms_per_job: per_job(cpu_of(&["thumbd"]) - thumbd0),
     }
 }
 
@@ -176,24 +180,25 @@ fn main() {
     let embedded = (runs[0].rate + runs[runs.len() - 1].rate) / 2.0;
     println!();
     println!(
-        "| configuration | uploads/s | vs embedded (mean of before and after) | POST→succeeded p50 / p99 | broker CPU / job | PostgreSQL CPU / job |"
+        "| configuration | uploads/s | vs embedded (mean of before and after) | POST→succeeded p50 / p99 | thumbd CPU / job | broker CPU / job | PostgreSQL CPU / job |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for r in &runs {
         println!(
-            "| {} | {:.1} | {:.0} % | {} / {} | {:.2} ms | {:.2} ms |",
+            "| {} | {:.1} | {:.0} % | {} / {} | {:.1} ms | {:.2} ms | {:.2} ms |",
             r.name,
             r.rate,
             100.0 * r.rate / embedded,
             ms(percentile(&r.latencies, 50.0)),
             ms(percentile(&r.latencies, 99.0)),
+            r.thumbd_ms_per_job,
             r.broker_ms_per_job,
             r.db_ms_per_job
         );
     }
     if !confirms.is_empty() {
         println!(
-            "| publish + confirm, {} sequential 0.1 KB messages | p50 {} / p99 {} / max {} | | | | |",
+            "| publish + confirm, {} sequential 0.1 KB messages | p50 {} / p99 {} / max {} | | | | | |",
             confirms.len(),
             ms(percentile(&confirms, 50.0)),
             ms(percentile(&confirms, 99.0)),

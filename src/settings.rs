@@ -97,7 +97,7 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "prefetch",
         default: "",
-        help: "jobs a process holds at once (I/O overlaps image work); unset = 2 × workers",
+        help: "jobs a worker leases at once (I/O overlaps image work), and in `serve` also how many waiting creates it runs straight from their requests; unset = 2 × workers",
     },
     Key {
         name: "pixel_budget",
