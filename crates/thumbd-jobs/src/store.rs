@@ -46,6 +46,15 @@ pub trait MetaStore: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Makes finished job `id`'s record, and every write before it, survive a power loss
+    /// where the store's durability promises that for accepted work: a job a
+    /// [`LocalWorker`](crate::LocalWorker) finished has no queue message to run it again, and
+    /// its request is answered next. Also marks it as needing no publishing. Stores whose
+    /// every such commit is durable anyway need do no more than that.
+    async fn make_durable(&self, id: JobId) -> Result<()> {
+        self.mark_published(id).await
+    }
+
     /// Up to `limit` unfinished jobs (`queued` or `processing`) whose push was never recorded
     /// and that were created before `before`, oldest first: the process that wrote them died
     /// before it published (or before it recorded the publish), or died running one straight

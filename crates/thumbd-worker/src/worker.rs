@@ -241,22 +241,29 @@ impl Worker {
     /// settle. A transient failure puts the job back to `queued` for the caller to queue.
     async fn process_local(&self, id: JobId, message: &JobMessage, original: Bytes) -> LocalRun {
         let start = std::time::Instant::now();
-        let result = self.attempt(id, message, None, Some(original)).await;
+        let result = match self.attempt(id, message, None, Some(original)).await {
+            Err(StepError::Permanent { code, message: msg }) => self
+                .fail(id, message, code, msg)
+                .await
+                .map(|()| Outcome::Failed {
+                    job: id,
+                    code: code.into(),
+                })
+                .map_err(StepError::from),
+            other => other,
+        };
+        // Its request is answered next, and no queue message would run it again: the
+        // finished record must be as durable as an accepted job's.
+        let result = match result {
+            Ok(outcome) => match self.store.make_durable(id).await {
+                Ok(()) => Ok(outcome),
+                Err(e) => Err(StepError::from(e)),
+            },
+            Err(e) => Err(e),
+        };
         let (outcome, run) = match result {
             Ok(outcome) => (outcome, LocalRun::Finished),
-            Err(StepError::Permanent { code, message: msg }) => {
-                match self.fail(id, message, code, msg).await {
-                    Ok(()) => (
-                        Outcome::Failed {
-                            job: id,
-                            code: code.into(),
-                        },
-                        LocalRun::Finished,
-                    ),
-                    Err(e) => self.hand_back(id, &e.into()).await,
-                }
-            }
-            Err(e @ StepError::Transient(_)) => self.hand_back(id, &e).await,
+            Err(e) => self.hand_back(id, &e).await,
         };
         self.options
             .metrics
@@ -264,7 +271,9 @@ impl Worker {
         run
     }
 
-    /// A local run failed transiently: the job goes back to `queued` and to its caller.
+    /// A local run failed transiently (a permanent failure could not be recorded, or the
+    /// finished record not made durable): the job goes back to `queued`, unless finished, and
+    /// to its caller, which queues it.
     async fn hand_back(&self, id: JobId, error: &StepError) -> (Outcome, LocalRun) {
         tracing::warn!(job_id = %id, %error, "transient failure: handing the job back to the queue");
         if let Err(e) = self.store.requeue_job(id).await {

@@ -105,6 +105,17 @@ impl MetaStore for SqliteMetaStore {
         Ok(())
     }
 
+    async fn make_durable(&self, id: JobId) -> Result<()> {
+        // The worker's commits use NORMAL; this one syncs the WAL (Durability::Full), which
+        // is sequential, so the job's finish before it is on disk too. `published` changes
+        // (a local run's job never was), so there is a frame to sync.
+        self.db
+            .execute_durable("UPDATE jobs SET published = 1 WHERE id = ?", |q| {
+                q.bind(id.to_string())
+            })
+            .await
+    }
+
     async fn mark_published_many(&self, ids: &[JobId]) -> Result<()> {
         let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
         sqlx::query("UPDATE jobs SET published = 1 WHERE id IN (SELECT value FROM json_each(?))")
