@@ -48,6 +48,19 @@ impl Server {
 
     /// POSTs an image with `Prefer: respond-async`; returns (status, body).
     fn submit(&self, agent: &ureq::Agent, id: &str, image: &[u8]) -> (u16, Value) {
+        self.try_submit(agent, id, image, "respond-async")
+            .expect("an answer")
+    }
+
+    /// POSTs an image with `Prefer: {prefer}`; (status, body), or `None` when no answer came
+    /// (the connection failed).
+    fn try_submit(
+        &self,
+        agent: &ureq::Agent,
+        id: &str,
+        image: &[u8],
+        prefer: &str,
+    ) -> Option<(u16, Value)> {
         let mut r = agent
             .post(format!(
                 "{}/v1/thumbnails?thumbnailId={id}&environment=development",
@@ -55,14 +68,12 @@ impl Server {
             ))
             .header("authorization", &format!("Bearer {}", self.token))
             .header("content-type", "image/png")
-            .header("prefer", "respond-async")
+            .header("prefer", prefer)
             .send(image)
-            .unwrap();
+            .ok()?;
         let status = r.status().as_u16();
-        (
-            status,
-            serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap(),
-        )
+        let body = r.body_mut().read_to_string().ok()?;
+        Some((status, serde_json::from_str(&body).unwrap()))
     }
 
     fn status(&self, agent: &ureq::Agent, job: &str) -> Value {
@@ -104,6 +115,15 @@ impl Server {
     fn kill9(mut self) {
         self.child.kill().unwrap(); // SIGKILL on Unix
         self.child.wait().unwrap();
+    }
+
+    /// SIGKILL while others still hold `&self` (reaped on drop).
+    fn sigkill(&self) {
+        let ok = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
     }
 
     fn terminate(mut self) -> std::process::ExitStatus {
@@ -202,6 +222,62 @@ fn sigkill_run(durability: &str) {
             .call()
             .unwrap();
         assert_eq!(r.status().as_u16(), 200, "k{i}");
+    }
+}
+
+/// Waiting creates run at once on the server's own workers (local runs, nothing stored or
+/// queued first). Killed while clients keep sending them, the server may drop requests it
+/// has not answered, but every job it answered (201, or 202 when the wait ran out) is
+/// finished after the restart and its thumbnail served.
+#[test]
+fn sigkill_during_waiting_creates_loses_no_answered_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &["--workers", "1"]);
+    let image = png(1600, 1200, 3);
+    let answered = std::sync::Mutex::new(Vec::<(String, String)>::new());
+    std::thread::scope(|s| {
+        for c in 0..4 {
+            let (server, image, answered) = (&server, &image, &answered);
+            s.spawn(move || {
+                let agent = Server::agent();
+                for i in 0.. {
+                    let id = format!("w{c}-{i}");
+                    let Some((status, body)) = server.try_submit(&agent, &id, image, "wait=10")
+                    else {
+                        return; // the server is gone
+                    };
+                    assert!(status == 201 || status == 202, "{status}: {body}");
+                    answered.lock().unwrap().push((id, job_id(&body)));
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while answered.lock().unwrap().len() < 6 {
+            assert!(Instant::now() < deadline, "no answers");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        server.sigkill();
+    });
+    drop(server);
+
+    let answered = answered.into_inner().unwrap();
+    let server = Server::start(&data, &["--workers", "2"]);
+    let jobs: Vec<String> = answered.iter().map(|(_, job)| job.clone()).collect();
+    for f in server.wait_all(&jobs, Duration::from_secs(120)) {
+        assert_eq!(f["status"], "succeeded", "{f}");
+    }
+    let agent = Server::agent();
+    for (id, _) in &answered {
+        let r = agent
+            .get(format!(
+                "{}/v1/thumbnails/{id}?environment=development",
+                server.base
+            ))
+            .header("authorization", &format!("Bearer {}", server.token))
+            .call()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{id}");
     }
 }
 
