@@ -76,6 +76,20 @@ impl Server {
         Some((status, serde_json::from_str(&body).unwrap()))
     }
 
+    /// The HTTP status of `GET` thumbnail `id` (environment `development`).
+    fn thumbnail_status(&self, agent: &ureq::Agent, id: &str) -> u16 {
+        agent
+            .get(format!(
+                "{}/v1/thumbnails/{id}?environment=development",
+                self.base
+            ))
+            .header("authorization", &format!("Bearer {}", self.token))
+            .call()
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     fn status(&self, agent: &ureq::Agent, job: &str) -> Value {
         let mut r = agent
             .get(format!("{}/v1/status/{job}", self.base))
@@ -213,15 +227,11 @@ fn sigkill_run(durability: &str) {
     }
     // Every thumbnail is served.
     for i in 0..24 {
-        let r = agent
-            .get(format!(
-                "{}/v1/thumbnails/k{i}?environment=development",
-                server.base
-            ))
-            .header("authorization", &format!("Bearer {}", server.token))
-            .call()
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 200, "k{i}");
+        assert_eq!(
+            server.thumbnail_status(&agent, &format!("k{i}")),
+            200,
+            "k{i}"
+        );
     }
 }
 
@@ -269,15 +279,7 @@ fn sigkill_during_waiting_creates_loses_no_answered_job() {
     }
     let agent = Server::agent();
     for (id, _) in &answered {
-        let r = agent
-            .get(format!(
-                "{}/v1/thumbnails/{id}?environment=development",
-                server.base
-            ))
-            .header("authorization", &format!("Bearer {}", server.token))
-            .call()
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 200, "{id}");
+        assert_eq!(server.thumbnail_status(&agent, id), 200, "{id}");
     }
 }
 
