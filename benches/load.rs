@@ -21,7 +21,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use loadgen::{agent, cpu_secs, noise_png, percentile};
-use rayon::prelude::*;
 
 struct Server {
     child: Child,
@@ -106,21 +105,21 @@ fn main() {
     // 1. The ceiling: thumbcore alone, rayon over all cores. Measured before and after the
     //    service run and averaged: this machine's speed drifts by minutes.
     //    Also returns the CPU seconds it used per image.
+    //    `thumbcore::thumbnail_batch` over every round at once: one thumbnailer per thread,
+    //    its buffers reused throughout, as the server's image threads reuse theirs.
     let batch = || {
         let spec = thumbcore::ThumbSpec::default();
+        let inputs: Vec<&[u8]> = (0..rounds.max(1))
+            .flat_map(|_| corpus.iter().map(|(b, _)| b.as_slice()))
+            .collect();
         let cpu0 = cpu_secs("/proc/self/stat");
         let t = Instant::now();
-        for _ in 0..rounds.max(1) {
-            let ok = corpus
-                .par_iter()
-                .map_init(thumbcore::Thumbnailer::new, |th, (b, _)| {
-                    th.thumbnail(b, &spec).is_ok()
-                })
-                .filter(|ok| *ok)
-                .count();
-            assert_eq!(ok, corpus.len());
-        }
-        let images = (rounds.max(1) * corpus.len()) as f64;
+        let ok = thumbcore::thumbnail_batch(&inputs, &spec)
+            .iter()
+            .filter(|r| r.is_ok())
+            .count();
+        assert_eq!(ok, inputs.len());
+        let images = inputs.len() as f64;
         let cpu = cpu_secs("/proc/self/stat") - cpu0;
         (images / t.elapsed().as_secs_f64(), cpu / images)
     };

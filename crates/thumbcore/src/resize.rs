@@ -7,16 +7,17 @@ use fir::pixels::{U8, U8x2, U8x3, U8x4};
 use crate::decode::{PixelLayout, Pixels};
 use crate::error::{Error, Result, try_zeroed};
 
-/// Resizes `src` to `width`×`height` in its own layout. CMYK has no alpha, so its fourth
-/// channel is never used to premultiply.
+/// Resizes `src` to `width`×`height` in its own layout; also gives back `src`'s buffer when
+/// it is done with it, for reuse. CMYK has no alpha, so its fourth channel is never used to
+/// premultiply.
 pub(crate) fn resize(
     resizer: &mut fir::Resizer,
     src: Pixels,
     width: usize,
     height: usize,
-) -> Result<Pixels> {
+) -> Result<(Pixels, Option<Vec<u8>>)> {
     if (src.width, src.height) == (width, height) {
-        return Ok(src);
+        return Ok((src, None));
     }
     let mut dst = try_zeroed(width * height * src.layout.channels())?;
     // `use_alpha` makes fir multiply, resize and divide itself (do not premultiply here).
@@ -37,12 +38,15 @@ pub(crate) fn resize(
             typed::<U8x4>(resizer, &src.data, &mut dst, size, &options)
         }
     }?;
-    Ok(Pixels {
-        width,
-        height,
-        layout: src.layout,
-        data: dst,
-    })
+    Ok((
+        Pixels {
+            width,
+            height,
+            layout: src.layout,
+            data: dst,
+        },
+        Some(src.data),
+    ))
 }
 
 fn to_u32(v: usize) -> Result<u32> {

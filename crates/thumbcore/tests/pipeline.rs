@@ -513,9 +513,13 @@ fn same_input_same_bytes() {
                 ..ThumbSpec::default()
             };
             let a = Thumbnailer::new().thumbnail(&bytes, &spec).unwrap();
+            // Dirty buffers: a smaller image, then a larger one, whose decode buffer the
+            // next decode reuses.
             let mut t = Thumbnailer::new();
             t.thumbnail(&jpeg_rgb(500, 500, &photo(500, 500)), &spec)
-                .unwrap(); // dirty buffers
+                .unwrap();
+            t.thumbnail(&png_rgb(1400, 1100, &photo(1400, 1100)), &spec)
+                .unwrap();
             let b = t.thumbnail(&bytes, &spec).unwrap();
             assert_eq!(a.bytes, b.bytes, "{format:?}");
             assert_eq!(a.content_type(), format.content_type());

@@ -9,7 +9,7 @@ use std::ffi::{CStr, c_char, c_int, c_uint, c_ulong};
 use std::ptr::NonNull;
 
 use super::{Decoded, PixelLayout, Pixels};
-use crate::error::{Error, Result, try_zeroed};
+use crate::error::{Error, Result, zeroed_in};
 use crate::limits::Limits;
 
 #[repr(C)]
@@ -84,8 +84,14 @@ impl JpegDecoder {
             .into_owned()
     }
 
-    /// Decodes `bytes` at 1/`scale_denom` of full size (1, 2, 4 or 8).
-    pub(crate) fn decode(&mut self, bytes: &[u8], scale_denom: u8) -> Result<Decoded> {
+    /// Decodes `bytes` at 1/`scale_denom` of full size (1, 2, 4 or 8), into `spare` when it
+    /// is large enough.
+    pub(crate) fn decode(
+        &mut self,
+        bytes: &[u8],
+        scale_denom: u8,
+        spare: Option<Vec<u8>>,
+    ) -> Result<Decoded> {
         let len = c_ulong::try_from(bytes.len()).map_err(|_| Error::corrupt("input too large"))?;
         let mut info = TdjInfo::default();
         // SAFETY: `bytes` outlives both calls below (libjpeg reads it until tdj_decode
@@ -125,7 +131,7 @@ impl JpegDecoder {
         };
         let (width, height) = (info.output_width as usize, info.output_height as usize);
         let stride = width * layout.channels();
-        let mut data = match stride.checked_mul(height).map(try_zeroed) {
+        let mut data = match stride.checked_mul(height).map(|len| zeroed_in(spare, len)) {
             Some(Ok(data)) => data,
             Some(Err(e)) => {
                 self.abort();

@@ -3,10 +3,11 @@
 use std::io::Cursor;
 
 use super::{Decoded, PixelLayout, Pixels};
-use crate::error::{Error, Result, try_zeroed};
+use crate::error::{Error, Result, zeroed_in};
 use crate::limits::Limits;
 
-pub(crate) fn decode_png(bytes: &[u8], limits: &Limits) -> Result<Decoded> {
+/// Decodes `bytes`, into `spare` when it is large enough.
+pub(crate) fn decode_png(bytes: &[u8], limits: &Limits, spare: Option<Vec<u8>>) -> Result<Decoded> {
     let mut decoder = png::Decoder::new_with_limits(
         Cursor::new(bytes),
         png::Limits {
@@ -29,7 +30,7 @@ pub(crate) fn decode_png(bytes: &[u8], limits: &Limits) -> Result<Decoded> {
     let size = reader
         .output_buffer_size()
         .ok_or_else(|| Error::corrupt("PNG is too large to address"))?;
-    let mut data = try_zeroed(size)?;
+    let mut data = zeroed_in(spare, size)?;
     reader.next_frame(&mut data).map_err(png_error)?;
     Ok(Decoded {
         pixels: Pixels {
