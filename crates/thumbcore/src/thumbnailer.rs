@@ -100,19 +100,25 @@ impl Thumbnail {
 ///
 /// One per thread: it is `Send` but not `Sync`. [`thumbnail_batch`] keeps one per rayon
 /// worker.
-#[derive(Default)]
 pub struct Thumbnailer {
     jpeg: Option<JpegDecoder>,
     resizer: fast_image_resize::Resizer,
-    /// The full-size decode buffer of the last image, kept (up to [`SPARE_MAX_BYTES`]) for
-    /// the next decode: a fresh one costs a page fault per 4 KiB, a fifth of the CPU time of
-    /// a large PNG.
+    /// The full-size decode buffer of the last image, kept for the next decode (a fresh one
+    /// costs a page fault per 4 KiB) when its capacity is at most `spare_limit` bytes.
     spare: Option<Vec<u8>>,
+    spare_limit: usize,
 }
 
-/// The largest decode buffer a [`Thumbnailer`] keeps between images (a 4096×4096 RGBA
-/// image); larger ones are freed.
-const SPARE_MAX_BYTES: usize = 64 << 20;
+impl Default for Thumbnailer {
+    fn default() -> Self {
+        Thumbnailer {
+            jpeg: None,
+            resizer: fast_image_resize::Resizer::default(),
+            spare: None,
+            spare_limit: Self::DEFAULT_SPARE_LIMIT,
+        }
+    }
+}
 
 impl std::fmt::Debug for Thumbnailer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -121,9 +127,22 @@ impl std::fmt::Debug for Thumbnailer {
 }
 
 impl Thumbnailer {
+    /// The largest decode buffer a thumbnailer keeps between images unless told otherwise:
+    /// 64 MiB (a 4096×4096 RGBA image).
+    pub const DEFAULT_SPARE_LIMIT: usize = 64 << 20;
+
     /// A new thumbnailer; the JPEG decompressor is created on first use.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Keeps a decode buffer between images only up to `bytes` of capacity (0: never), so
+    /// that many thumbnailers do not hold more memory than their owner budgets for.
+    pub fn set_spare_limit(&mut self, bytes: usize) {
+        self.spare_limit = bytes;
+        if self.spare.as_ref().is_some_and(|s| s.capacity() > bytes) {
+            self.spare = None;
+        }
     }
 
     /// Makes the thumbnail of `bytes` as `spec` says: [`decode`](Self::decode), then
@@ -170,7 +189,7 @@ impl Thumbnailer {
         let (w, h) = stored(frame.output, &frame.info);
         let (resized, done) = resize(&mut self.resizer, frame.pixels, w as usize, h as usize)?;
         if let Some(buffer) = done
-            && buffer.capacity() <= SPARE_MAX_BYTES
+            && buffer.capacity() <= self.spare_limit
         {
             self.spare = Some(buffer);
         }

@@ -36,6 +36,9 @@ pub struct Worker {
     options: WorkerOptions,
     pixels: Arc<Semaphore>,
     pixel_permits: u32,
+    /// The decode buffer each image thread may keep between jobs: together at most half
+    /// the pixel budget's bytes (RGBA), and at most thumbcore's default.
+    spare_limit: usize,
     /// Jobs the API of this process may hand over at once ([`Worker::local`]), besides the
     /// leased ones: `prefetch` of them.
     local_slots: Arc<Semaphore>,
@@ -90,6 +93,11 @@ impl Worker {
             events,
             pixels: Arc::new(Semaphore::new(pixel_permits as usize)),
             pixel_permits,
+            spare_limit: usize::try_from(
+                options.pixel_budget.saturating_mul(4) / 2 / options.concurrency.max(1) as u64,
+            )
+            .unwrap_or(usize::MAX)
+            .min(Thumbnailer::DEFAULT_SPARE_LIMIT),
             local_slots: Arc::new(Semaphore::new(local_permits as usize)),
             local_permits,
             images: Arc::new(images),
@@ -489,10 +497,15 @@ impl Worker {
             .expect("never closed");
 
         let spec = spec.clone();
+        let spare_limit = self.spare_limit;
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.images.spawn(move || {
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                THUMBNAILER.with(|t| t.borrow_mut().thumbnail(&original, &spec))
+                THUMBNAILER.with(|t| {
+                    let mut t = t.borrow_mut();
+                    t.set_spare_limit(spare_limit);
+                    t.thumbnail(&original, &spec)
+                })
             }));
             let _ = tx.send(result);
         });
