@@ -83,7 +83,6 @@ impl Error {
 /// thumbcore's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Reserves a zeroed buffer of `len` bytes without aborting the process when memory is short.
 /// `len` zero bytes in `spare` when its capacity suffices (its pages are already mapped: no
 /// page faults), else in a new buffer ([`try_zeroed`]).
 pub(crate) fn zeroed_in(spare: Option<Vec<u8>>, len: usize) -> Result<Vec<u8>> {
@@ -97,6 +96,7 @@ pub(crate) fn zeroed_in(spare: Option<Vec<u8>>, len: usize) -> Result<Vec<u8>> {
     }
 }
 
+/// Reserves a zeroed buffer of `len` bytes without aborting the process when memory is short.
 pub(crate) fn try_zeroed(len: usize) -> Result<Vec<u8>> {
     let mut v = Vec::new();
     v.try_reserve_exact(len)

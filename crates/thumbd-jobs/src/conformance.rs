@@ -120,16 +120,16 @@ pub async fn meta_store(store: &dyn MetaStore) {
         [run.id],
         "a started, unpublished job"
     );
-    let failure = JobFailure {
-        code: "CorruptImage".into(),
-        message: "no".into(),
-    };
     store.make_durable(run.id).await.unwrap();
     assert_eq!(
         store.unpublished_jobs(later, 10).await.unwrap(),
         [],
         "make_durable: nothing left to publish"
     );
+    let failure = JobFailure {
+        code: "CorruptImage".into(),
+        message: "no".into(),
+    };
     assert!(store.finish_failed(run.id, &failure, now).await.unwrap());
 
     // Attempts count; requeue; start again.

@@ -262,14 +262,16 @@ impl Worker {
         };
         // Its request is answered next, and no queue message would run it again: the
         // finished record must be as durable as an accepted job's.
-        let result = match result {
-            Ok(outcome) => match self.store.make_durable(id).await {
-                Ok(()) => Ok(outcome),
-                Err(e) => Err(StepError::from(e)),
-            },
+        let durable = match result {
+            Ok(outcome) => self
+                .store
+                .make_durable(id)
+                .await
+                .map(|()| outcome)
+                .map_err(Into::into),
             Err(e) => Err(e),
         };
-        let (outcome, run) = match result {
+        let (outcome, run) = match durable {
             Ok(outcome) => (outcome, LocalRun::Finished),
             Err(e) => self.hand_back(id, &e).await,
         };

@@ -245,7 +245,8 @@ async fn create(
     // has finished; overrunning the wait, or failing transiently, it is queued like any
     // other before its 202.
     let mut ran_locally = false;
-    if let (Some(_), Some((_, bytes)), Some(local)) = (&events, &original, &state.local_worker)
+    if !pref.wait.is_zero()
+        && let (Some((_, bytes)), Some(local)) = (&original, &state.local_worker)
         && let Some(run) = local.try_run(&record, Bytes::clone(bytes))
     {
         ran_locally = matches!(
@@ -254,8 +255,8 @@ async fn create(
         );
     }
     if !ran_locally {
-        if let Err((e, stored)) = enqueue(&state, &message, original.as_ref()).await {
-            let original = stored.then(|| original.as_ref().map(|(k, _)| k)).flatten();
+        if let Err(e) = enqueue(&state, &message, original.as_ref()).await {
+            let original = original.as_ref().map(|(k, _)| k);
             not_accepted(&state, &record, original, idempotency.as_ref(), &e).await;
             return Err(e.into());
         }
@@ -286,25 +287,16 @@ async fn create(
     Ok(response)
 }
 
-/// Stores the claim-check `original` (if the job has one), then pushes `message`. On
-/// failure, also says whether the original was stored.
+/// Stores the claim-check `original` (if the job has one), then pushes `message`.
 async fn enqueue(
     state: &AppState,
     message: &JobMessage,
     original: Option<&(BlobKey, &Bytes)>,
-) -> Result<(), (thumbd_jobs::Error, bool)> {
+) -> thumbd_jobs::Result<()> {
     if let Some((key, bytes)) = original {
-        state
-            .blobs
-            .put(key, Bytes::clone(bytes))
-            .await
-            .map_err(|e| (e, false))?;
+        state.blobs.put(key, Bytes::clone(bytes)).await?;
     }
-    state
-        .queue
-        .push(message)
-        .await
-        .map_err(|e| (e, original.is_some()))
+    state.queue.push(message).await
 }
 
 /// The record of a job a local run has just finished: from its announcement, already in
@@ -694,9 +686,9 @@ pub async fn delete(
 }
 
 /// The job could not be queued (the blob store or the queue refused; the client gets 503):
-/// its record says so, so nobody waits for it, its original is dropped and its idempotency
-/// key freed (a retry must start a new job). Should the broker still deliver a message it timed out on, the worker finds the
-/// job finished and skips it.
+/// its record says so, so nobody waits for it, its original (if it got stored) is dropped
+/// and its idempotency key freed (a retry must start a new job). Should the broker still
+/// deliver a message it timed out on, the worker finds the job finished and skips it.
 async fn not_accepted(
     state: &AppState,
     record: &JobRecord,

@@ -87,6 +87,8 @@ fn thumbnail_from_row(row: &SqliteRow) -> Result<ThumbnailRecord> {
     })
 }
 
+const MARK_PUBLISHED: &str = "UPDATE jobs SET published = 1 WHERE id = ?";
+
 #[async_trait]
 impl MetaStore for SqliteMetaStore {
     async fn create_job(&self, job: &JobRecord) -> Result<bool> {
@@ -98,7 +100,7 @@ impl MetaStore for SqliteMetaStore {
     }
 
     async fn mark_published(&self, id: JobId) -> Result<()> {
-        sqlx::query("UPDATE jobs SET published = 1 WHERE id = ?")
+        sqlx::query(MARK_PUBLISHED)
             .bind(id.to_string())
             .execute(&mut *self.db.write().await?)
             .await?;
@@ -110,9 +112,7 @@ impl MetaStore for SqliteMetaStore {
         // is sequential, so the job's finish before it is on disk too. `published` changes
         // (a local run's job never was), so there is a frame to sync.
         self.db
-            .execute_durable("UPDATE jobs SET published = 1 WHERE id = ?", |q| {
-                q.bind(id.to_string())
-            })
+            .execute_durable(MARK_PUBLISHED, |q| q.bind(id.to_string()))
             .await
     }
 
