@@ -23,8 +23,8 @@ use loadgen::{closed_loop, cpu_secs, percentile};
 use thumbd_amqp::{AmqpJobQueue, AmqpOptions};
 use thumbd_jobs::{Environment, JobMessage, JobQueue as _, JobSource, ThumbnailId};
 
-/// CPU seconds used so far by every process whose name starts with one of `names`.
-fn cpu_of(names: &[&str]) -> f64 {
+/// The numeric entries of /proc: every process's directory.
+fn processes() -> impl Iterator<Item = std::path::PathBuf> {
     std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
@@ -35,11 +35,32 @@ fn cpu_of(names: &[&str]) -> f64 {
                 .bytes()
                 .all(|b| b.is_ascii_digit())
         })
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("comm"))
+        .map(|e| e.path())
+}
+
+/// CPU seconds used so far by every process whose name starts with one of `names`.
+fn cpu_of(names: &[&str]) -> f64 {
+    processes()
+        .filter(|p| {
+            std::fs::read_to_string(p.join("comm"))
                 .is_ok_and(|c| names.iter().any(|n| c.trim_end().starts_with(n)))
         })
-        .map(|e| cpu_secs(&e.path().join("stat").to_string_lossy()))
+        .map(|p| cpu_secs(&p.join("stat").to_string_lossy()))
+        .sum()
+}
+
+/// CPU seconds used so far by the thumbd processes started as `thumbd ROLE` (`serve`, `api`,
+/// `worker`).
+fn cpu_of_thumbd(role: &str) -> f64 {
+    processes()
+        .filter(|p| {
+            std::fs::read(p.join("cmdline")).is_ok_and(|c| {
+                let mut args = c.split(|&b| b == 0);
+                args.next().is_some_and(|exe| exe.ends_with(b"thumbd"))
+                    && args.next() == Some(role.as_bytes())
+            })
+        })
+        .map(|p| cpu_secs(&p.join("stat").to_string_lossy()))
         .sum()
 }
 
@@ -50,8 +71,10 @@ struct Run {
     latencies: Vec<f64>,
     broker_ms_per_job: f64,
     db_ms_per_job: f64,
-    /// The thumbd processes' own (API, workers, or `serve`).
+    /// The thumbd processes' own: `serve`, or `api` and the workers.
     thumbd_ms_per_job: f64,
+    /// Of which the `api` process's (zero for `serve`).
+    api_ms_per_job: f64,
 }
 
 fn measure(
@@ -63,6 +86,7 @@ fn measure(
 ) -> Run {
     let (broker0, db0) = (cpu_of(&["beam.smp"]), cpu_of(&["postgres"]));
     let thumbd0 = cpu_of(&["thumbd"]);
+    let api0 = cpu_of_thumbd("api");
     let (elapsed, latencies) = closed_loop(base, token, corpus, 4, total, "d");
     let per_job = |secs: f64| 1000.0 * secs / total as f64;
     Run {
@@ -72,6 +96,7 @@ fn measure(
         broker_ms_per_job: per_job(cpu_of(&["beam.smp"]) - broker0),
         db_ms_per_job: per_job(cpu_of(&["postgres"]) - db0),
         thumbd_ms_per_job: per_job(cpu_of(&["thumbd"]) - thumbd0),
+        api_ms_per_job: per_job(cpu_of_thumbd("api") - api0),
     }
 }
 
@@ -180,18 +205,19 @@ fn main() {
     let embedded = (runs[0].rate + runs[runs.len() - 1].rate) / 2.0;
     println!();
     println!(
-        "| configuration | uploads/s | vs embedded (mean of before and after) | POST→succeeded p50 / p99 | thumbd CPU / job | broker CPU / job | PostgreSQL CPU / job |"
+        "| configuration | uploads/s | vs embedded (mean of before and after) | POST→succeeded p50 / p99 | thumbd CPU / job (of which `api`) | broker CPU / job | PostgreSQL CPU / job |"
     );
     println!("|---|---|---|---|---|---|---|");
     for r in &runs {
         println!(
-            "| {} | {:.1} | {:.0} % | {} / {} | {:.1} ms | {:.2} ms | {:.2} ms |",
+            "| {} | {:.1} | {:.0} % | {} / {} | {:.1} ms ({:.1} ms) | {:.2} ms | {:.2} ms |",
             r.name,
             r.rate,
             100.0 * r.rate / embedded,
             ms(percentile(&r.latencies, 50.0)),
             ms(percentile(&r.latencies, 99.0)),
             r.thumbd_ms_per_job,
+            r.api_ms_per_job,
             r.broker_ms_per_job,
             r.db_ms_per_job
         );

@@ -687,7 +687,7 @@ pub async fn delete(
 
 /// The job could not be queued (the blob store or the queue refused; the client gets 503):
 /// its record says so, so nobody waits for it, its original (if it got stored) is dropped
-/// and its idempotency key freed (a retry must start a new job). Should the broker still
+/// once the record says so, and its idempotency key freed (a retry must start a new job). Should the broker still
 /// deliver a message it timed out on, the worker finds the job finished and skips it.
 async fn not_accepted(
     state: &AppState,
@@ -701,19 +701,26 @@ async fn not_accepted(
         code: "ServiceUnavailable".into(),
         message: format!("the job could not be queued: {error}"),
     };
-    if let Err(e) = state
+    let recorded = match state
         .store
         .finish_failed(id, &failure, Timestamp::now())
         .await
     {
-        tracing::warn!(job_id = %id, error = %e, "cannot record a refused job");
-    }
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(job_id = %id, error = %e, "cannot record a refused job");
+            false
+        }
+    };
     if let Some(key) = idempotency
         && let Err(e) = state.store.release_idempotency_key(key, id).await
     {
         tracing::warn!(job_id = %id, error = %e, "cannot free the idempotency key of a refused job");
     }
-    if let Some(original) = original {
+    // Kept while the job may still run (its message may have reached the broker after all):
+    // a worker deletes it when the job finishes. A file store reuses a deleted original's
+    // file for the next one, so it must not vanish under a job that can still succeed.
+    if recorded && let Some(original) = original {
         delete_blob(state, original, "a refused job's original").await;
     }
 }
