@@ -851,13 +851,19 @@ async fn metrics_move_when_requests_are_made() {
 async fn accepted_jobs_are_marked_published_in_the_background() {
     let rig = rig().await;
     let base = rig.serve_http().await;
-    for n in 0..5 {
+    // Answered at once, and after waiting in vain (no worker runs here): a waiting create's
+    // job is marked when it is answered unfinished.
+    for (n, prefer) in ["respond-async", "wait=1"]
+        .iter()
+        .cycle()
+        .take(6)
+        .enumerate()
+    {
         let mut r = put_image(
             &format!("/v1/thumbnails/p{n}?environment=development"),
             png(100, 100),
         );
-        r.headers_mut()
-            .insert("prefer", "respond-async".parse().unwrap());
+        r.headers_mut().insert("prefer", prefer.parse().unwrap());
         assert_eq!(rig.http(&base, r).await.status, StatusCode::ACCEPTED);
     }
     let later = thumbd_jobs::Timestamp::now().plus(Duration::from_secs(60));

@@ -27,6 +27,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "unpublished_started",
         include_str!("../migrations/0005_unpublished_started.sql"),
     ),
+    (
+        6,
+        "announce_record",
+        include_str!("../migrations/0006_announce_record.sql"),
+    ),
 ];
 
 /// The advisory lock class migrations take; the second key is the schema's hash, so tests

@@ -2,6 +2,7 @@
 //! uploads and idempotency keys in [`associations`]).
 
 use std::str::FromStr as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -119,34 +120,108 @@ fn utf8(bytes: Vec<u8>, what: &str) -> Result<String> {
     String::from_utf8(bytes).map_err(|_| Error::Damaged(format!("{what} is not UTF-8")))
 }
 
-fn job_from_row(row: &PgRow) -> Result<JobRecord> {
-    let damaged = |e: Error| Error::Damaged(format!("job row: {e}"));
-    let thumbnail_id = utf8(row.try_get("thumbnail_id")?, "jobs.thumbnail_id")?;
-    let reply_to: Option<Vec<u8>> = row.try_get("reply_to")?;
-    let result: Option<&str> = row.try_get("result")?;
-    let error_code: Option<String> = row.try_get("error_code")?;
-    Ok(JobRecord {
-        id: JobId::parse(row.try_get("id")?).map_err(damaged)?,
-        environment: Environment::parse(row.try_get("environment")?).map_err(damaged)?,
-        thumbnail_id: ThumbnailId::parse(&thumbnail_id).map_err(damaged)?,
-        status: JobStatus::parse(row.try_get("status")?)?,
-        source: serde_json::from_str::<JobSource>(row.try_get("source")?)?,
-        reply_to: reply_to.map(|r| utf8(r, "jobs.reply_to")).transpose()?,
-        created_at: Timestamp(row.try_get("created_at")?),
-        started_at: row.try_get::<Option<i64>, _>("started_at")?.map(Timestamp),
-        finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(Timestamp),
-        attempts: u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or_default(),
-        result: result.map(serde_json::from_str).transpose()?,
-        error: match error_code {
-            Some(code) => Some(JobFailure {
+/// A job's columns as a read returns them (see `job_columns!`), or as a finished job's
+/// announcement carries them (`thumbd_job_payload`, migration 6, with bytea as hex).
+#[derive(serde::Deserialize)]
+struct JobColumns {
+    id: String,
+    environment: String,
+    #[serde(deserialize_with = "hex")]
+    thumbnail_id: Vec<u8>,
+    status: String,
+    source: JobSource,
+    #[serde(deserialize_with = "optional_hex")]
+    reply_to: Option<Vec<u8>>,
+    created_at: i64,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+    attempts: i32,
+    result: Option<JobResult>,
+    error_code: Option<String>,
+    error_message: Option<String>,
+}
+
+impl JobColumns {
+    fn from_row(row: &PgRow) -> Result<Self> {
+        let result: Option<&str> = row.try_get("result")?;
+        Ok(JobColumns {
+            id: row.try_get("id")?,
+            environment: row.try_get("environment")?,
+            thumbnail_id: row.try_get("thumbnail_id")?,
+            status: row.try_get("status")?,
+            source: serde_json::from_str(row.try_get("source")?)?,
+            reply_to: row.try_get("reply_to")?,
+            created_at: row.try_get("created_at")?,
+            started_at: row.try_get("started_at")?,
+            finished_at: row.try_get("finished_at")?,
+            attempts: row.try_get("attempts")?,
+            result: result.map(serde_json::from_str).transpose()?,
+            error_code: row.try_get("error_code")?,
+            error_message: row.try_get("error_message")?,
+        })
+    }
+
+    /// From an announcement's JSON.
+    fn from_payload(payload: &str) -> Result<Self> {
+        Ok(serde_json::from_str(payload)?)
+    }
+
+    fn into_record(self) -> Result<JobRecord> {
+        let damaged = |e: Error| Error::Damaged(format!("job row: {e}"));
+        let thumbnail_id = utf8(self.thumbnail_id, "jobs.thumbnail_id")?;
+        Ok(JobRecord {
+            id: JobId::parse(&self.id).map_err(damaged)?,
+            environment: Environment::parse(&self.environment).map_err(damaged)?,
+            thumbnail_id: ThumbnailId::parse(&thumbnail_id).map_err(damaged)?,
+            status: JobStatus::parse(&self.status)?,
+            source: self.source,
+            reply_to: self
+                .reply_to
+                .map(|r| utf8(r, "jobs.reply_to"))
+                .transpose()?,
+            created_at: Timestamp(self.created_at),
+            started_at: self.started_at.map(Timestamp),
+            finished_at: self.finished_at.map(Timestamp),
+            attempts: u32::try_from(self.attempts).unwrap_or_default(),
+            result: self.result,
+            error: self.error_code.map(|code| JobFailure {
                 code,
-                message: row
-                    .try_get::<Option<String>, _>("error_message")?
-                    .unwrap_or_default(),
+                message: self.error_message.unwrap_or_default(),
             }),
-            None => None,
-        },
-    })
+        })
+    }
+}
+
+/// A bytea column in an announcement: hex, as PostgreSQL's `encode(…, 'hex')` writes it.
+fn hex<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<u8>, D::Error> {
+    use serde::Deserialize as _;
+    let text = String::deserialize(d)?;
+    let digit = |d: u8| match d {
+        b'0'..=b'9' => Ok(d - b'0'),
+        b'a'..=b'f' => Ok(d - b'a' + 10),
+        _ => Err(serde::de::Error::custom("not hex")),
+    };
+    if text.len() % 2 != 0 {
+        return Err(serde::de::Error::custom("hex of odd length"));
+    }
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| Ok((digit(pair[0])? << 4) | digit(pair[1])?))
+        .collect()
+}
+
+/// A nullable bytea column in an announcement.
+fn optional_hex<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Vec<u8>>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct Hex(#[serde(deserialize_with = "hex")] Vec<u8>);
+    use serde::Deserialize as _;
+    Ok(Option::<Hex>::deserialize(d)?.map(|Hex(bytes)| bytes))
+}
+
+fn job_from_row(row: &PgRow) -> Result<JobRecord> {
+    JobColumns::from_row(row)?.into_record()
 }
 
 /// The insert of a new job (nothing if its id exists), for `create_job` and
@@ -308,7 +383,7 @@ impl MetaStore for PgMetaStore {
         let done = sqlx::query(
             "WITH done AS (UPDATE jobs SET status = 'failed', finished_at = $1, error_code = $2, \
              error_message = $3 WHERE id = $4::uuid AND status IN ('queued', 'processing') \
-             RETURNING id) SELECT pg_notify($5, id::text) FROM done",
+             RETURNING thumbd_job_payload(jobs) AS payload) SELECT pg_notify($5, payload) FROM done",
         )
         .bind(now.0)
         .bind(&failure.code)
@@ -431,13 +506,14 @@ impl MetaStore for PgMetaStore {
     }
 }
 
-/// The `NOTIFY` channel on which finished job ids are announced (on commit).
+/// The `NOTIFY` channel on which finished jobs are announced (on commit): with the record as
+/// JSON (`thumbd_job_payload`), or the job id alone when the record is too long for one.
 pub const FINISHED_CHANNEL: &str = "thumbd_jobs_finished";
 
 impl PgMetaStore {
-    /// Forwards the ids of jobs finished by any process (announced with `NOTIFY` on
+    /// Forwards the jobs finished by any process (announced with `NOTIFY` on
     /// [`FINISHED_CHANNEL`]) to `events`, so an API process answers a waiting request the
-    /// moment a remote worker finishes its job. Runs until the store's pool closes; a
+    /// moment a remote worker finishes its job, from the record announced. Runs until the store's pool closes; a
     /// dropped connection is re-established (announcements in the gap are missed: waiting
     /// requests also poll).
     pub fn forward_finished(&self, events: thumbd_jobs::JobEvents) -> tokio::task::JoinHandle<()> {
@@ -459,11 +535,11 @@ impl PgMetaStore {
             };
             loop {
                 match listener.recv().await {
-                    Ok(n) => {
-                        if let Ok(id) = JobId::parse(n.payload()) {
-                            events.finished(id);
-                        }
-                    }
+                    Ok(n) => match announced(n.payload()) {
+                        Ok(Announced::Id(id)) => events.finished(id),
+                        Ok(Announced::Record(record)) => events.finished_record(Arc::new(record)),
+                        Err(e) => tracing::warn!(error = %e, "an announcement not understood"),
+                    },
                     Err(_) if pool.is_closed() => return,
                     Err(e) => {
                         tracing::warn!(error = %e, "finished-job notifications interrupted");
@@ -473,4 +549,21 @@ impl PgMetaStore {
             }
         })
     }
+}
+
+/// What a finished job's announcement says.
+enum Announced {
+    /// Its id only (the record did not fit).
+    Id(JobId),
+    /// Its record, as stored.
+    Record(JobRecord),
+}
+
+fn announced(payload: &str) -> Result<Announced> {
+    if !payload.starts_with('{') {
+        return Ok(Announced::Id(JobId::parse(payload)?));
+    }
+    Ok(Announced::Record(
+        JobColumns::from_payload(payload)?.into_record()?,
+    ))
 }

@@ -41,7 +41,7 @@ async fn migrations_run_once() {
     let ran = futures_util::future::join_all(stores.iter().map(PgMetaStore::migrate)).await;
     let mut ran: Vec<usize> = ran.into_iter().map(Result::unwrap).collect();
     ran.sort_unstable();
-    assert_eq!(ran, [0, 0, 5], "one process applies every migration");
+    assert_eq!(ran, [0, 0, 6], "one process applies every migration");
 
     // Again: a no-op, and connect (which migrates) too.
     assert_eq!(stores[0].migrate().await.unwrap(), 0);
@@ -52,7 +52,7 @@ async fn migrations_run_once() {
             .fetch_all(again.pool())
             .await
             .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4, 5]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
     again.ping().await.unwrap();
     for store in stores.iter().chain([&again]) {
         store.close().await;
@@ -275,7 +275,7 @@ async fn strings_postgres_text_cannot_hold() {
 }
 
 #[tokio::test]
-async fn finished_jobs_are_announced() {
+async fn finished_jobs_are_announced_with_their_records() {
     let Some(schema) = schema("finished_jobs_are_announced").await else {
         return;
     };
@@ -283,40 +283,59 @@ async fn finished_jobs_are_announced() {
     let events = thumbd_jobs::JobEvents::new();
     let mut finished = events.subscribe();
     store.forward_finished(events.clone());
-    // Let the listener start before the announcement.
+    // Let the listener start before the announcements.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-
-    let message = thumbd_jobs::JobMessage {
-        job_id: None,
-        environment: thumbd_jobs::Environment::Development,
-        thumbnail_id: thumbd_jobs::ThumbnailId::parse("announced").unwrap(),
-        source: thumbd_jobs::JobSource::Url {
-            url: "https://example.invalid/a.png".into(),
-        },
-        reply_to: None,
+    let mut heard = async |id: thumbd_jobs::JobId| {
+        tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            loop {
+                let done = finished.recv().await.unwrap();
+                if done.id == id {
+                    return done.record;
+                }
+            }
+        })
+        .await
+        .expect("no announcement within 5 s")
     };
-    let id = thumbd_jobs::JobId::new();
-    let now = thumbd_jobs::Timestamp::now();
+    let now = Timestamp::now();
+
+    // Succeeded, with a reply-to (bytea, like the thumbnail id) and a non-ASCII id.
+    let mut job = queued("ann-\u{e9}t\u{e9}", now);
+    job.reply_to = Some("r\u{e9}ponses".into());
+    started(&store, &job).await;
+    let result = result_for(job.id);
     assert!(
         store
-            .create_job(&thumbd_jobs::JobRecord::queued(id, &message, now))
+            .finish_succeeded(job.id, &result, now)
             .await
             .unwrap()
+            .applied
     );
+    let stored = store.job(job.id).await.unwrap().unwrap();
+    assert_eq!(heard(job.id).await.as_deref(), Some(&stored));
+
+    // Failed, from `queued`.
+    let job = queued("announced-failed", now);
+    assert!(store.create_job(&job).await.unwrap());
     let failure = thumbd_jobs::JobFailure {
         code: "SourceFetchFailed".into(),
-        message: "test".into(),
+        message: "cannot fetch \"it\"".into(),
     };
-    assert!(store.finish_failed(id, &failure, now).await.unwrap());
-    let heard = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-        loop {
-            if finished.recv().await.unwrap().id == id {
-                return;
-            }
-        }
-    })
-    .await;
-    assert!(heard.is_ok(), "no announcement within 5 s");
+    assert!(store.finish_failed(job.id, &failure, now).await.unwrap());
+    let stored = store.job(job.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, thumbd_jobs::JobStatus::Failed);
+    assert_eq!(heard(job.id).await.as_deref(), Some(&stored));
+
+    // A record too long for a notification: announced by its id alone.
+    let job = queued("announced-long", now);
+    let failure = thumbd_jobs::JobFailure {
+        code: "SourceFetchFailed".into(),
+        message: "x".repeat(9000),
+    };
+    assert!(store.create_job(&job).await.unwrap());
+    assert!(store.finish_failed(job.id, &failure, now).await.unwrap());
+    assert_eq!(heard(job.id).await, None);
+
     store.close().await;
     schema.remove().await.unwrap();
 }

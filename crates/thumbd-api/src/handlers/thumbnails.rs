@@ -260,7 +260,11 @@ async fn create(
             not_accepted(&state, &record, original, idempotency.as_ref(), &e).await;
             return Err(e.into());
         }
-        state.publish_marks.mark(job_id);
+        // A waiting create's job marked published only if it is unfinished when answered:
+        // the sweeper republishes unfinished jobs alone, and most finish within the wait.
+        if events.is_none() {
+            state.publish_marks.mark(job_id);
+        }
     }
     state.metrics.accepted(source.kind);
     tracing::info!(job_id = %job_id, thumbnail_id = %record.thumbnail_id, %environment, source = source.kind, ran_locally, "job accepted");
@@ -273,9 +277,11 @@ async fn create(
             .unwrap_or(record),
         Some(events) => {
             let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
-            wait_from(&state, job_id, wait, events, Some(record.clone()))
-                .await?
-                .unwrap_or(record)
+            let waited = wait_from(&state, job_id, wait, events, Some(record.clone())).await;
+            if !matches!(&waited, Ok(Some(r)) if r.status.is_finished()) {
+                state.publish_marks.mark(job_id);
+            }
+            waited?.unwrap_or(record)
         }
     };
     let mut response = job_response(&record)?;
