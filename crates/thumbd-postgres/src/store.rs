@@ -537,7 +537,7 @@ impl PgMetaStore {
                 match listener.recv().await {
                     Ok(n) => match announced(n.payload()) {
                         Ok(Announced::Id(id)) => events.finished(id),
-                        Ok(Announced::Record(record)) => events.finished_record(Arc::new(record)),
+                        Ok(Announced::Record(record)) => events.finished_record(record),
                         Err(e) => tracing::warn!(error = %e, "an announcement not understood"),
                     },
                     Err(_) if pool.is_closed() => return,
@@ -556,14 +556,14 @@ enum Announced {
     /// Its id only (the record did not fit).
     Id(JobId),
     /// Its record, as stored.
-    Record(JobRecord),
+    Record(Arc<JobRecord>),
 }
 
 fn announced(payload: &str) -> Result<Announced> {
     if !payload.starts_with('{') {
         return Ok(Announced::Id(JobId::parse(payload)?));
     }
-    Ok(Announced::Record(
+    Ok(Announced::Record(Arc::new(
         JobColumns::from_payload(payload)?.into_record()?,
-    ))
+    )))
 }
