@@ -87,7 +87,8 @@ fn measure(
     let (broker0, db0) = (cpu_of(&["beam.smp"]), cpu_of(&["postgres"]));
     let thumbd0 = cpu_of(&["thumbd"]);
     let api0 = cpu_of_thumbd("api");
-    let (elapsed, latencies) = closed_loop(base, token, corpus, 4, total, "d");
+    let clients = loadgen::env_number("THUMBD_LOAD_CLIENTS", 4);
+    let (elapsed, latencies) = closed_loop(base, token, corpus, clients, total, "d");
     let per_job = |secs: f64| 1000.0 * secs / total as f64;
     Run {
         name: name.into(),
@@ -107,8 +108,9 @@ fn main() {
     let rounds = loadgen::rounds(10);
     let total = rounds * corpus.len();
     println!(
-        "corpus: {} images, {rounds} rounds = {total} uploads per run, 4 clients",
-        corpus.len()
+        "corpus: {} images, {rounds} rounds = {total} uploads per run, {} clients",
+        corpus.len(),
+        loadgen::env_number("THUMBD_LOAD_CLIENTS", 4)
     );
     let mut runs = Vec::new();
 

@@ -453,6 +453,30 @@ pub async fn blob_store(blobs: &dyn BlobStore) {
     assert!(blobs.delete(&key).await.unwrap());
     assert!(blobs.delete(&nested).await.unwrap());
     assert_eq!(blobs.get(&key).await.unwrap(), None);
+
+    // Stored without syncing: read like any other, replaced, synced, deleted; syncing a
+    // blob that is gone is no error.
+    let unsynced = BlobKey::original(JobId::new());
+    blobs
+        .put_unsynced(&unsynced, Bytes::from(big.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        blobs.get(&unsynced).await.unwrap().as_deref(),
+        Some(&big[..])
+    );
+    blobs
+        .put_unsynced(&unsynced, Bytes::from_static(b"replaced"))
+        .await
+        .unwrap();
+    blobs.sync(&unsynced).await.unwrap();
+    assert_eq!(
+        blobs.get(&unsynced).await.unwrap().as_deref(),
+        Some(&b"replaced"[..])
+    );
+    assert!(blobs.delete(&unsynced).await.unwrap());
+    blobs.sync(&unsynced).await.unwrap();
+    assert_eq!(blobs.get(&unsynced).await.unwrap(), None);
 }
 
 fn queued(m: JobMessage, now: Timestamp) -> JobRecord {

@@ -160,6 +160,31 @@ impl BlobStore for FsBlobStore {
         blocking(move || write_atomic(&path, &bytes, fsync, recycled.as_deref())).await
     }
 
+    /// Written and renamed into place, without the fsyncs: an original deleted (or reused)
+    /// before the kernel writes it back never reaches the disk at all.
+    async fn put_unsynced(&self, key: &BlobKey, bytes: Bytes) -> Result<()> {
+        let (path, recycled) = (self.path(key), self.recycled(key));
+        blocking(move || write_atomic(&path, &bytes, false, recycled.as_deref())).await
+    }
+
+    async fn sync(&self, key: &BlobKey) -> Result<()> {
+        if !self.fsync {
+            return Ok(());
+        }
+        let path = self.path(key);
+        blocking(move || {
+            match std::fs::File::open(&path) {
+                Ok(f) => f.sync_all()?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            }
+            // Its name too: the rename into place.
+            let dir = path.parent().expect("blob paths have a parent");
+            std::fs::File::open(dir)?.sync_all()
+        })
+        .await
+    }
+
     async fn get(&self, key: &BlobKey) -> Result<Option<Bytes>> {
         match tokio::fs::read(self.path(key)).await {
             Ok(v) => Ok(Some(Bytes::from(v))),

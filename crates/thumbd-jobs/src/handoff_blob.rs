@@ -81,6 +81,18 @@ impl HandoffBlobStore {
         }
     }
 
+    /// Holds what was just stored under `key` in memory, if it is an original that fits.
+    fn hold(&self, key: &BlobKey, bytes: Bytes) {
+        let keep = key.is_original() && bytes.len() <= self.capacity;
+        let mut held = self.held.lock().expect("not poisoned");
+        if keep {
+            held.insert(key, bytes, self.capacity);
+        } else {
+            // A replaced original that no longer fits must not be served stale.
+            held.remove(key);
+        }
+    }
+
     /// Bytes of originals held in memory now.
     pub fn held_bytes(&self) -> usize {
         self.held.lock().expect("not poisoned").total
@@ -90,17 +102,20 @@ impl HandoffBlobStore {
 #[async_trait]
 impl BlobStore for HandoffBlobStore {
     async fn put(&self, key: &BlobKey, bytes: Bytes) -> Result<()> {
-        let keep = key.is_original() && bytes.len() <= self.capacity;
         // Bytes is reference-counted: holding it costs no copy.
         self.inner.put(key, bytes.clone()).await?;
-        let mut held = self.held.lock().expect("not poisoned");
-        if keep {
-            held.insert(key, bytes, self.capacity);
-        } else {
-            // A replaced original that no longer fits must not be served stale.
-            held.remove(key);
-        }
+        self.hold(key, bytes);
         Ok(())
+    }
+
+    async fn put_unsynced(&self, key: &BlobKey, bytes: Bytes) -> Result<()> {
+        self.inner.put_unsynced(key, bytes.clone()).await?;
+        self.hold(key, bytes);
+        Ok(())
+    }
+
+    async fn sync(&self, key: &BlobKey) -> Result<()> {
+        self.inner.sync(key).await
     }
 
     async fn get(&self, key: &BlobKey) -> Result<Option<Bytes>> {

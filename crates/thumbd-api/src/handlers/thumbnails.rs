@@ -255,7 +255,10 @@ async fn create(
         );
     }
     if !ran_locally {
-        if let Err(e) = enqueue(&state, &message, original.as_ref()).await {
+        // A waiting create's original is made durable only if the job is answered
+        // unfinished (below): most finish first, their originals deleted unwritten.
+        let synced = events.is_none();
+        if let Err(e) = enqueue(&state, &message, original.as_ref(), synced).await {
             let original = original.as_ref().map(|(k, _)| k);
             not_accepted(&state, &record, original, idempotency.as_ref(), &e).await;
             return Err(e.into());
@@ -280,6 +283,13 @@ async fn create(
             let waited = wait_from(&state, job_id, wait, events, Some(record.clone())).await;
             if !matches!(&waited, Ok(Some(r)) if r.status.is_finished()) {
                 state.publish_marks.mark(job_id);
+                // Accepted unfinished: from this answer on, the job must survive a crash.
+                // (Should the sync fail, the client gets 503, and the job may still run.)
+                if waited.is_ok()
+                    && let Some((key, _)) = &original
+                {
+                    state.blobs.sync(key).await?;
+                }
             }
             waited?.unwrap_or(record)
         }
@@ -293,14 +303,21 @@ async fn create(
     Ok(response)
 }
 
-/// Stores the claim-check `original` (if the job has one), then pushes `message`.
+/// Stores the claim-check `original` (if the job has one; `synced`: durable at once), then
+/// pushes `message`.
 async fn enqueue(
     state: &AppState,
     message: &JobMessage,
     original: Option<&(BlobKey, &Bytes)>,
+    synced: bool,
 ) -> thumbd_jobs::Result<()> {
     if let Some((key, bytes)) = original {
-        state.blobs.put(key, Bytes::clone(bytes)).await?;
+        let bytes = Bytes::clone(bytes);
+        if synced {
+            state.blobs.put(key, bytes).await?;
+        } else {
+            state.blobs.put_unsynced(key, bytes).await?;
+        }
     }
     state.queue.push(message).await
 }
