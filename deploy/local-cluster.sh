@@ -52,10 +52,15 @@ export THUMBD_STORAGE_URL="file://$work/blobs"
 export THUMBD_JWT_SECRET="local-cluster-secret-$run_id-0123456789"
 export RUST_LOG=${RUST_LOG:-warn}
 
-# start NAME ROLE: runs `thumbd ROLE` on a free port; prints its base URL.
+# start NAME ROLE: runs `thumbd ROLE` on a free port, in this shell (so `cleanup` knows its
+# pid: not inside `$(…)`, whose subshell would keep the pid to itself).
 start() {
   "$bin" "$2" --listen 127.0.0.1:0 --workers 1 --data-dir "$work/$1" >"$work/$1.out" 2>"$work/$1.log" &
   pids+=($!)
+}
+
+# url_of NAME: waits for NAME to listen; prints its base URL.
+url_of() {
   for _ in $(seq 1 100); do
     url=$(grep -o 'http://[0-9.:]*' "$work/$1.out" 2>/dev/null | head -1 || true)
     if [ -n "$url" ]; then echo "$url"; return 0; fi
@@ -64,11 +69,13 @@ start() {
   echo "$1 did not start:" >&2; cat "$work/$1.log" >&2; return 1
 }
 
-apis=("$(start api-1 api)" "$(start api-2 api)")
-start worker-1 worker >/dev/null
-start worker-2 worker >/dev/null
+for name in api-1 api-2; do start "$name" api; done
+for name in worker-1 worker-2; do start "$name" worker; done
+apis=("$(url_of api-1)" "$(url_of api-2)")
+url_of worker-1 >/dev/null
+url_of worker-2 >/dev/null
 token=$("$bin" token --scope thumbnails:write --scope thumbnails:read)
-echo "cluster: ${apis[*]} + 2 workers (namespace $THUMBD_AMQP_NAMESPACE, schema $schema)"
+echo "cluster: ${apis[*]} + 2 workers (namespace $THUMBD_AMQP_NAMESPACE, schema $schema, dir $work)"
 
 # A small PNG (the thumbnail service needs at least 80×80): made with Python's zlib.
 python3 - "$work/photo.png" <<'PY'

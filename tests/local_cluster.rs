@@ -58,4 +58,18 @@ fn the_local_cluster_script_runs_apis_and_workers_end_to_end() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "0");
+    // And stopped every process it started (their data dirs are under its work dir).
+    let dir = stdout
+        .split("dir ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .expect("the directory it used");
+    let running: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(dir))
+        .collect();
+    assert!(running.is_empty(), "still running: {running:?}");
 }
