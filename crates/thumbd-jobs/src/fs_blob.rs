@@ -89,16 +89,16 @@ fn recycle(path: &Path, recycled: &Path) -> std::io::Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e),
     }
-    std::fs::create_dir_all(recycled)?;
+    // Kept if a slot is free (link(2) refuses a taken one; the inode then outlives the
+    // unlink below); otherwise, or on a filesystem without hard links, simply unlinked.
     let first = rand::random::<u32>() % RECYCLED_SLOTS;
-    for slot in (0..RECYCLED_SLOTS).map(|i| (first + i) % RECYCLED_SLOTS) {
-        // link(2) refuses a taken slot; the file's inode outlives the unlink below.
-        match std::fs::hard_link(path, recycled.join(slot.to_string())) {
-            Ok(()) => break,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            // Say, no hard links on this filesystem: plain unlinks from now on are fine.
-            Err(_) => break,
+    if std::fs::create_dir_all(recycled).is_ok() {
+        for slot in (0..RECYCLED_SLOTS).map(|i| (first + i) % RECYCLED_SLOTS) {
+            match std::fs::hard_link(path, recycled.join(slot.to_string())) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                _ => break,
+            }
         }
     }
     match std::fs::remove_file(path) {

@@ -709,9 +709,9 @@ pub async fn delete(
 }
 
 /// The job could not be queued (the blob store or the queue refused; the client gets 503):
-/// its record says so, so nobody waits for it, its original (if it got stored) is dropped
-/// once the record says so, and its idempotency key freed (a retry must start a new job). Should the broker still
-/// deliver a message it timed out on, the worker finds the job finished and skips it.
+/// its record says so, so nobody waits for it; then its original (if it got stored) is
+/// dropped, and its idempotency key freed (a retry must start a new job). Should the broker
+/// still deliver a message it timed out on, the worker finds the job finished and skips it.
 async fn not_accepted(
     state: &AppState,
     record: &JobRecord,
