@@ -211,12 +211,16 @@ impl Worker {
                 code: "InternalError".into(),
                 message: "the job failed too many times; it was set aside".into(),
             };
-            if let Err(e) = self
+            match self
                 .store
                 .finish_failed(id, &failure, Timestamp::now())
                 .await
             {
-                tracing::error!(job_id = %id, error = %e, "cannot record the failure");
+                // Finished (now or before): nothing will read its original again.
+                Ok(_) => self.delete_original(id, &message.source).await,
+                Err(e) => {
+                    tracing::error!(job_id = %id, error = %e, "cannot record the failure");
+                }
             }
             self.finished(id, &message, None).await;
             return self.dead_letter(&lease, Some(id), reason).await;

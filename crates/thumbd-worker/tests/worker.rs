@@ -360,6 +360,11 @@ async fn persistent_transient_errors_dead_letter_the_message() {
     assert_eq!(record.status, JobStatus::Failed);
     assert_eq!(record.error.unwrap().code, "InternalError");
     assert_eq!(rig.queue.depth().await.unwrap().dead, 1);
+    assert_eq!(
+        rig.blobs.get(&BlobKey::original(job)).await.unwrap(),
+        None,
+        "a job given up on keeps no original"
+    );
 }
 
 #[tokio::test]
