@@ -161,11 +161,6 @@ impl JobColumns {
         })
     }
 
-    /// From an announcement's JSON.
-    fn from_payload(payload: &str) -> Result<Self> {
-        Ok(serde_json::from_str(payload)?)
-    }
-
     fn into_record(self) -> Result<JobRecord> {
         let damaged = |e: Error| Error::Damaged(format!("job row: {e}"));
         let thumbnail_id = utf8(self.thumbnail_id, "jobs.thumbnail_id")?;
@@ -195,29 +190,17 @@ impl JobColumns {
 /// A bytea column in an announcement: hex, as PostgreSQL's `encode(…, 'hex')` writes it.
 fn hex<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<u8>, D::Error> {
     use serde::Deserialize as _;
-    let text = String::deserialize(d)?;
-    let digit = |d: u8| match d {
-        b'0'..=b'9' => Ok(d - b'0'),
-        b'a'..=b'f' => Ok(d - b'a' + 10),
-        _ => Err(serde::de::Error::custom("not hex")),
-    };
-    if text.len() % 2 != 0 {
-        return Err(serde::de::Error::custom("hex of odd length"));
-    }
-    text.as_bytes()
-        .chunks(2)
-        .map(|pair| Ok((digit(pair[0])? << 4) | digit(pair[1])?))
-        .collect()
+    hex::decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
 }
 
 /// A nullable bytea column in an announcement.
 fn optional_hex<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<Option<Vec<u8>>, D::Error> {
-    #[derive(serde::Deserialize)]
-    struct Hex(#[serde(deserialize_with = "hex")] Vec<u8>);
     use serde::Deserialize as _;
-    Ok(Option::<Hex>::deserialize(d)?.map(|Hex(bytes)| bytes))
+    Option::<String>::deserialize(d)?
+        .map(|text| hex::decode(text).map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 fn job_from_row(row: &PgRow) -> Result<JobRecord> {
@@ -563,7 +546,6 @@ fn announced(payload: &str) -> Result<Announced> {
     if !payload.starts_with('{') {
         return Ok(Announced::Id(JobId::parse(payload)?));
     }
-    Ok(Announced::Record(Arc::new(
-        JobColumns::from_payload(payload)?.into_record()?,
-    )))
+    let columns: JobColumns = serde_json::from_str(payload)?;
+    Ok(Announced::Record(Arc::new(columns.into_record()?)))
 }

@@ -207,22 +207,14 @@ impl Worker {
                 "gave up after {} deliveries",
                 lease.deliveries.saturating_sub(1)
             );
-            let failure = JobFailure {
-                code: "InternalError".into(),
-                message: "the job failed too many times; it was set aside".into(),
-            };
-            match self
-                .store
-                .finish_failed(id, &failure, Timestamp::now())
-                .await
-            {
+            let msg = "the job failed too many times; it was set aside".to_owned();
+            match self.fail(id, &message, "InternalError", msg).await {
                 // Finished (now or before): nothing will read its original again.
-                Ok(_) => self.delete_original(id, &message.source).await,
+                Ok(()) => self.delete_original(id, &message.source).await,
                 Err(e) => {
                     tracing::error!(job_id = %id, error = %e, "cannot record the failure");
                 }
             }
-            self.finished(id, &message, None).await;
             return self.dead_letter(&lease, Some(id), reason).await;
         }
 

@@ -255,17 +255,17 @@ async fn create(
         );
     }
     if !ran_locally {
-        // A waiting create's original is made durable only if the job is answered
-        // unfinished (below): most finish first, their originals deleted unwritten.
-        let synced = events.is_none();
-        if let Err(e) = enqueue(&state, &message, original.as_ref(), synced).await {
+        // A create answered at once has its original made durable and its job marked
+        // published now; a waiting one only if it is answered unfinished (below): most
+        // finish first, their originals deleted unwritten, and the sweeper republishes
+        // unfinished jobs alone.
+        let answered_now = events.is_none();
+        if let Err(e) = enqueue(&state, &message, original.as_ref(), answered_now).await {
             let original = original.as_ref().map(|(k, _)| k);
             not_accepted(&state, &record, original, idempotency.as_ref(), &e).await;
             return Err(e.into());
         }
-        // A waiting create's job marked published only if it is unfinished when answered:
-        // the sweeper republishes unfinished jobs alone, and most finish within the wait.
-        if events.is_none() {
+        if answered_now {
             state.publish_marks.mark(job_id);
         }
     }
