@@ -113,10 +113,14 @@ fn main() {
         loadgen::env_number("THUMBD_LOAD_CLIENTS", 4)
     );
     let mut runs = Vec::new();
+    // Each set-up's files are deleted only when the bench ends: on ext4 without a journal
+    // (this machine's), a file created within ~30 s of many deletions nearby scans past every
+    // inode freed (`recently_deleted`), which would slow the set-up after it.
+    let mut spent = Vec::new();
 
     // Embedded, before and after the distributed runs (this machine's speed drifts): the
     // reference is their mean.
-    let embedded = |label: &str| {
+    let embedded = |label: &str, spent: &mut Vec<tempfile::TempDir>| {
         let tmp = tempfile::tempdir().unwrap();
         let serve = serve_process::spawn(
             &tmp.path().join("data"),
@@ -128,10 +132,12 @@ fn main() {
         let run = measure(label, &serve.base, &serve.token, &corpus, total);
         let _ = child.kill();
         let _ = child.wait();
+        spent.push(tmp);
         run
     };
     runs.push(embedded(
         "`thumbd serve` (embedded), 2 image threads, before",
+        &mut spent,
     ));
 
     // RabbitMQ + PostgreSQL: one worker with 2 threads, then two with 1 each.
@@ -161,10 +167,12 @@ fn main() {
         let run = measure(name, c.api(), &c.token.clone(), &corpus, total);
         runs.push(run);
         c.sigterm_all();
+        spent.push(std::mem::replace(&mut c.dir, tempfile::tempdir().unwrap()));
     }
 
     runs.push(embedded(
         "`thumbd serve` (embedded), 2 image threads, after",
+        &mut spent,
     ));
 
     // Publish-confirm latency: one publisher, one message at a time.

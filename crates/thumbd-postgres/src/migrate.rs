@@ -32,6 +32,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "announce_record",
         include_str!("../migrations/0006_announce_record.sql"),
     ),
+    (
+        7,
+        "payload_plpgsql",
+        include_str!("../migrations/0007_payload_plpgsql.sql"),
+    ),
 ];
 
 /// The advisory lock class migrations take; the second key is the schema's hash, so tests

@@ -121,7 +121,7 @@ fn utf8(bytes: Vec<u8>, what: &str) -> Result<String> {
 }
 
 /// A job's columns as a read returns them (see `job_columns!`), or as a finished job's
-/// announcement carries them (`thumbd_job_payload`, migration 6, with bytea as hex).
+/// announcement carries them (`thumbd_job_payload`, migrations 6 and 7, with bytea as hex).
 #[derive(serde::Deserialize)]
 struct JobColumns {
     id: String,
