@@ -2,7 +2,8 @@
 //! `thumbd serve` (2 image threads) vs `thumbd api` + one `thumbd worker` (2 image threads)
 //! vs `thumbd api` + two `thumbd worker`s (1 each), all on loopback with the local RabbitMQ and
 //! PostgreSQL; plus the latency of a confirmed publish and what the broker and the database
-//! cost per job (their CPU time during the run).
+//! cost per job (their CPU time during the run). The three set-ups run side by side and take
+//! turns (five rounds of the corpus each), so the machine's drift falls on all of them.
 //!
 //! ```sh
 //! cargo bench --bench distributed -- ../shared/corpus
@@ -49,55 +50,69 @@ fn cpu_of(names: &[&str]) -> f64 {
         .sum()
 }
 
-/// CPU seconds used so far by the thumbd processes started as `thumbd ROLE` (`serve`, `api`,
-/// `worker`).
-fn cpu_of_thumbd(role: &str) -> f64 {
-    processes()
-        .filter(|p| {
-            std::fs::read(p.join("cmdline")).is_ok_and(|c| {
-                let mut args = c.split(|&b| b == 0);
-                args.next().is_some_and(|exe| exe.ends_with(b"thumbd"))
-                    && args.next() == Some(role.as_bytes())
-            })
-        })
-        .map(|p| cpu_secs(&p.join("stat").to_string_lossy()))
+/// CPU seconds used so far by the processes `pids`.
+fn cpu_of_pids(pids: &[u32]) -> f64 {
+    pids.iter()
+        .map(|pid| cpu_secs(&format!("/proc/{pid}/stat")))
         .sum()
 }
 
-/// Result of one configuration.
-struct Run {
+/// One set-up under test, and what its segments added up to.
+struct Setup {
     name: String,
-    rate: f64,
+    base: String,
+    token: String,
+    /// Its thumbd processes; the first is `serve` or `api`.
+    pids: Vec<u32>,
+    jobs: usize,
+    secs: f64,
     latencies: Vec<f64>,
-    broker_ms_per_job: f64,
-    db_ms_per_job: f64,
-    /// The thumbd processes' own: `serve`, or `api` and the workers.
-    thumbd_ms_per_job: f64,
-    /// Of which the `api` process's (zero for `serve`).
-    api_ms_per_job: f64,
+    broker_secs: f64,
+    db_secs: f64,
+    thumbd_secs: f64,
+    api_secs: f64,
 }
 
-fn measure(
-    name: &str,
-    base: &str,
-    token: &str,
-    corpus: &[(Vec<u8>, &'static str)],
-    total: usize,
-) -> Run {
-    let (broker0, db0) = (cpu_of(&["beam.smp"]), cpu_of(&["postgres"]));
-    let thumbd0 = cpu_of(&["thumbd"]);
-    let api0 = cpu_of_thumbd("api");
-    let clients = loadgen::env_number("THUMBD_LOAD_CLIENTS", 4);
-    let (elapsed, latencies) = closed_loop(base, token, corpus, clients, total, "d");
-    let per_job = |secs: f64| 1000.0 * secs / total as f64;
-    Run {
-        name: name.into(),
-        rate: total as f64 / elapsed,
-        latencies,
-        broker_ms_per_job: per_job(cpu_of(&["beam.smp"]) - broker0),
-        db_ms_per_job: per_job(cpu_of(&["postgres"]) - db0),
-        thumbd_ms_per_job: per_job(cpu_of(&["thumbd"]) - thumbd0),
-        api_ms_per_job: per_job(cpu_of_thumbd("api") - api0),
+impl Setup {
+    fn new(name: &str, base: &str, token: &str, pids: Vec<u32>) -> Self {
+        Setup {
+            name: name.into(),
+            base: base.into(),
+            token: token.into(),
+            pids,
+            jobs: 0,
+            secs: 0.0,
+            latencies: Vec::new(),
+            broker_secs: 0.0,
+            db_secs: 0.0,
+            thumbd_secs: 0.0,
+            api_secs: 0.0,
+        }
+    }
+
+    /// Sends `total` uploads through this set-up (the others idle meanwhile), adding up the
+    /// time, the latencies and the CPU it took.
+    fn segment(&mut self, corpus: &[(Vec<u8>, &'static str)], total: usize, prefix: &str) {
+        let (broker0, db0) = (cpu_of(&["beam.smp"]), cpu_of(&["postgres"]));
+        let (thumbd0, api0) = (cpu_of_pids(&self.pids), cpu_of_pids(&self.pids[..1]));
+        let clients = loadgen::env_number("THUMBD_LOAD_CLIENTS", 4);
+        let (elapsed, latencies) =
+            closed_loop(&self.base, &self.token, corpus, clients, total, prefix);
+        self.jobs += total;
+        self.secs += elapsed;
+        self.latencies.extend(latencies);
+        self.broker_secs += cpu_of(&["beam.smp"]) - broker0;
+        self.db_secs += cpu_of(&["postgres"]) - db0;
+        self.thumbd_secs += cpu_of_pids(&self.pids) - thumbd0;
+        self.api_secs += cpu_of_pids(&self.pids[..1]) - api0;
+    }
+
+    fn rate(&self) -> f64 {
+        self.jobs as f64 / self.secs
+    }
+
+    fn ms_per_job(&self, secs: f64) -> f64 {
+        1000.0 * secs / self.jobs as f64
     }
 }
 
@@ -107,40 +122,33 @@ fn main() {
     };
     let rounds = loadgen::rounds(10);
     let total = rounds * corpus.len();
+    // This machine's speed drifts by several per cent within a minute: the set-ups run side
+    // by side and take turns, a few rounds each, so every one sees the same drift.
+    let per_turn = 5.min(rounds);
+    let turns = rounds.div_ceil(per_turn);
     println!(
-        "corpus: {} images, {rounds} rounds = {total} uploads per run, {} clients",
+        "corpus: {} images, {rounds} rounds = {total} uploads per set-up, in {turns} turns; {} clients",
         corpus.len(),
         loadgen::env_number("THUMBD_LOAD_CLIENTS", 4)
     );
-    let mut runs = Vec::new();
-    // Each set-up's files are deleted only when the bench ends: on ext4 without a journal
-    // (this machine's), a file created within ~30 s of many deletions nearby scans past every
-    // inode freed (`recently_deleted`), which would slow the set-up after it.
-    let mut spent = Vec::new();
 
-    // Embedded, before and after the distributed runs (this machine's speed drifts): the
-    // reference is their mean.
-    let embedded = |label: &str, spent: &mut Vec<tempfile::TempDir>| {
-        let tmp = tempfile::tempdir().unwrap();
-        let serve = serve_process::spawn(
-            &tmp.path().join("data"),
-            &["--workers", "2"],
-            "warn",
-            Stdio::inherit(),
-        );
-        let mut child = serve.child;
-        let run = measure(label, &serve.base, &serve.token, &corpus, total);
-        let _ = child.kill();
-        let _ = child.wait();
-        spent.push(tmp);
-        run
-    };
-    runs.push(embedded(
-        "`thumbd serve` (embedded), 2 image threads, before",
-        &mut spent,
-    ));
+    let tmp = tempfile::tempdir().unwrap();
+    let serve = serve_process::spawn(
+        &tmp.path().join("data"),
+        &["--workers", "2"],
+        "warn",
+        Stdio::inherit(),
+    );
+    let mut serve_child = serve.child;
+    let mut setups = vec![Setup::new(
+        "`thumbd serve` (embedded), 2 image threads",
+        &serve.base,
+        &serve.token,
+        vec![serve_child.id()],
+    )];
 
-    // RabbitMQ + PostgreSQL: one worker with 2 threads, then two with 1 each.
+    // RabbitMQ + PostgreSQL: one worker with 2 threads, and two with 1 each.
+    let mut clusters = Vec::new();
     for (name, workers) in [
         (
             "`thumbd api` + 1 worker × 2 threads (RabbitMQ, PostgreSQL)",
@@ -151,7 +159,7 @@ fn main() {
             &[1, 1][..],
         ),
     ] {
-        let Some(mut c) = Cluster::new("bench") else {
+        let Some(mut c) = Cluster::new(&format!("bench{}", clusters.len())) else {
             eprintln!("RabbitMQ or PostgreSQL missing: the distributed runs are skipped");
             break;
         };
@@ -164,16 +172,28 @@ fn main() {
             let p = c.spawn_with("worker", &format!("worker-{i}"), *w);
             c.workers.push(p);
         }
-        let run = measure(name, c.api(), &c.token.clone(), &corpus, total);
-        runs.push(run);
-        c.sigterm_all();
-        spent.push(std::mem::replace(&mut c.dir, tempfile::tempdir().unwrap()));
+        let pids = c
+            .api
+            .iter()
+            .chain(&c.workers)
+            .map(|p| p.child.id())
+            .collect();
+        setups.push(Setup::new(name, c.api(), &c.token, pids));
+        clusters.push(c);
     }
 
-    runs.push(embedded(
-        "`thumbd serve` (embedded), 2 image threads, after",
-        &mut spent,
-    ));
+    for turn in 0..turns {
+        let uploads = per_turn.min(rounds - turn * per_turn) * corpus.len();
+        for s in &mut setups {
+            s.segment(&corpus, uploads, &format!("t{turn}-"));
+        }
+    }
+    let _ = serve_child.kill();
+    let _ = serve_child.wait();
+    for c in &mut clusters {
+        c.sigterm_all();
+    }
+    drop(clusters);
 
     // Publish-confirm latency: one publisher, one message at a time.
     let confirms = {
@@ -212,24 +232,26 @@ fn main() {
     };
 
     let ms = |s: f64| format!("{:.1} ms", s * 1000.0);
-    let embedded = (runs[0].rate + runs[runs.len() - 1].rate) / 2.0;
+    let embedded = setups[0].rate();
     println!();
     println!(
-        "| configuration | uploads/s | vs embedded (mean of before and after) | POST→succeeded p50 / p99 | thumbd CPU / job (of which `api`) | broker CPU / job | PostgreSQL CPU / job |"
+        "| configuration | uploads/s | vs embedded | POST→succeeded p50 / p99 | thumbd CPU / job (of which `api`) | broker CPU / job | PostgreSQL CPU / job |"
     );
     println!("|---|---|---|---|---|---|---|");
-    for r in &runs {
+    for s in &mut setups {
+        s.latencies.sort_by(f64::total_cmp);
+        let api = if s.pids.len() > 1 { s.api_secs } else { 0.0 };
         println!(
             "| {} | {:.1} | {:.0} % | {} / {} | {:.1} ms ({:.1} ms) | {:.2} ms | {:.2} ms |",
-            r.name,
-            r.rate,
-            100.0 * r.rate / embedded,
-            ms(percentile(&r.latencies, 50.0)),
-            ms(percentile(&r.latencies, 99.0)),
-            r.thumbd_ms_per_job,
-            r.api_ms_per_job,
-            r.broker_ms_per_job,
-            r.db_ms_per_job
+            s.name,
+            s.rate(),
+            100.0 * s.rate() / embedded,
+            ms(percentile(&s.latencies, 50.0)),
+            ms(percentile(&s.latencies, 99.0)),
+            s.ms_per_job(s.thumbd_secs),
+            s.ms_per_job(api),
+            s.ms_per_job(s.broker_secs),
+            s.ms_per_job(s.db_secs)
         );
     }
     if !confirms.is_empty() {

@@ -102,7 +102,8 @@ pub fn post(
 }
 
 /// `clients` closed-loop clients send `total` uploads from `corpus` with `Prefer: wait=60`
-/// (each answer comes when its job has succeeded). Returns the seconds taken and the sorted
+/// (each answer comes when its job has succeeded), each taking the next upload when its last
+/// is answered, so they finish together. Returns the seconds taken and the sorted
 /// POST→succeeded latencies.
 pub fn closed_loop(
     base: &str,
@@ -112,27 +113,31 @@ pub fn closed_loop(
     total: usize,
     prefix: &str,
 ) -> (f64, Vec<f64>) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
     let t = Instant::now();
     let mut latencies: Vec<f64> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..clients)
-            .map(|c| {
+            .map(|_| {
+                let next = &next;
                 s.spawn(move || {
                     let agent = agent();
-                    (c..total)
-                        .step_by(clients)
-                        .map(|i| {
-                            let (status, secs) = post(
-                                &agent,
-                                base,
-                                token,
-                                &format!("{prefix}{i}"),
-                                &corpus[i % corpus.len()],
-                                "wait=60",
-                            );
-                            assert_eq!(status, 201, "job {i}");
-                            secs
-                        })
-                        .collect::<Vec<_>>()
+                    std::iter::from_fn(|| {
+                        Some(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                            .filter(|&i| i < total)
+                    })
+                    .map(|i| {
+                        let (status, secs) = post(
+                            &agent,
+                            base,
+                            token,
+                            &format!("{prefix}{i}"),
+                            &corpus[i % corpus.len()],
+                            "wait=60",
+                        );
+                        assert_eq!(status, 201, "job {i}");
+                        secs
+                    })
+                    .collect::<Vec<_>>()
                 })
             })
             .collect();
