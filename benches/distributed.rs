@@ -39,14 +39,27 @@ fn processes() -> impl Iterator<Item = std::path::PathBuf> {
         .map(|e| e.path())
 }
 
-/// CPU seconds used so far by every process whose name starts with one of `names`.
-fn cpu_of(names: &[&str]) -> f64 {
+/// CPU seconds used so far by each process whose name starts with one of `names`.
+fn cpu_of(names: &[&str]) -> std::collections::HashMap<std::path::PathBuf, f64> {
     processes()
         .filter(|p| {
             std::fs::read_to_string(p.join("comm"))
                 .is_ok_and(|c| names.iter().any(|n| c.trim_end().starts_with(n)))
         })
-        .map(|p| cpu_secs(&p.join("stat").to_string_lossy()))
+        .map(|p| {
+            let secs = cpu_secs(&p.join("stat").to_string_lossy());
+            (p, secs)
+        })
+        .collect()
+}
+
+/// CPU seconds the processes named `names` used since `before` (`cpu_of`): those started
+/// since count whole; those ended since are left out (their time is gone from /proc) —
+/// a `rabbitmqctl` run by someone else, say, which would otherwise count negative.
+fn cpu_since(names: &[&str], before: &std::collections::HashMap<std::path::PathBuf, f64>) -> f64 {
+    cpu_of(names)
+        .into_iter()
+        .map(|(p, secs)| secs - before.get(&p).copied().unwrap_or(0.0))
         .sum()
 }
 
@@ -101,8 +114,8 @@ impl Setup {
         self.jobs += total;
         self.secs += elapsed;
         self.latencies.extend(latencies);
-        self.broker_secs += cpu_of(&["beam.smp"]) - broker0;
-        self.db_secs += cpu_of(&["postgres"]) - db0;
+        self.broker_secs += cpu_since(&["beam.smp"], &broker0);
+        self.db_secs += cpu_since(&["postgres"], &db0);
         self.thumbd_secs += cpu_of_pids(&self.pids) - thumbd0;
         self.api_secs += cpu_of_pids(&self.pids[..1]) - api0;
     }
