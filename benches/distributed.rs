@@ -71,11 +71,12 @@ fn cpu_of_pids(pids: &[u32]) -> f64 {
 }
 
 /// One set-up under test, and what its segments added up to.
+#[derive(Default)]
 struct Setup {
     name: String,
     base: String,
     token: String,
-    /// Its thumbd processes; the first is `serve` or `api`.
+    /// Its thumbd processes: `serve`, or `api` first and then the workers.
     pids: Vec<u32>,
     jobs: usize,
     secs: f64,
@@ -93,22 +94,30 @@ impl Setup {
             base: base.into(),
             token: token.into(),
             pids,
-            jobs: 0,
-            secs: 0.0,
-            latencies: Vec::new(),
-            broker_secs: 0.0,
-            db_secs: 0.0,
-            thumbd_secs: 0.0,
-            api_secs: 0.0,
+            ..Setup::default()
+        }
+    }
+
+    /// The `api` process, if the set-up has one (none for `serve`).
+    fn api_pids(&self) -> &[u32] {
+        if self.pids.len() > 1 {
+            &self.pids[..1]
+        } else {
+            &[]
         }
     }
 
     /// Sends `total` uploads through this set-up (the others idle meanwhile), adding up the
     /// time, the latencies and the CPU it took.
-    fn segment(&mut self, corpus: &[(Vec<u8>, &'static str)], total: usize, prefix: &str) {
+    fn segment(
+        &mut self,
+        corpus: &[(Vec<u8>, &'static str)],
+        clients: usize,
+        total: usize,
+        prefix: &str,
+    ) {
         let (broker0, db0) = (cpu_of(&["beam.smp"]), cpu_of(&["postgres"]));
-        let (thumbd0, api0) = (cpu_of_pids(&self.pids), cpu_of_pids(&self.pids[..1]));
-        let clients = loadgen::env_number("THUMBD_LOAD_CLIENTS", 4);
+        let (thumbd0, api0) = (cpu_of_pids(&self.pids), cpu_of_pids(self.api_pids()));
         let (elapsed, latencies) =
             closed_loop(&self.base, &self.token, corpus, clients, total, prefix);
         self.jobs += total;
@@ -117,7 +126,7 @@ impl Setup {
         self.broker_secs += cpu_since(&["beam.smp"], &broker0);
         self.db_secs += cpu_since(&["postgres"], &db0);
         self.thumbd_secs += cpu_of_pids(&self.pids) - thumbd0;
-        self.api_secs += cpu_of_pids(&self.pids[..1]) - api0;
+        self.api_secs += cpu_of_pids(self.api_pids()) - api0;
     }
 
     fn rate(&self) -> f64 {
@@ -139,10 +148,10 @@ fn main() {
     // by side and take turns, a few rounds each, so every one sees the same drift.
     let per_turn = 5.min(rounds);
     let turns = rounds.div_ceil(per_turn);
+    let clients = loadgen::env_number("THUMBD_LOAD_CLIENTS", 4);
     println!(
-        "corpus: {} images, {rounds} rounds = {total} uploads per set-up, in {turns} turns; {} clients",
+        "corpus: {} images, {rounds} rounds = {total} uploads per set-up, in {turns} turns; {clients} clients",
         corpus.len(),
-        loadgen::env_number("THUMBD_LOAD_CLIENTS", 4)
     );
 
     let tmp = tempfile::tempdir().unwrap();
@@ -198,7 +207,7 @@ fn main() {
     for turn in 0..turns {
         let uploads = per_turn.min(rounds - turn * per_turn) * corpus.len();
         for s in &mut setups {
-            s.segment(&corpus, uploads, &format!("t{turn}-"));
+            s.segment(&corpus, clients, uploads, &format!("t{turn}-"));
         }
     }
     let _ = serve_child.kill();
@@ -253,7 +262,6 @@ fn main() {
     println!("|---|---|---|---|---|---|---|");
     for s in &mut setups {
         s.latencies.sort_by(f64::total_cmp);
-        let api = if s.pids.len() > 1 { s.api_secs } else { 0.0 };
         println!(
             "| {} | {:.1} | {:.0} % | {} / {} | {:.1} ms ({:.1} ms) | {:.2} ms | {:.2} ms |",
             s.name,
@@ -262,7 +270,7 @@ fn main() {
             ms(percentile(&s.latencies, 50.0)),
             ms(percentile(&s.latencies, 99.0)),
             s.ms_per_job(s.thumbd_secs),
-            s.ms_per_job(api),
+            s.ms_per_job(s.api_secs),
             s.ms_per_job(s.broker_secs),
             s.ms_per_job(s.db_secs)
         );
