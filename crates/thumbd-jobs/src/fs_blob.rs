@@ -16,16 +16,9 @@ use crate::ids::BlobKey;
 ///
 /// Writes are atomic: a temporary file in the same directory is written and renamed over the
 /// target; with [`Durability::Full`] (the default) the file is fsynced before the rename and
-/// the directory after. Several processes on one machine may share a root.
-///
-/// Originals ([`BlobKey::is_original`]) are written once per job and deleted when it has
-/// finished, so their files come and go at the job rate. A deleted original's file is
-/// emptied and kept (up to 64 of them, under `ROOT/RECYCLED`) for the next original to be
-/// written into, instead of being unlinked: ext4 without a journal scans past every inode
-/// freed in the last half minute each time it allocates one, which at a few dozen jobs a
-/// second cost more CPU than writing the file (benches/README.md). Reading an original
-/// that is being deleted may then see another original's bytes; only a job already
-/// finished (whose record no longer changes) can be reading it.
+/// the directory after. Several processes on one machine may share a root. A deleted blob's
+/// file is unlinked: a file is never reused for another blob, so no crash can leave one
+/// blob's bytes under another's name.
 #[derive(Debug, Clone)]
 pub struct FsBlobStore {
     root: PathBuf,
@@ -37,6 +30,12 @@ impl FsBlobStore {
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
         std::fs::create_dir_all(&root)?;
+        // Emptied originals an earlier version kept for reuse: a crash could leave one
+        // linked under a live original's name too, so none is ever written into again.
+        match std::fs::remove_dir_all(root.join(LEGACY_RECYCLED)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
         Ok(FsBlobStore { root, fsync: true })
     }
 
@@ -55,79 +54,19 @@ impl FsBlobStore {
     fn path(&self, key: &BlobKey) -> PathBuf {
         self.root.join(key.as_str())
     }
-
-    /// Where emptied originals wait for reuse, if `key` is an original.
-    fn recycled(&self, key: &BlobKey) -> Option<PathBuf> {
-        key.is_original().then(|| self.root.join(RECYCLED))
-    }
 }
 
-/// The directory of emptied originals under the root. Upper case is outside [`BlobKey`]'s
-/// alphabet: no key can name it or anything in it.
-const RECYCLED: &str = "RECYCLED";
+/// Where versions before 2026-12 kept emptied originals for reuse. Upper case is outside
+/// [`BlobKey`]'s alphabet: no key can name it.
+const LEGACY_RECYCLED: &str = "RECYCLED";
 
-/// How many emptied originals may wait for reuse; beyond that, deleted ones are unlinked.
-const RECYCLED_SLOTS: u32 = 64;
-
-/// Moves a file from `recycled` to `tmp` (a new name in the target's directory): true if
-/// there was one. Several processes may race for the same file; losers try the next.
-fn take_recycled(recycled: &Path, tmp: &Path) -> bool {
-    let Ok(entries) = std::fs::read_dir(recycled) else {
-        return false;
-    };
-    entries
-        .flatten()
-        .any(|e| std::fs::rename(e.path(), tmp).is_ok())
-}
-
-/// Deletes the original at `path`, keeping its file, emptied, in a free slot of `recycled`
-/// (or unlinking it when every slot is taken). False if there was nothing at `path`.
-fn recycle(path: &Path, recycled: &Path) -> std::io::Result<bool> {
-    match std::fs::OpenOptions::new().write(true).open(path) {
-        // Emptied first: a slot only ever holds an empty file, whatever happens next.
-        Ok(f) => f.set_len(0)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e),
-    }
-    // Kept if a slot is free (link(2) refuses a taken one; the inode then outlives the
-    // unlink below); otherwise, or on a filesystem without hard links, simply unlinked.
-    let first = rand::random::<u32>() % RECYCLED_SLOTS;
-    if std::fs::create_dir_all(recycled).is_ok() {
-        for slot in (0..RECYCLED_SLOTS).map(|i| (first + i) % RECYCLED_SLOTS) {
-            match std::fs::hard_link(path, recycled.join(slot.to_string())) {
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-                _ => break,
-            }
-        }
-    }
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-fn write_atomic(
-    path: &Path,
-    bytes: &[u8],
-    fsync: bool,
-    recycled: Option<&Path>,
-) -> std::io::Result<()> {
+fn write_atomic(path: &Path, bytes: &[u8], fsync: bool) -> std::io::Result<()> {
     let dir = path.parent().expect("blob paths have a parent");
     std::fs::create_dir_all(dir)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("blob");
     let tmp = dir.join(format!(".{name}.tmp-{:016x}", rand::random::<u64>()));
     let result = (|| {
-        let mut f = if recycled.is_some_and(|r| take_recycled(r, &tmp)) {
-            // Empty already, unless a deleting process died half-way.
-            std::fs::OpenOptions::new()
-                .write(true)
-                .truncate(true)
-                .open(&tmp)?
-        } else {
-            std::fs::File::create(&tmp)?
-        };
+        let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         if fsync {
             f.sync_all()?;
@@ -156,15 +95,15 @@ async fn blocking<T: Send + 'static>(
 #[async_trait]
 impl BlobStore for FsBlobStore {
     async fn put(&self, key: &BlobKey, bytes: Bytes) -> Result<()> {
-        let (path, fsync, recycled) = (self.path(key), self.fsync, self.recycled(key));
-        blocking(move || write_atomic(&path, &bytes, fsync, recycled.as_deref())).await
+        let (path, fsync) = (self.path(key), self.fsync);
+        blocking(move || write_atomic(&path, &bytes, fsync)).await
     }
 
-    /// Written and renamed into place, without the fsyncs: an original deleted (or reused)
-    /// before the kernel writes it back never reaches the disk at all.
+    /// Written and renamed into place, without the fsyncs: an original deleted before the
+    /// kernel writes it back never reaches the disk at all.
     async fn put_unsynced(&self, key: &BlobKey, bytes: Bytes) -> Result<()> {
-        let (path, recycled) = (self.path(key), self.recycled(key));
-        blocking(move || write_atomic(&path, &bytes, false, recycled.as_deref())).await
+        let path = self.path(key);
+        blocking(move || write_atomic(&path, &bytes, false)).await
     }
 
     async fn sync(&self, key: &BlobKey) -> Result<()> {
@@ -194,11 +133,7 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn delete(&self, key: &BlobKey) -> Result<bool> {
-        let path = self.path(key);
-        if let Some(recycled) = self.recycled(key) {
-            return blocking(move || recycle(&path, &recycled)).await;
-        }
-        match tokio::fs::remove_file(path).await {
+        match tokio::fs::remove_file(self.path(key)).await {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e.into()),
@@ -218,75 +153,56 @@ mod tests {
     use super::*;
     use crate::JobId;
 
-    fn kept(store: &FsBlobStore) -> Vec<std::fs::DirEntry> {
-        match std::fs::read_dir(store.root().join(RECYCLED)) {
-            Ok(entries) => entries.flatten().collect(),
-            Err(_) => Vec::new(),
-        }
-    }
-
     #[tokio::test]
-    async fn a_deleted_original_file_is_emptied_and_reused_for_the_next_one() {
+    async fn a_deleted_original_is_unlinked_and_its_file_never_reused() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsBlobStore::open(dir.path()).unwrap();
         let (a, b) = (
             BlobKey::original(JobId::new()),
             BlobKey::original(JobId::new()),
         );
-        store
-            .put(&a, Bytes::from_static(b"the first original"))
-            .await
-            .unwrap();
-        let inode = std::fs::metadata(store.path(&a)).unwrap().ino();
-
+        store.put(&a, Bytes::from_static(b"first")).await.unwrap();
+        // Another name for the file, as a reader holding it open would have.
+        let held = dir.path().join("held");
+        std::fs::hard_link(store.path(&a), &held).unwrap();
         assert!(store.delete(&a).await.unwrap());
         assert_eq!(store.get(&a).await.unwrap(), None);
         assert!(!store.delete(&a).await.unwrap());
-        let waiting = kept(&store);
-        assert_eq!(waiting.len(), 1);
-        assert_eq!(waiting[0].metadata().unwrap().len(), 0);
+        assert_eq!(std::fs::metadata(&held).unwrap().nlink(), 1);
 
         store.put(&b, Bytes::from_static(b"second")).await.unwrap();
-        assert_eq!(std::fs::metadata(store.path(&b)).unwrap().ino(), inode);
+        assert_eq!(std::fs::read(&held).unwrap(), b"first");
         assert_eq!(store.get(&b).await.unwrap().unwrap(), "second");
-        assert!(kept(&store).is_empty());
     }
 
     #[tokio::test]
-    async fn at_most_64_deleted_originals_are_kept() {
+    async fn a_file_linked_under_two_names_by_an_earlier_version_never_feeds_a_write() {
+        // Versions that kept emptied originals for reuse could be killed between linking
+        // the file into RECYCLED and unlinking the original: the next original written
+        // into that file changed a live original's bytes (another job's, maybe another
+        // tenant's).
         let dir = tempfile::tempdir().unwrap();
+        let live = BlobKey::original(JobId::new());
+        {
+            let store = FsBlobStore::open(dir.path()).unwrap();
+            store.put(&live, Bytes::from_static(b"live")).await.unwrap();
+        }
+        let recycled = dir.path().join(LEGACY_RECYCLED);
+        std::fs::create_dir_all(&recycled).unwrap();
+        std::fs::hard_link(dir.path().join(live.as_str()), recycled.join("7")).unwrap();
+
         let store = FsBlobStore::open(dir.path()).unwrap();
-        let keys: Vec<BlobKey> = (0..70).map(|_| BlobKey::original(JobId::new())).collect();
-        for key in &keys {
-            store
-                .put(key, Bytes::from_static(b"original"))
-                .await
-                .unwrap();
-        }
-        for key in &keys {
-            assert!(store.delete(key).await.unwrap());
-            assert_eq!(store.get(key).await.unwrap(), None);
-        }
-        assert_eq!(kept(&store).len(), RECYCLED_SLOTS as usize);
+        assert!(!recycled.exists());
+        let next = BlobKey::original(JobId::new());
+        store
+            .put(&next, Bytes::from_static(b"another job's bytes"))
+            .await
+            .unwrap();
+        assert_eq!(store.get(&live).await.unwrap().unwrap(), "live");
         assert_eq!(
-            std::fs::read_dir(dir.path().join("originals"))
-                .unwrap()
-                .count(),
-            0
+            store.get(&next).await.unwrap().unwrap(),
+            "another job's bytes"
         );
-    }
-
-    #[tokio::test]
-    async fn a_file_left_unemptied_is_truncated_when_reused() {
-        // A process that died between taking a slot and emptying the file.
-        let dir = tempfile::tempdir().unwrap();
-        let store = FsBlobStore::open(dir.path()).unwrap();
-        std::fs::create_dir_all(dir.path().join(RECYCLED)).unwrap();
-        std::fs::write(dir.path().join(RECYCLED).join("7"), [b'x'; 100]).unwrap();
-        let key = BlobKey::original(JobId::new());
-        store.put(&key, Bytes::from_static(b"short")).await.unwrap();
-        assert!(kept(&store).is_empty());
-        assert_eq!(store.get(&key).await.unwrap().unwrap(), "short");
     }
 
     #[tokio::test]
@@ -300,6 +216,5 @@ mod tests {
             .unwrap();
         assert!(store.delete(&key).await.unwrap());
         assert_eq!(store.get(&key).await.unwrap(), None);
-        assert!(!dir.path().join(RECYCLED).exists());
     }
 }
