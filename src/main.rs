@@ -235,13 +235,11 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
         Some(s) => s.clone(),
         None => secret::load_or_create(&settings.data_dir)?,
     };
-    let token = thumbd_api::mint_hs256(
-        &secret,
-        &args.subject,
-        &args.scopes,
-        args.environment,
-        args.ttl,
-    );
+    let mut claims =
+        thumbd_api::Claims::new(&args.subject, &args.scopes, args.environment, args.ttl);
+    claims.iss = settings.jwt_issuer.clone();
+    claims.aud = settings.jwt_audience.clone().map(Into::into);
+    let token = thumbd_api::mint_hs256_claims(&secret, &claims);
     println!("{token}");
     Ok(())
 }

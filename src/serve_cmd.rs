@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use thumbd_api::{
-    ApiOptions, AppState, Auth, Metrics, PublishMarks, RateLimit, Registry, Scope, ServeOptions,
+    ApiOptions, AppState, Auth, Claims, Metrics, PublishMarks, RateLimit, Registry, Scope,
+    ServeOptions,
 };
 use thumbd_jobs::{JobEvents, MetaStore, Timestamp};
 use thumbd_worker::{Worker, WorkerOptions};
@@ -17,39 +18,52 @@ use crate::backends::{Backends, Role};
 use crate::secret;
 use crate::settings::Settings;
 
-/// The authentication policy from settings; with none configured, a secret is created in
-/// the data dir. Returns the secret too when tokens can be minted with it.
-pub fn auth(settings: &Settings) -> anyhow::Result<(Auth, Option<secrecy::SecretString>)> {
+/// The authentication policy from settings. With no key configured, `serve` creates a secret
+/// in the data dir (or uses the one it created before) and returns it, to print a token
+/// with; `api` refuses to start (its processes would not share a secret).
+pub fn auth(
+    settings: &Settings,
+    role: Role,
+) -> anyhow::Result<(Auth, Option<secrecy::SecretString>)> {
     if !settings.auth {
         tracing::warn!(
             "AUTHENTICATION IS OFF (THUMBD_AUTH=off): anyone who can reach this port can write and delete thumbnails"
         );
         return Ok((Auth::off(), None));
     }
-    if let Some(path) = &settings.jwt_public_key {
+    let (auth, generated) = if let Some(path) = &settings.jwt_public_key {
         let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let auth = Auth::public_key(settings.jwt_algorithm, &pem).map_err(anyhow::Error::msg)?;
-        return Ok((auth.with_public_reads(settings.public_reads), None));
-    }
-    let secret = match &settings.jwt_secret {
-        Some(s) => s.clone(),
-        None => secret::load_or_create(&settings.data_dir)?,
+        (auth, None)
+    } else if let Some(secret) = &settings.jwt_secret {
+        (Auth::hs256(secret), None)
+    } else if role == Role::Serve {
+        let secret = secret::load_or_create(&settings.data_dir)?;
+        (Auth::hs256(&secret), Some(secret))
+    } else {
+        anyhow::bail!(
+            "no token key configured: set THUMBD_JWT_SECRET (the same in every api process) or THUMBD_JWT_PUBLIC_KEY"
+        );
     };
-    Ok((
-        Auth::hs256(&secret).with_public_reads(settings.public_reads),
-        Some(secret),
-    ))
+    let auth = auth
+        .with_public_reads(settings.public_reads)
+        .with_issuer_and_audience(
+            settings.jwt_issuer.as_deref(),
+            settings.jwt_audience.as_deref(),
+        );
+    Ok((auth, generated))
 }
 
 /// Runs `role` until SIGINT or SIGTERM, then shuts down gracefully.
 pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
-    let backends = Backends::open(&settings, role).await?;
-    let (auth, secret) = match role {
+    // Before the backends: a configuration error should cost nothing.
+    let (auth, generated_secret) = match role {
         Role::Worker => (Auth::off(), None),
-        Role::Serve | Role::Api => auth(&settings)?,
+        Role::Serve | Role::Api => auth(&settings, role)?,
     };
+    let backends = Backends::open(&settings, role).await?;
     let events = JobEvents::new();
     if role != Role::Worker {
         backends.forward_finished(&events);
@@ -93,6 +107,7 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
             default_wait: settings.wait,
             max_wait: settings.max_wait,
             upload_ttl: settings.upload_ttl,
+            ..ApiOptions::default()
         },
         rate_limit: Arc::new(RateLimit::per_second(settings.rate_limit)),
         metrics: Arc::new(Metrics::new(registry)),
@@ -102,6 +117,7 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
             (Role::Serve, Some(worker)) => Some(worker.local()),
             _ => None,
         },
+        readiness: Default::default(),
     };
     let router = match role {
         Role::Worker => thumbd_api::health_router(state),
@@ -125,14 +141,18 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
         ),
     }
     println!("  {}", backends.description);
-    if let Some(secret) = &secret {
-        let token = thumbd_api::mint_hs256(
-            secret,
+    // Only while `serve` uses the secret it generated itself: a configured key belongs to
+    // whoever configured it, and a token on stdout would end up in their logs.
+    if let Some(secret) = &generated_secret {
+        let mut claims = Claims::new(
             "thumbd-serve",
             &[Scope::Read, Scope::Write],
             None,
             Duration::from_secs(30 * 24 * 3600),
         );
+        claims.iss = settings.jwt_issuer.clone();
+        claims.aud = settings.jwt_audience.clone().map(Into::into);
+        let token = thumbd_api::mint_hs256_claims(secret, &claims);
         println!("token (thumbnails:read thumbnails:write, 30 days): {token}");
         println!("  more: thumbd token --scope thumbnails:write [--environment production]");
     }

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use thumbcore::ImageFormat;
 
 /// One setting: its key (TOML, and `THUMBD_<KEY>` upper-cased), default and meaning.
@@ -73,6 +73,16 @@ pub const KEYS: &[Key] = &[
         name: "jwt_algorithm",
         default: "rs256",
         help: "algorithm of `jwt_public_key`: rs256 or eddsa",
+    },
+    Key {
+        name: "jwt_issuer",
+        default: "",
+        help: "when set, tokens must carry this `iss` claim",
+    },
+    Key {
+        name: "jwt_audience",
+        default: "",
+        help: "when set, tokens must carry this `aud` claim (or a list naming it)",
     },
     Key {
         name: "auth",
@@ -225,6 +235,9 @@ pub struct Settings {
     pub log_json: bool,
 }
 
+/// The shortest HS256 secret accepted (RFC 7518 §3.2: a key at least as long as the hash).
+const MIN_SECRET_BYTES: usize = 32;
+
 /// Where a value came from, for error messages.
 #[derive(Debug, Clone)]
 enum Origin {
@@ -358,6 +371,8 @@ impl Settings {
                     ("eddsa", thumbd_api::PublicKeyAlgorithm::EdDsa),
                 ],
             ),
+            jwt_issuer: p.optional("jwt_issuer"),
+            jwt_audience: p.optional("jwt_audience"),
             auth: p.choice("auth", &[("on", true), ("off", false)]),
             public_reads: p.boolean("public_reads"),
             workers: match p.optional("workers") {
@@ -396,6 +411,15 @@ impl Settings {
             log_json: p.choice("log_format", &[("text", false), ("json", true)]),
             data_dir,
         };
+        if let Some(secret) = &settings.jwt_secret
+            && secret.expose_secret().len() < MIN_SECRET_BYTES
+        {
+            // Never its value: only its length.
+            errors.push(format!(
+                "jwt_secret: {} bytes is too short to resist guessing; use at least {MIN_SECRET_BYTES} random bytes (e.g. `openssl rand -hex 32`)",
+                secret.expose_secret().len()
+            ));
+        }
         if settings.prefetch == 0 {
             settings.prefetch = 2 * settings.workers;
         } else if settings.prefetch < settings.workers {
@@ -709,7 +733,27 @@ mod tests {
 
     #[test]
     fn secrets_are_not_printed() {
-        let s = load(None, &[("THUMBD_JWT_SECRET", "hunter2-very-secret")], &[]).unwrap();
+        let s = load(
+            None,
+            &[(
+                "THUMBD_JWT_SECRET",
+                "hunter2-very-secret-and-long-enough-now",
+            )],
+            &[],
+        )
+        .unwrap();
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_short_secret_is_refused_without_being_printed() {
+        let errors = load(None, &[("THUMBD_JWT_SECRET", "hunter2-short")], &[]).unwrap_err();
+        assert!(
+            errors.len() == 1 && errors[0].contains("jwt_secret: 13 bytes is too short"),
+            "{errors:?}"
+        );
+        assert!(!errors[0].contains("hunter2"), "{errors:?}");
+        let long = "x".repeat(MIN_SECRET_BYTES);
+        assert!(load(None, &[("THUMBD_JWT_SECRET", &long)], &[]).is_ok());
     }
 }

@@ -603,3 +603,61 @@ fn url_sources_are_fetched_only_where_allowed() {
     assert_eq!(body["result"]["width"], 330);
     assert_eq!(body["result"]["height"], 248);
 }
+
+/// `serve` prints a token only while it uses the secret it generated; a configured key is
+/// its owner's, and a short one is refused. `api` never generates a secret.
+#[test]
+fn tokens_are_printed_only_for_a_generated_secret() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |role: &str, secret: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_thumbd"));
+        cmd.args([role, "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env_remove("THUMBD_JWT_SECRET")
+            .env_remove("THUMBD_AMQP_URL")
+            .env_remove("THUMBD_AUTH")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(secret) = secret {
+            cmd.env("THUMBD_JWT_SECRET", secret);
+        }
+        cmd.spawn().unwrap()
+    };
+    // Configured: the listening line and the backends, and no token.
+    let mut child = run("serve", Some(&"k".repeat(32)));
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("thumbd listening on "), "{first}");
+    let second = lines.next().unwrap().unwrap();
+    child.kill().unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    child.wait().unwrap();
+    assert!(
+        !second.contains("token") && rest.iter().all(|l| !l.contains("token")),
+        "{second} {rest:?}"
+    );
+
+    for (role, secret, expected) in [
+        (
+            "serve",
+            Some("too-short"),
+            "jwt_secret: 9 bytes is too short",
+        ),
+        ("api", None, "no token key configured"),
+    ] {
+        let out = run(role, secret).wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{role}: {stderr}");
+        assert!(stderr.contains(expected), "{role}: {stderr}");
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("token"),
+            "{role}"
+        );
+    }
+    assert!(
+        !dir.path().join("jwt-secret").exists(),
+        "no secret generated while one was configured or for api"
+    );
+}

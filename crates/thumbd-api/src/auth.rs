@@ -46,6 +46,44 @@ pub struct Claims {
     /// When set, the token only works in this environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<Environment>,
+    /// Not before, seconds since the epoch: refused until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    /// Issuer: checked when the API is configured with one (`jwt_issuer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Audience, a string or an array of strings: checked when the API is configured with
+    /// one (`jwt_audience`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<serde_json::Value>,
+}
+
+impl Claims {
+    /// Claims for `subject` with `scopes`, valid from now for `ttl`.
+    pub fn new(
+        subject: &str,
+        scopes: &[Scope],
+        environment: Option<Environment>,
+        ttl: Duration,
+    ) -> Self {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Claims {
+            sub: Some(subject.into()),
+            exp: now.saturating_add(ttl.as_secs()),
+            iat: Some(now),
+            scope: scopes
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            environment,
+            nbf: None,
+            iss: None,
+            aud: None,
+        }
+    }
 }
 
 /// Who is calling, once authenticated.
@@ -86,6 +124,7 @@ fn validation(alg: Algorithm) -> Validation {
     let mut v = Validation::new(alg); // pinned: a token signed with any other alg is refused
     v.set_required_spec_claims(&["exp"]);
     v.leeway = 30;
+    v.validate_nbf = true;
     v.validate_aud = false;
     v
 }
@@ -133,6 +172,27 @@ impl Auth {
             },
             public_reads: false,
         })
+    }
+
+    /// Requires the `iss` claim to be `issuer` (and, with `Some`, an `aud` claim naming
+    /// `audience`); `None` leaves that claim unchecked.
+    pub fn with_issuer_and_audience(
+        mut self,
+        issuer: Option<&str>,
+        audience: Option<&str>,
+    ) -> Self {
+        if let Mode::Jwt { validation, .. } = &mut self.mode {
+            if let Some(issuer) = issuer {
+                validation.set_issuer(&[issuer]);
+                validation.required_spec_claims.insert("iss".into());
+            }
+            if let Some(audience) = audience {
+                validation.set_audience(&[audience]);
+                validation.validate_aud = true;
+                validation.required_spec_claims.insert("aud".into());
+            }
+        }
+        self
     }
 
     /// Lets reads (GET thumbnails, status) through without a token.
@@ -223,23 +283,14 @@ pub fn mint_hs256(
     environment: Option<Environment>,
     ttl: Duration,
 ) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let claims = Claims {
-        sub: Some(subject.into()),
-        exp: now.saturating_add(ttl.as_secs()),
-        iat: Some(now),
-        scope: scopes
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join(" "),
-        environment,
-    };
+    mint_hs256_claims(secret, &Claims::new(subject, scopes, environment, ttl))
+}
+
+/// Mints an HS256 token carrying `claims`.
+pub fn mint_hs256_claims(secret: &SecretString, claims: &Claims) -> String {
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
-        &claims,
+        claims,
         &EncodingKey::from_secret(secret.expose_secret().as_bytes()),
     )
     .expect("HS256 encoding cannot fail")

@@ -33,6 +33,7 @@
 //!     metrics: Arc::new(Metrics::default()),
 //!     publish_marks: PublishMarks::spawn(store),
 //!     local_worker: None,
+//!     readiness: Default::default(),
 //! };
 //! let response = router(state)
 //!     .oneshot(Request::get("/v1/thumbnails/x?environment=production").body(Body::empty()).unwrap())
@@ -68,8 +69,9 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use auth::{Auth, Caller, Claims, PublicKeyAlgorithm, Scope, mint_hs256};
+pub use auth::{Auth, Caller, Claims, PublicKeyAlgorithm, Scope, mint_hs256, mint_hs256_claims};
 pub use error::{ApiError, ErrorDetail};
+pub use handlers::health::Readiness;
 pub use handlers::thumbnails::IDEMPOTENCY_WINDOW;
 pub use metrics::Metrics;
 pub use prometheus_client::registry::Registry;
@@ -90,6 +92,9 @@ pub struct ApiOptions {
     pub max_wait: Duration,
     /// How long an upload's ticket stays valid. Default 1 h.
     pub upload_ttl: Duration,
+    /// How long a `/readyz` check is answered again before the backends are asked anew.
+    /// Default 1 s.
+    pub readiness_ttl: Duration,
 }
 
 impl Default for ApiOptions {
@@ -99,6 +104,7 @@ impl Default for ApiOptions {
             default_wait: Duration::from_secs(2),
             max_wait: Duration::from_secs(10),
             upload_ttl: Duration::from_secs(3600),
+            readiness_ttl: Duration::from_secs(1),
         }
     }
 }
@@ -127,6 +133,8 @@ pub struct AppState {
     /// The worker of this very process (`thumbd serve`), which runs a waiting create's job
     /// at once when it has room; `None` in `thumbd api`.
     pub local_worker: Option<Arc<dyn LocalWorker>>,
+    /// The last `/readyz` check, answered again while fresh.
+    pub readiness: Arc<Readiness>,
 }
 
 /// The whole API.

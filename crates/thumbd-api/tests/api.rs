@@ -292,6 +292,10 @@ async fn every_synchronous_error_code() {
         serde_json::json!({"exp": 4_102_444_800u64, "scope": "thumbnails:write"}),
         jsonwebtoken::Algorithm::HS384,
     );
+    let not_yet = sign(
+        serde_json::json!({"exp": 4_102_444_800u64, "nbf": 4_000_000_000u64, "scope": "thumbnails:write"}),
+        jsonwebtoken::Algorithm::HS256,
+    );
     // An unsigned token ("alg": "none") must be refused: the algorithm is pinned.
     let none_alg = "Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJleHAiOjQxMDI0NDQ4MDAsInNjb3BlIjoidGh1bWJuYWlsczp3cml0ZSJ9.";
     let long_id = format!(
@@ -378,6 +382,13 @@ async fn every_synchronous_error_code() {
         (
             "expired",
             create(POST, Some(&expired), Some("image/png"), png(100, 100)),
+            StatusCode::UNAUTHORIZED,
+            "InvalidToken",
+            None,
+        ),
+        (
+            "not valid before 2096 (nbf)",
+            create(POST, Some(&not_yet), Some("image/png"), png(100, 100)),
             StatusCode::UNAUTHORIZED,
             "InvalidToken",
             None,
@@ -615,8 +626,30 @@ where
 }
 
 #[tokio::test]
+async fn readiness_is_checked_at_most_once_per_ttl() {
+    // Anonymous callers must not turn /readyz into backend traffic: within the TTL the
+    // last answer is given again, even after a backend went away.
+    let options = ApiOptions {
+        readiness_ttl: Duration::from_secs(3600),
+        ..ApiOptions::default()
+    };
+    let rig = rig_with(Auth::hs256(&SecretString::from(SECRET)), options).await;
+    let r = rig.call(get("/readyz", None)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    rig.db.close().await;
+    for _ in 0..3 {
+        let r = rig.call(get("/readyz", None)).await;
+        assert_eq!(r.status, StatusCode::OK, "answered from the last check");
+    }
+}
+
+#[tokio::test]
 async fn health_readiness_and_a_store_that_is_down() {
-    let rig = rig().await;
+    let options = ApiOptions {
+        readiness_ttl: Duration::ZERO,
+        ..ApiOptions::default()
+    };
+    let rig = rig_with(Auth::hs256(&SecretString::from(SECRET)), options).await;
     let h = rig.call(get("/healthz", None)).await;
     assert_eq!(
         (h.status, h.json()["status"].as_str()),
@@ -766,4 +799,143 @@ async fn slow_headers_are_cut_off() {
         .await
         .unwrap()
         .unwrap();
+}
+
+/// A blob store that runs the replace waiting in the queue just before it reads the blob of
+/// the thumbnail being replaced: the race of a GET with a replace, made certain.
+struct ReplaceDuringGet {
+    inner: std::sync::Arc<dyn thumbd_jobs::BlobStore>,
+    worker: std::sync::Arc<thumbd_worker::Worker>,
+    victim: std::sync::Mutex<Option<thumbd_jobs::BlobKey>>,
+}
+
+#[async_trait::async_trait]
+impl thumbd_jobs::BlobStore for ReplaceDuringGet {
+    async fn put(
+        &self,
+        key: &thumbd_jobs::BlobKey,
+        bytes: bytes::Bytes,
+    ) -> thumbd_jobs::Result<()> {
+        self.inner.put(key, bytes).await
+    }
+    async fn get(&self, key: &thumbd_jobs::BlobKey) -> thumbd_jobs::Result<Option<bytes::Bytes>> {
+        let race = {
+            let mut victim = self.victim.lock().unwrap();
+            victim.as_ref() == Some(key) && victim.take().is_some()
+        };
+        if race {
+            let outcomes = self.worker.drain().await;
+            assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+        }
+        self.inner.get(key).await
+    }
+    async fn delete(&self, key: &thumbd_jobs::BlobKey) -> thumbd_jobs::Result<bool> {
+        self.inner.delete(key).await
+    }
+    async fn ping(&self) -> thumbd_jobs::Result<()> {
+        self.inner.ping().await
+    }
+}
+
+#[tokio::test]
+async fn a_get_racing_a_replace_serves_the_new_thumbnail_not_a_500() {
+    let mut rig = rig().await;
+    let mut first = create(POST, Some(&rw()), Some("image/png"), png(400, 300));
+    first
+        .headers_mut()
+        .insert("prefer", "respond-async".parse().unwrap());
+    assert_eq!(rig.call(first).await.status, StatusCode::ACCEPTED);
+    rig.worker.drain().await;
+    let old = rig.call(get(COVER, Some(&rw()))).await;
+    assert_eq!(old.status, StatusCode::OK);
+    // The replace is queued, not run yet.
+    let mut replace = create(POST, Some(&rw()), Some("image/png"), png(300, 400));
+    replace
+        .headers_mut()
+        .insert("prefer", "respond-async".parse().unwrap());
+    assert_eq!(rig.call(replace).await.status, StatusCode::ACCEPTED);
+
+    let store = rig.state.store.clone();
+    let current = store
+        .thumbnail(
+            Environment::Development,
+            &thumbd_jobs::ThumbnailId::parse("cover").unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    rig.state.blobs = std::sync::Arc::new(ReplaceDuringGet {
+        inner: rig.state.blobs.clone(),
+        worker: rig.worker.clone(),
+        victim: std::sync::Mutex::new(Some(current.result.blob_key)),
+    });
+    let new = rig.call(get(COVER, Some(&rw()))).await;
+    assert_eq!(new.status, StatusCode::OK, "{:?}", new.body);
+    assert_ne!(new.body, old.body, "the replacement is served");
+    assert_ne!(new.header("etag"), old.header("etag"));
+}
+
+#[tokio::test]
+async fn issuer_and_audience_are_checked_when_configured() {
+    let auth = Auth::hs256(&SecretString::from(SECRET))
+        .with_issuer_and_audience(Some("https://auth.example"), Some("thumbd"));
+    let rig = rig_with(auth, ApiOptions::default()).await;
+    let with = |iss: Option<&str>, aud: Option<serde_json::Value>| {
+        let mut claims =
+            thumbd_api::Claims::new("tester", &[Scope::Read], None, Duration::from_secs(60));
+        claims.iss = iss.map(Into::into);
+        claims.aud = aud;
+        let token = thumbd_api::mint_hs256_claims(&SecretString::from(SECRET), &claims);
+        get(COVER, Some(&format!("Bearer {token}")))
+    };
+    for (name, request, code) in [
+        (
+            "both right",
+            with(Some("https://auth.example"), Some("thumbd".into())),
+            "ThumbnailNotFound",
+        ),
+        (
+            "audience in a list",
+            with(
+                Some("https://auth.example"),
+                Some(serde_json::json!(["other", "thumbd"])),
+            ),
+            "ThumbnailNotFound",
+        ),
+        (
+            "no issuer",
+            with(None, Some("thumbd".into())),
+            "InvalidToken",
+        ),
+        (
+            "other issuer",
+            with(Some("https://evil.example"), Some("thumbd".into())),
+            "InvalidToken",
+        ),
+        (
+            "no audience",
+            with(Some("https://auth.example"), None),
+            "InvalidToken",
+        ),
+        (
+            "other audience",
+            with(Some("https://auth.example"), Some("other".into())),
+            "InvalidToken",
+        ),
+    ] {
+        assert_eq!(rig.call(request).await.code(), code, "{name}");
+    }
+    // Unconfigured, neither claim matters.
+    let plain = rig_with(
+        Auth::hs256(&SecretString::from(SECRET)),
+        ApiOptions::default(),
+    )
+    .await;
+    assert_eq!(
+        plain
+            .call(with(Some("https://evil.example"), Some("other".into())))
+            .await
+            .code(),
+        "ThumbnailNotFound"
+    );
 }

@@ -7,6 +7,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use thumbd_jobs::QueueDepth;
+
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 
@@ -58,7 +60,8 @@ pub async fn healthz() -> Response {
 /// Readiness.
 ///
 /// 200 when the store, the queue and the blob store all answer; else 503
-/// `ServiceUnavailable` naming what failed.
+/// `ServiceUnavailable` naming what failed. Checked at most once per second per process
+/// (`ApiOptions::readiness_ttl`); calls in between get the last answer.
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -71,6 +74,33 @@ pub async fn healthz() -> Response {
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    let checked = state
+        .readiness
+        .checked(state.options.readiness_ttl, || check(&state))
+        .await;
+    if checked.down.is_empty() {
+        let depth = checked.depth;
+        let view = ReadinessView {
+            status: "ready",
+            queue: QueueView {
+                ready: depth.ready,
+                leased: depth.leased,
+                delayed: depth.delayed,
+                dead: depth.dead,
+            },
+        };
+        (StatusCode::OK, Json(view)).into_response()
+    } else {
+        ApiError::unavailable(format!(
+            "not ready: {} unavailable",
+            checked.down.join(", ")
+        ))
+        .into_response()
+    }
+}
+
+/// Asks every backend.
+async fn check(state: &AppState) -> Checked {
     let (store, queue, blobs) =
         tokio::join!(state.store.ping(), state.queue.depth(), state.blobs.ping());
     let mut down = Vec::new();
@@ -84,19 +114,42 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             down.push(name);
         }
     }
-    if down.is_empty() {
-        let depth = queue.unwrap_or_default();
-        let view = ReadinessView {
-            status: "ready",
-            queue: QueueView {
-                ready: depth.ready,
-                leased: depth.leased,
-                delayed: depth.delayed,
-                dead: depth.dead,
-            },
-        };
-        (StatusCode::OK, Json(view)).into_response()
-    } else {
-        ApiError::unavailable(format!("not ready: {} unavailable", down.join(", "))).into_response()
+    Checked {
+        down,
+        depth: queue.unwrap_or_default(),
+    }
+}
+
+/// What one readiness check found.
+#[derive(Debug, Clone)]
+struct Checked {
+    down: Vec<&'static str>,
+    depth: QueueDepth,
+}
+
+/// The last readiness check of this process, answered again while it is fresh: `/readyz`
+/// needs no token, so without this any caller could turn requests into database pings,
+/// queue scans, broker channels and object-store listings. Concurrent callers wait for
+/// the one check in progress instead of starting their own.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    last: tokio::sync::Mutex<Option<(tokio::time::Instant, Checked)>>,
+}
+
+impl Readiness {
+    async fn checked<F: Future<Output = Checked>>(
+        &self,
+        ttl: std::time::Duration,
+        check: impl FnOnce() -> F,
+    ) -> Checked {
+        let mut last = self.last.lock().await;
+        if let Some((at, checked)) = &*last
+            && at.elapsed() < ttl
+        {
+            return checked.clone();
+        }
+        let checked = check().await;
+        *last = Some((tokio::time::Instant::now(), checked.clone()));
+        checked
     }
 }

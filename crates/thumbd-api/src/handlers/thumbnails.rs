@@ -586,16 +586,29 @@ pub async fn get(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (environment, id) = target(&state, &id, query.as_deref(), &headers, Scope::Read)?;
-    let Some(record) = state.store.thumbnail(environment, &id).await? else {
+    let Some(mut record) = state.store.thumbnail(environment, &id).await? else {
         return Err(not_found(&id, environment));
     };
-    let tag = etag(&record.result.etag);
-    let mut response = if if_none_match(&headers, &tag) {
+    let mut response = if if_none_match(&headers, &etag(&record.result.etag)) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let Some(bytes) = state.blobs.get(&record.result.blob_key).await? else {
-            tracing::error!(blob = %record.result.blob_key, "a thumbnail's blob is missing");
-            return Err(ApiError::internal());
+        // A replace (or delete) finishing between reading the record and reading its blob
+        // deletes the blob the record named: read the record again and serve what it
+        // names now. Only a record that stays put while its blob is missing is damage.
+        let mut tries = 0;
+        let bytes = loop {
+            if let Some(bytes) = state.blobs.get(&record.result.blob_key).await? {
+                break bytes;
+            }
+            let Some(now) = state.store.thumbnail(environment, &id).await? else {
+                return Err(not_found(&id, environment));
+            };
+            tries += 1;
+            if now.result.blob_key == record.result.blob_key || tries == 3 {
+                tracing::error!(blob = %record.result.blob_key, "a thumbnail's blob is missing");
+                return Err(ApiError::internal());
+            }
+            record = now;
         };
         state.metrics.served(bytes.len());
         let mut r = Bytes::into_response(bytes);
@@ -606,6 +619,7 @@ pub async fn get(
         );
         r
     };
+    let tag = etag(&record.result.etag);
     let h = response.headers_mut();
     h.insert(header::ETAG, header_value(&tag));
     // Replaced in place at the same URL: caches must revalidate (cheap: 304 on the ETag).
@@ -720,9 +734,11 @@ async fn not_accepted(
     error: &thumbd_jobs::Error,
 ) {
     let id = record.id;
+    tracing::warn!(job_id = %id, %error, "the job could not be queued");
+    // The cause stays in the log: a job's record is the client's to read.
     let failure = JobFailure {
         code: "ServiceUnavailable".into(),
-        message: format!("the job could not be queued: {error}"),
+        message: "the job could not be queued; retry later".into(),
     };
     let recorded = match state
         .store
@@ -741,8 +757,7 @@ async fn not_accepted(
         tracing::warn!(job_id = %id, error = %e, "cannot free the idempotency key of a refused job");
     }
     // Kept while the job may still run (its message may have reached the broker after all):
-    // a worker deletes it when the job finishes. A file store reuses a deleted original's
-    // file for the next one, so it must not vanish under a job that can still succeed.
+    // a worker deletes it when the job finishes.
     if recorded && let Some(original) = original {
         delete_blob(state, original, "a refused job's original").await;
     }

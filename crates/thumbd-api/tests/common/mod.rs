@@ -64,6 +64,7 @@ pub async fn rig_with(auth: Auth, options: ApiOptions) -> Rig {
         metrics: Arc::new(Metrics::default()),
         publish_marks: thumbd_api::PublishMarks::spawn(store.clone()),
         local_worker: None,
+        readiness: Default::default(),
     };
     Rig {
         dir,
