@@ -105,7 +105,10 @@ impl Backends {
         let (queue, queue_name): (Arc<dyn JobQueue>, String) = match &settings.amqp_url {
             Some(url) => {
                 let options = AmqpOptions {
-                    prefetch: u16::try_from(settings.prefetch).unwrap_or(u16::MAX),
+                    // The jobs a worker holds at once: `prefetch`, and as many more
+                    // waiting on their URL sources (WorkerOptions::downloads).
+                    prefetch: u16::try_from(settings.prefetch + settings.downloads)
+                        .unwrap_or(u16::MAX),
                     namespace: settings.amqp_namespace.clone(),
                     ..AmqpOptions::default()
                 };

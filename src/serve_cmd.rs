@@ -83,6 +83,7 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
             WorkerOptions {
                 concurrency: settings.workers,
                 prefetch: settings.prefetch,
+                downloads: settings.downloads,
                 pixel_budget: settings.pixel_budget,
                 spec: settings.thumb_spec(),
                 fetch: thumbd_fetch::FetchOptions {

@@ -120,17 +120,22 @@ pub async fn meta_store(store: &dyn MetaStore) {
         [run.id],
         "a started, unpublished job"
     );
-    store.make_durable(run.id).await.unwrap();
-    assert_eq!(
-        store.unpublished_jobs(later, 10).await.unwrap(),
-        [],
-        "make_durable: nothing left to publish"
-    );
     let failure = JobFailure {
         code: "CorruptImage".into(),
         message: "no".into(),
     };
     assert!(store.finish_failed(run.id, &failure, now).await.unwrap());
+    store.make_durable(run.id).await.unwrap();
+    assert_eq!(
+        store.unpublished_jobs(later, 10).await.unwrap(),
+        [],
+        "a finished job is never swept"
+    );
+    assert_eq!(
+        store.job(run.id).await.unwrap().map(|j| j.status),
+        Some(JobStatus::Failed),
+        "make_durable changes nothing visible"
+    );
 
     // Attempts count; requeue; start again.
     let started = store

@@ -47,12 +47,13 @@ pub trait MetaStore: Send + Sync + 'static {
     }
 
     /// Makes finished job `id`'s record, and every write before it, survive a power loss
-    /// where the store's durability promises that for accepted work: a job a
-    /// [`LocalWorker`](crate::LocalWorker) finished has no queue message to run it again, and
-    /// its request is answered next. Also marks it as needing no publishing. Stores whose
-    /// every such commit is durable anyway need do no more than that.
+    /// where the store's durability promises that for accepted work. Workers call it after
+    /// a job finishes and before its original is deleted or anyone is told (a 201 follows):
+    /// a finish undone by a power loss would run the job again without its original.
+    /// Stores whose finishing commits are durable anyway do nothing (the default).
     async fn make_durable(&self, id: JobId) -> Result<()> {
-        self.mark_published(id).await
+        let _ = id;
+        Ok(())
     }
 
     /// Up to `limit` unfinished jobs (`queued` or `processing`) whose push was never recorded

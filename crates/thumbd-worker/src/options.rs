@@ -16,6 +16,11 @@ pub struct WorkerOptions {
     /// original, store their result and settle their lease while others use the image
     /// threads, so no core waits on I/O. Default: twice `concurrency`.
     pub prefetch: usize,
+    /// URL sources downloaded at once. A job whose source is a URL is in hand for as long
+    /// as a remote server takes to answer, which says nothing about image work: it waits in
+    /// one of these slots, not in one of the `prefetch` ones, so slow sources never keep
+    /// image jobs from being leased. Default 16 (at most 16 × the input limit in memory).
+    pub downloads: usize,
     /// Decoded pixels allowed in memory at once across all jobs (a 4-channel pixel is 4
     /// bytes, plus resize buffers). A job whose image would need more waits; one larger than
     /// the whole budget runs alone. Default 100 000 000 (two 50 MP PNGs, or many JPEGs, which
@@ -49,6 +54,7 @@ impl Default for WorkerOptions {
         WorkerOptions {
             concurrency,
             prefetch: 2 * concurrency,
+            downloads: 16,
             pixel_budget: 100_000_000,
             max_deliveries: 5,
             retry_base: Duration::from_secs(1),

@@ -43,6 +43,8 @@ pub struct Worker {
     /// leased ones: `prefetch` of them.
     local_slots: Arc<Semaphore>,
     local_permits: u32,
+    /// Jobs with a URL source in hand at once in [`Worker::run`], besides `prefetch` others.
+    downloads: Arc<Semaphore>,
     /// Threads that run thumbcore: `concurrency` of them, at a lower CPU priority than the
     /// async runtime (and its blocking pool, which does file I/O for the API).
     images: Arc<rayon::ThreadPool>,
@@ -100,6 +102,7 @@ impl Worker {
             .min(Thumbnailer::DEFAULT_SPARE_LIMIT),
             local_slots: Arc::new(Semaphore::new(local_permits as usize)),
             local_permits,
+            downloads: Arc::new(Semaphore::new(options.downloads.max(1))),
             images: Arc::new(images),
             fetcher: thumbd_fetch::Fetcher::new(options.fetch.clone()),
             options,
@@ -149,7 +152,21 @@ impl Worker {
                 Ok(Some(lease)) => {
                     failures = 0;
                     let worker = self.clone();
+                    let downloads = self.downloads.clone();
                     tasks.spawn(async move {
+                        // A URL source trades its slot for a download slot: the loop leases
+                        // the next job while a remote server takes its time. When every
+                        // download slot is taken it waits for one, its lease kept alive.
+                        let slot = if has_url_source(&lease) {
+                            let download = worker
+                                .heartbeat_while(Some(&lease), downloads.acquire_owned())
+                                .await
+                                .expect("never closed");
+                            drop(slot);
+                            download
+                        } else {
+                            slot
+                        };
                         let outcome = worker.process_one(lease).await;
                         drop(slot);
                         outcome
@@ -256,18 +273,9 @@ impl Worker {
                 .map_err(StepError::from),
             other => other,
         };
-        // Its request is answered next, and no queue message would run it again: the
-        // finished record must be as durable as an accepted job's.
-        let durable = match result {
-            Ok(outcome) => self
-                .store
-                .make_durable(id)
-                .await
-                .map(|()| outcome)
-                .map_err(Into::into),
-            Err(e) => Err(e),
-        };
-        let (outcome, run) = match durable {
+        // Finished means durable: `attempt` and `fail` made the record so before telling
+        // anyone, and its request is answered next.
+        let (outcome, run) = match result {
             Ok(outcome) => (outcome, LocalRun::Finished),
             Err(e) => self.hand_back(id, &e).await,
         };
@@ -292,7 +300,8 @@ impl Worker {
         (outcome, LocalRun::Unfinished)
     }
 
-    /// Records job `id` `failed` with `code`, and tells waiters if that applied.
+    /// Records job `id` `failed` with `code`, makes that durable, and tells waiters if it
+    /// applied.
     async fn fail(
         &self,
         id: JobId,
@@ -310,6 +319,7 @@ impl Worker {
             .finish_failed(id, &failure, Timestamp::now())
             .await?
         {
+            self.store.make_durable(id).await?;
             self.finished(id, message, None).await;
         }
         Ok(())
@@ -347,7 +357,10 @@ impl Worker {
         if job.status.is_finished() {
             tracing::info!(job_id = %id, status = job.status.as_str(), "already finished: skipping");
             // A finished job needs its original no more (a duplicate message, say one queued
-            // when a local run overran its wait, may be all that is left to delete it).
+            // when a local run overran its wait, may be all that is left to delete it) —
+            // once its record is durable: the delivery that finished it may have failed
+            // just before making it so.
+            self.store.make_durable(id).await?;
             self.delete_original(id, &message.source).await;
             return Ok(self
                 .settle_ack(lease, id, Outcome::Skipped { job: id })
@@ -356,14 +369,20 @@ impl Worker {
 
         // A local run brings its original; nothing was stored for it.
         let stored_original = original.is_none();
-        let original = match original {
-            Some(bytes) => bytes,
-            None => {
-                let deliveries = lease.map_or(1, |l| l.deliveries);
-                self.source_bytes(&message.source, deliveries).await?
-            }
+        // A download, a wait for pixel budget and the image work may each take long for a
+        // healthy job: the lease is renewed meanwhile, so it is never redelivered (and
+        // counted) while this delivery still works on it.
+        let work = async {
+            let original = match original {
+                Some(bytes) => bytes,
+                None => {
+                    let deliveries = lease.map_or(1, |l| l.deliveries);
+                    self.source_bytes(&message.source, deliveries).await?
+                }
+            };
+            self.thumbnail(original, None).await
         };
-        let thumb = self.thumbnail(original, lease).await?;
+        let thumb = self.heartbeat_while(lease, work).await?;
 
         let sha = hex(&sha2::Sha256::digest(&thumb.bytes));
         let key = BlobKey::thumbnail(&sha, id);
@@ -382,6 +401,11 @@ impl Worker {
             .written(usize::try_from(result.bytes).unwrap_or(usize::MAX));
         let now = Timestamp::now();
         let finished = self.store.finish_succeeded(id, &result, now).await?;
+        if finished.applied {
+            // Before the original goes and before anyone hears of it (a 201 follows): a
+            // record lost to a power loss would run the job again without its original.
+            self.store.make_durable(id).await?;
+        }
         for orphan in &finished.orphaned {
             if let Err(e) = self.blobs.delete(orphan).await {
                 tracing::warn!(blob = %orphan, error = %e, "cannot delete a replaced thumbnail");
@@ -439,10 +463,8 @@ impl Worker {
     async fn source_bytes(&self, source: &JobSource, deliveries: u32) -> Result<Bytes, StepError> {
         match source {
             JobSource::Blob { blob_key } => self.blobs.get(blob_key).await?.ok_or_else(|| {
-                StepError::permanent(
-                    "SourceFetchFailed",
-                    format!("blob {blob_key} does not exist"),
-                )
+                tracing::warn!(blob = %blob_key, "the job's original does not exist");
+                StepError::permanent("SourceFetchFailed", "the original image is not available")
             }),
             JobSource::Inline { content_type, .. } => {
                 let bytes = source
@@ -520,11 +542,8 @@ impl Worker {
         }
     }
 
-    async fn heartbeat_while<T>(
-        &self,
-        lease: Option<&Lease>,
-        work: tokio::sync::oneshot::Receiver<T>,
-    ) -> Result<T, tokio::sync::oneshot::error::RecvError> {
+    /// Awaits `work`, renewing `lease` (if any) every `heartbeat` meanwhile.
+    async fn heartbeat_while<T>(&self, lease: Option<&Lease>, work: impl Future<Output = T>) -> T {
         let Some(lease) = lease else {
             return work.await;
         };
@@ -623,6 +642,11 @@ impl Worker {
             },
         }
     }
+}
+
+/// Whether a delivery's job downloads its source (a malformed payload does not).
+fn has_url_source(lease: &Lease) -> bool {
+    JobMessage::parse(&lease.payload).is_ok_and(|m| matches!(m.source, JobSource::Url { .. }))
 }
 
 /// [`Worker::local`].

@@ -32,6 +32,9 @@ fn png(w: u32, h: u32) -> Vec<u8> {
 struct FlakyBlobs {
     inner: FsBlobStore,
     fail_puts: AtomicU32,
+    /// The database's power-safe commits each time an original was deleted.
+    db: SqliteDb,
+    durable_at_delete: std::sync::Mutex<Vec<u64>>,
 }
 
 #[async_trait]
@@ -51,6 +54,10 @@ impl BlobStore for FlakyBlobs {
         self.inner.get(key).await
     }
     async fn delete(&self, key: &BlobKey) -> thumbd_jobs::Result<bool> {
+        if key.is_original() {
+            let durable = self.db.durable_commits();
+            self.durable_at_delete.lock().unwrap().push(durable);
+        }
         self.inner.delete(key).await
     }
     async fn ping(&self) -> thumbd_jobs::Result<()> {
@@ -64,25 +71,31 @@ struct Rig {
     store: Arc<SqliteMetaStore>,
     blobs: Arc<FlakyBlobs>,
     worker: Arc<Worker>,
+    worker_events: JobEvents,
 }
 
 async fn rig(fail_puts: u32, options: WorkerOptions) -> Rig {
+    rig_visible_for(fail_puts, options, Duration::from_secs(30)).await
+}
+
+/// A rig whose queue makes a lease not renewed within `visibility` visible again.
+async fn rig_visible_for(fail_puts: u32, options: WorkerOptions, visibility: Duration) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let db = SqliteDb::open(&dir.path().join("thumbd.db")).await.unwrap();
-    let queue = Arc::new(SqliteJobQueue::unlocked(
-        db.clone(),
-        Duration::from_secs(30),
-    ));
-    let store = Arc::new(SqliteMetaStore::new(db));
+    let queue = Arc::new(SqliteJobQueue::unlocked(db.clone(), visibility));
+    let store = Arc::new(SqliteMetaStore::new(db.clone()));
     let blobs = Arc::new(FlakyBlobs {
         inner: FsBlobStore::open(dir.path().join("blobs")).unwrap(),
         fail_puts: AtomicU32::new(fail_puts),
+        db,
+        durable_at_delete: std::sync::Mutex::default(),
     });
+    let worker_events = JobEvents::new();
     let worker = Arc::new(Worker::new(
         queue.clone(),
         store.clone(),
         blobs.clone(),
-        JobEvents::new(),
+        worker_events.clone(),
         WorkerOptions {
             lease_wait: Duration::from_millis(100),
             retry_base: Duration::ZERO,
@@ -95,6 +108,7 @@ async fn rig(fail_puts: u32, options: WorkerOptions) -> Rig {
         store,
         blobs,
         worker,
+        worker_events,
     }
 }
 
@@ -181,6 +195,35 @@ async fn success_stores_the_thumbnail_and_drops_the_original() {
         .unwrap();
     assert_eq!(thumb.job_id, job);
     assert_eq!(rig.queue.depth().await.unwrap(), Default::default());
+}
+
+#[tokio::test]
+async fn a_finished_record_is_durable_before_its_original_is_deleted_or_announced() {
+    // A finish undone by a power loss would run the job again without its original, after
+    // its client had been told it succeeded (or failed).
+    let rig = rig(0, WorkerOptions::default()).await;
+    let good = rig.submit("good", &png(400, 300)).await;
+    let bad = rig.submit("bad", b"\x89PNG\r\n\x1a\n not really").await;
+    let mut events = rig.worker_events.subscribe();
+    let before = rig.blobs.db.durable_commits();
+    let outcomes = rig.worker.drain().await;
+    assert!(
+        matches!(outcomes[0], Outcome::Succeeded { job, .. } if job == good),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(&outcomes[1], Outcome::Failed { job, .. } if *job == bad),
+        "{outcomes:?}"
+    );
+    let at_delete = rig.blobs.durable_at_delete.lock().unwrap().clone();
+    assert_eq!(at_delete.len(), 2, "both originals deleted");
+    assert!(
+        at_delete[0] > before && at_delete[1] > at_delete[0],
+        "a durable commit after each finish and before its original went: {before} then {at_delete:?}"
+    );
+    let announced: Vec<JobId> =
+        std::iter::from_fn(|| events.try_recv().ok().map(|e| e.id)).collect();
+    assert_eq!(announced, [good, bad]);
 }
 
 #[tokio::test]
@@ -517,6 +560,142 @@ async fn serve(routes: Vec<(&'static str, u16, Vec<u8>)>) -> String {
         }
     });
     base
+}
+
+/// Serves `body` at any path, but answers no request before `open` says true: a source
+/// as slow as the test wants.
+async fn serve_gated(body: Vec<u8>, open: tokio::sync::watch::Receiver<bool>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let body = Arc::new(body);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let (body, mut open) = (body.clone(), open.clone());
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = open.wait_for(|open| *open).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(&body).await;
+            });
+        }
+    });
+    base
+}
+
+/// Polls job `id` until it has finished or `limit` has passed.
+async fn finished_within(store: &SqliteMetaStore, id: JobId, limit: Duration) -> Option<JobStatus> {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        let status = store.job(id).await.unwrap().unwrap().status;
+        if status.is_finished() {
+            return Some(status);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+#[tokio::test]
+async fn slow_url_sources_do_not_keep_image_jobs_from_running() {
+    // One slot for image work; two slow downloads must not hold it.
+    let rig = rig(
+        0,
+        WorkerOptions {
+            concurrency: 1,
+            prefetch: 1,
+            downloads: 2,
+            fetch: FetchOptions {
+                allow_private: true,
+                timeout: Duration::from_secs(60),
+                ..FetchOptions::default()
+            },
+            ..WorkerOptions::default()
+        },
+    )
+    .await;
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let base = serve_gated(png(300, 200), gate).await;
+    let mut slow = Vec::new();
+    for i in 0..2 {
+        slow.push(
+            rig.submit_url(&format!("slow-{i}"), format!("{base}/slow-{i}.png"))
+                .await,
+        );
+    }
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(rig.worker.clone().run(stop.clone()));
+    // Both downloads are under way (the server holds them) before the image job arrives.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let image = rig.submit("upload", &png(400, 300)).await;
+    assert_eq!(
+        finished_within(&rig.store, image, Duration::from_secs(10)).await,
+        Some(JobStatus::Succeeded),
+        "the image job ran while the sources were still answering"
+    );
+    for id in &slow {
+        assert!(
+            !rig.store
+                .job(*id)
+                .await
+                .unwrap()
+                .unwrap()
+                .status
+                .is_finished()
+        );
+    }
+    open.send(true).unwrap();
+    for id in slow {
+        assert_eq!(
+            finished_within(&rig.store, id, Duration::from_secs(20)).await,
+            Some(JobStatus::Succeeded)
+        );
+    }
+    stop.cancel();
+    run.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_slow_download_keeps_its_lease() {
+    // The queue takes a lease back after 1 s without a heartbeat; the source answers after
+    // 3 s. The delivery that downloads it must still own it when it settles.
+    let rig = rig_visible_for(
+        0,
+        WorkerOptions {
+            heartbeat: Duration::from_millis(200),
+            ..allow_private()
+        },
+        Duration::from_secs(1),
+    )
+    .await;
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let base = serve_gated(png(300, 200), gate).await;
+    let job = rig.submit_url("slow", format!("{base}/slow.png")).await;
+    let queue = rig.queue.clone();
+    let other_worker = tokio::spawn(async move {
+        // Another worker looks for work while the download is under way.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let stolen = queue.lease(Duration::from_millis(100)).await.unwrap();
+        open.send(true).unwrap();
+        stolen.is_some()
+    });
+    let outcomes = rig.worker.drain().await;
+    assert!(
+        !other_worker.await.unwrap(),
+        "the lease was taken back mid-download"
+    );
+    assert_eq!(outcomes, vec![Outcome::Succeeded { job, current: true }]);
+    assert_eq!(rig.store.job(job).await.unwrap().unwrap().attempts, 1);
 }
 
 fn allow_private() -> WorkerOptions {

@@ -472,7 +472,15 @@ async fn wait_from(
     // the store's notifications); polling only covers an announcement that was missed.
     let mut poll = Duration::from_millis(100);
     loop {
-        if record.as_ref().is_none_or(|r| r.status.is_finished()) {
+        if let Some(r) = &record
+            && r.status.is_finished()
+        {
+            // Read, not announced: its worker may not have made it durable yet, and a 201
+            // may follow (announced records already are).
+            state.store.make_durable(id).await?;
+            return Ok(record);
+        }
+        if record.is_none() {
             return Ok(record);
         }
         let now = tokio::time::Instant::now();

@@ -65,6 +65,8 @@ pub struct SqliteDb {
     /// `None` for an in-memory database, whose only connection is the writer.
     reader: Option<SqlitePool>,
     durability: Durability,
+    /// Commits made with `synchronous = FULL` since open ([`SqliteDb::durable_commits`]).
+    durable_commits: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A connection to read with: a pooled reader, or the writer of an in-memory database.
@@ -142,6 +144,7 @@ impl SqliteDb {
             writer: Arc::new(Mutex::new(Some(writer))),
             reader,
             durability,
+            durable_commits: Arc::default(),
         };
         db.migrate().await?;
         Ok(db)
@@ -225,7 +228,16 @@ impl SqliteDb {
                 .await?;
         }
         result?;
+        self.durable_commits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
+    }
+
+    /// How many commits were made power-safe (`synchronous = FULL`, [`Durability::Full`])
+    /// since this database was opened: what tests check "durable before answered" with.
+    pub fn durable_commits(&self) -> u64 {
+        self.durable_commits
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Closes the readers, then the writer, waiting for their connections. Writes after

@@ -109,8 +109,9 @@ impl MetaStore for SqliteMetaStore {
 
     async fn make_durable(&self, id: JobId) -> Result<()> {
         // The worker's commits use NORMAL; this one syncs the WAL (Durability::Full), which
-        // is sequential, so the job's finish before it is on disk too. `published` changes
-        // (a local run's job never was), so there is a frame to sync.
+        // is sequential, so the job's finish before it is on disk too. It needs a write to
+        // commit: `published` (a local run's job never was; a finished job is never swept,
+        // so the mark changes nothing else).
         self.db
             .execute_durable(MARK_PUBLISHED, |q| q.bind(id.to_string()))
             .await
