@@ -2,7 +2,7 @@
 //! while jobs flow, and a memory alarm that blocks publishers. These tests change the
 //! shared local RabbitMQ, so they live in a test binary of their own (`cargo test` runs
 //! binaries one at a time), take a lock against each other, and run in the nextest group
-//! `rabbitmq-broker` (`.config/nextest.toml`) with every other test that uses the broker.
+//! `shared-services` (`.config/nextest.toml`) with every other test that uses the broker.
 
 #[path = "support/cluster.rs"]
 mod cluster;

@@ -12,6 +12,8 @@ mod moto;
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -52,19 +54,71 @@ fn an_api_and_two_workers_share_the_load() {
     c.sigterm_all();
 }
 
+/// Serves `body` over HTTP on loopback, except that the first request is never answered
+/// (its connection is held open): a source that keeps a worker busy for as long as a test
+/// wants. Returns the URL and whether that first request has arrived.
+fn hold_first_request(body: Vec<u8>) -> (String, Arc<AtomicBool>) {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/held.png", listener.local_addr().unwrap());
+    let first_seen = Arc::new(AtomicBool::new(false));
+    let seen = first_seen.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            if !seen.swap(true, Ordering::SeqCst) {
+                held.push(stream);
+                continue;
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(&body);
+        }
+    });
+    (url, first_seen)
+}
+
 #[test]
 fn a_worker_killed_mid_job_loses_nothing_and_finishes_each_job_once() {
     let Some(mut c) = Cluster::new("kill") else {
         return;
     };
+    c.env
+        .push(("THUMBD_ALLOW_PRIVATE_SOURCES".into(), "true".into()));
     c.start_api();
     c.start_worker();
-    let jobs: Vec<String> = (0..6)
+    // One job whose source never answers its first request: the worker is killed while it
+    // holds that job (started, not finished), whatever the speed of the machine.
+    let (url, first_seen) = hold_first_request(png(640, 480, 9));
+    let mut r = cluster::agent()
+        .post(format!(
+            "{}/v1/thumbnails?thumbnailId=kill-held&environment=development",
+            c.api()
+        ))
+        .header("authorization", &format!("Bearer {}", c.token))
+        .header("content-type", "application/json")
+        .send(serde_json::json!({ "url": url }).to_string())
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let held: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    let held = held["id"].as_str().unwrap().to_owned();
+    let mut jobs: Vec<String> = (0..6)
         .map(|i| c.submit(&format!("kill-{i}"), &png(2600, 2000, i)))
         .collect();
-    // Kill the only worker while it is processing.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !jobs.iter().any(|j| c.status(j)["status"] == "processing") {
+    while !(first_seen.load(Ordering::SeqCst) && c.status(&held)["status"] == "processing") {
         assert!(Instant::now() < deadline, "nothing started:\n{}", c.logs());
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -72,12 +126,13 @@ fn a_worker_killed_mid_job_loses_nothing_and_finishes_each_job_once() {
     killed.child.kill().unwrap();
     killed.child.wait().unwrap();
     c.start_worker();
+    jobs.push(held.clone());
     let bodies = c.wait_all(&jobs, Duration::from_secs(120));
     for b in &bodies {
         assert_eq!(b["status"], "succeeded", "{b}");
     }
     assert!(
-        bodies.iter().any(|b| b["attempts"].as_u64() >= Some(2)),
+        c.status(&held)["attempts"].as_u64() >= Some(2),
         "the killed job ran again: {bodies:?}"
     );
     assert_eq!(

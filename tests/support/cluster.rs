@@ -177,14 +177,23 @@ impl Cluster {
         body["id"].as_str().unwrap().to_owned()
     }
 
+    /// Job `job`'s status body, asked again (as a client would) while the API answers 503.
     pub fn status(&self, job: &str) -> Value {
-        let mut r = agent()
-            .get(format!("{}/v1/status/{job}", self.api()))
-            .header("authorization", &format!("Bearer {}", self.token))
-            .call()
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 200, "status of {job}");
-        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
+        for _ in 0..100 {
+            let mut r = agent()
+                .get(format!("{}/v1/status/{job}", self.api()))
+                .header("authorization", &format!("Bearer {}", self.token))
+                .call()
+                .unwrap();
+            match r.status().as_u16() {
+                200 => {
+                    return serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+                }
+                503 => std::thread::sleep(Duration::from_millis(200)),
+                other => panic!("status of {job}: {other}"),
+            }
+        }
+        panic!("status of {job}: 503 for 20 s");
     }
 
     /// The bytes of thumbnail `id` (development), which must be served as a PNG.

@@ -4,8 +4,11 @@ use lapin::types::{AMQPValue, FieldTable};
 
 /// Set by quorum queues on redelivery: how many earlier deliveries were returned.
 pub const DELIVERY_COUNT: &str = "x-delivery-count";
-/// Set by thumbd on a retried message: deliveries before this copy was published.
+/// Set by thumbd on a retried or dead-lettered message: deliveries before this copy was
+/// published (a retry's own delivery not counted).
 pub const THUMBD_DELIVERIES: &str = "x-thumbd-deliveries";
+/// Set by thumbd on a retried message: retries before this copy, this one included.
+pub const THUMBD_RETRIES: &str = "x-thumbd-retries";
 /// Set by thumbd on a dead-lettered message: why.
 pub const THUMBD_REASON: &str = "x-thumbd-reason";
 

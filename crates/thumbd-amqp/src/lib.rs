@@ -14,8 +14,9 @@
 //!   `ack`, and the broker delivers the message again.
 //!
 //! Delivery counting: quorum queues count returned deliveries in `x-delivery-count`; a
-//! retried message is a new message, so it carries the deliveries so far in
-//! `x-thumbd-deliveries`. [`Lease::deliveries`](thumbd_jobs::Lease) is their sum plus one.
+//! retried message is a new message, so it carries the deliveries so far, the retried one
+//! not counted, in `x-thumbd-deliveries`, and its retries in `x-thumbd-retries`.
+//! [`Lease::deliveries`](thumbd_jobs::Lease) is the first two's sum plus one.
 
 mod headers;
 mod options;

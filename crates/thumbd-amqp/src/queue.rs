@@ -315,10 +315,12 @@ impl AmqpJobQueue {
         Ok(q.message_count().into())
     }
 
-    /// Publishes `lease`'s message to `exchange` with `headers`, then acks the delivery.
+    /// Publishes `lease`'s message to `exchange` with `headers` (and `deliveries` so far),
+    /// then acks the delivery.
     async fn forward(
         &self,
         lease: &Lease,
+        deliveries: u32,
         exchange: &str,
         routing_key: &str,
         mut headers: FieldTable,
@@ -331,7 +333,7 @@ impl AmqpJobQueue {
         }
         headers.insert(
             headers::THUMBD_DELIVERIES.into(),
-            AMQPValue::LongLongInt(lease.deliveries.into()),
+            AMQPValue::LongLongInt(deliveries.into()),
         );
         self.publish(&link, exchange, routing_key, &lease.payload, headers, true)
             .await?;
@@ -395,6 +397,10 @@ impl JobQueue for AmqpJobQueue {
                 link.leased.lock().expect("not poisoned").insert(tag);
                 Ok(Some(Lease {
                     deliveries: headers::deliveries(delivery.properties.headers().as_ref()),
+                    retries: headers::count(
+                        delivery.properties.headers().as_ref(),
+                        headers::THUMBD_RETRIES,
+                    ),
                     payload: delivery.data,
                     token: LeaseToken {
                         id: tag,
@@ -434,8 +440,22 @@ impl JobQueue for AmqpJobQueue {
 
     async fn retry(&self, lease: &Lease, delay: Duration) -> Result<bool> {
         let queue = self.topology.retry_queue(delay).to_owned();
+        // A retry is not a lost delivery: the copy carries this delivery's count, not one
+        // more, and one more retry.
+        let mut headers = FieldTable::default();
+        headers.insert(
+            headers::THUMBD_RETRIES.into(),
+            AMQPValue::LongLongInt(lease.retries.saturating_add(1).into()),
+        );
         // Through the default exchange, straight to the delay queue.
-        self.forward(lease, "", &queue, FieldTable::default()).await
+        self.forward(
+            lease,
+            lease.deliveries.saturating_sub(1),
+            "",
+            &queue,
+            headers,
+        )
+        .await
     }
 
     async fn dead_letter(&self, lease: &Lease, reason: &str) -> Result<bool> {
@@ -446,7 +466,8 @@ impl JobQueue for AmqpJobQueue {
             AMQPValue::LongString(LongString::from(reason)),
         );
         let exchange = self.topology.dead_letter_exchange.clone();
-        self.forward(lease, &exchange, ROUTING_KEY, headers).await
+        self.forward(lease, lease.deliveries, &exchange, ROUTING_KEY, headers)
+            .await
     }
 
     async fn reply(&self, routing_key: &str, body: &[u8]) -> Result<bool> {

@@ -332,7 +332,7 @@ pub async fn job_queue(queue: &dyn JobQueue) {
     queue.push(&b).await.unwrap();
     let la = queue.lease(short).await.unwrap().expect("lease a");
     assert_eq!(JobMessage::parse(&la.payload).unwrap(), a);
-    assert_eq!(la.deliveries, 1);
+    assert_eq!((la.deliveries, la.retries), (1, 0));
     let lb = queue.lease(short).await.unwrap().expect("lease b");
     assert_eq!(JobMessage::parse(&lb.payload).unwrap(), b);
     assert_eq!(
@@ -350,7 +350,8 @@ pub async fn job_queue(queue: &dyn JobQueue) {
     );
     assert!(!queue.heartbeat(&la).await.unwrap());
 
-    // Retry with a delay: invisible until the delay passes, delivery counted.
+    // Retry with a delay: invisible until the delay passes, counted as a retry, not as a
+    // delivery.
     assert!(queue.retry(&lb, Duration::from_millis(300)).await.unwrap());
     assert!(
         !queue.ack(&lb).await.unwrap(),
@@ -368,7 +369,14 @@ pub async fn job_queue(queue: &dyn JobQueue) {
         .unwrap()
         .expect("retried message");
     assert_eq!(JobMessage::parse(&lb2.payload).unwrap(), b);
-    assert_eq!(lb2.deliveries, 2);
+    assert_eq!((lb2.deliveries, lb2.retries), (1, 1));
+    assert!(queue.retry(&lb2, Duration::ZERO).await.unwrap());
+    let lb2 = queue
+        .lease(Duration::from_secs(3))
+        .await
+        .unwrap()
+        .expect("retried again");
+    assert_eq!((lb2.deliveries, lb2.retries), (1, 2));
 
     // Dead-letter: never delivered again.
     assert!(queue.dead_letter(&lb2, "poison").await.unwrap());
@@ -403,7 +411,7 @@ pub async fn job_queue_lease_timeout(queue: &dyn JobQueue, visibility: Duration)
         .unwrap()
         .expect("an expired lease is delivered again");
     assert_eq!(second.payload, first.payload);
-    assert_eq!(second.deliveries, 2);
+    assert_eq!((second.deliveries, second.retries), (2, 0));
     assert!(
         !queue.ack(&first).await.unwrap(),
         "the expired lease cannot ack"

@@ -14,8 +14,14 @@ pub struct Lease {
     /// The raw body. Parse with [`JobMessage::parse`]: producers outside thumbd may send
     /// anything, and a malformed body must be dead-lettered, not retried.
     pub payload: Vec<u8>,
-    /// How many times this message has been delivered, this delivery included (1 = first).
+    /// How many times this message has been delivered, this delivery included (1 = first),
+    /// not counting deliveries the worker settled with [`JobQueue::retry`]: a count that
+    /// grows only when workers die on (or lose) the message, which is what a limit on it is
+    /// for.
     pub deliveries: u32,
+    /// How many times a worker gave this message back with [`JobQueue::retry`] (a transient
+    /// failure of a backend or a source): 0 on the first delivery. It paces the backoff.
+    pub retries: u32,
     /// The backend's handle for this delivery.
     pub token: LeaseToken,
 }
@@ -62,7 +68,8 @@ pub trait JobQueue: Send + Sync + 'static {
     /// Done: removes the message; `false` if the lease was lost (another delivery will come).
     async fn ack(&self, lease: &Lease) -> Result<bool>;
 
-    /// Gives the message back, to be delivered again after `delay`.
+    /// Gives the message back, to be delivered again after `delay`. The next delivery has
+    /// the same [`Lease::deliveries`] as this one and one more [`Lease::retries`].
     async fn retry(&self, lease: &Lease, delay: Duration) -> Result<bool>;
 
     /// Moves the message to the dead-letter store with `reason`; it is not delivered again.

@@ -26,10 +26,13 @@ pub struct WorkerOptions {
     /// the whole budget runs alone. Default 100 000 000 (two 50 MP PNGs, or many JPEGs, which
     /// are decoded at a reduced scale).
     pub pixel_budget: u64,
-    /// Deliveries after which a message that keeps failing transiently is dead-lettered and
-    /// its job failed with `InternalError`. Default 5.
+    /// Deliveries after which a message is dead-lettered and its job failed with
+    /// `InternalError`: deliveries no worker settled (it died on the message, say an image
+    /// that kills the process) or lost. A transient failure that a worker reports and
+    /// retries (a backend down, a source not answering) never counts: such a job waits,
+    /// with backoff, for as long as the backend takes to come back. Default 5.
     pub max_deliveries: u32,
-    /// First retry delay; doubled for each further delivery. Default 1 s.
+    /// First retry delay; doubled for each further retry. Default 1 s.
     pub retry_base: Duration,
     /// Longest retry delay. Default 60 s.
     pub retry_max: Duration,
@@ -69,9 +72,9 @@ impl Default for WorkerOptions {
 }
 
 impl WorkerOptions {
-    /// The delay before delivery number `deliveries + 1`.
-    pub fn backoff(&self, deliveries: u32) -> Duration {
-        let doublings = deliveries.saturating_sub(1).min(16);
+    /// The delay before retry number `retry` (1 = first).
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let doublings = retry.saturating_sub(1).min(16);
         self.retry_base
             .saturating_mul(1 << doublings)
             .min(self.retry_max)

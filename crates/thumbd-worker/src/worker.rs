@@ -376,8 +376,8 @@ impl Worker {
             let original = match original {
                 Some(bytes) => bytes,
                 None => {
-                    let deliveries = lease.map_or(1, |l| l.deliveries);
-                    self.source_bytes(&message.source, deliveries).await?
+                    let retries = lease.map_or(0, |l| l.retries);
+                    self.source_bytes(&message.source, retries).await?
                 }
             };
             self.thumbnail(original, None).await
@@ -460,7 +460,9 @@ impl Worker {
             .await)
     }
 
-    async fn source_bytes(&self, source: &JobSource, deliveries: u32) -> Result<Bytes, StepError> {
+    /// The original's bytes. `retries`: how often the job was retried before (a URL that
+    /// keeps failing transiently is tried [`URL_FETCH_ATTEMPTS`] times).
+    async fn source_bytes(&self, source: &JobSource, retries: u32) -> Result<Bytes, StepError> {
         match source {
             JobSource::Blob { blob_key } => self.blobs.get(blob_key).await?.ok_or_else(|| {
                 tracing::warn!(blob = %blob_key, "the job's original does not exist");
@@ -476,8 +478,7 @@ impl Worker {
                 Ok(Bytes::from(bytes))
             }
             JobSource::Url { url } => self.fetcher.fetch(url).await.map_err(|e| {
-                let attempts = URL_FETCH_ATTEMPTS.min(self.options.max_deliveries);
-                if e.is_transient() && deliveries < attempts {
+                if e.is_transient() && retries + 1 < URL_FETCH_ATTEMPTS {
                     StepError::Transient(thumbd_jobs::Error::unavailable("URL source", &e))
                 } else {
                     StepError::permanent(e.code(), e.to_string())
@@ -623,7 +624,7 @@ impl Worker {
     }
 
     async fn retry(&self, lease: &Lease, id: JobId, error: &StepError) -> Outcome {
-        let delay = self.options.backoff(lease.deliveries);
+        let delay = self.options.backoff(lease.retries.saturating_add(1));
         tracing::warn!(job_id = %id, %error, retry_in = ?delay, "transient failure: retrying");
         if let Err(e) = self.store.requeue_job(id).await {
             tracing::warn!(job_id = %id, error = %e, "cannot mark the job queued again");

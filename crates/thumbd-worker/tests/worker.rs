@@ -389,16 +389,48 @@ async fn transient_errors_retry_then_succeed() {
 }
 
 #[tokio::test]
-async fn persistent_transient_errors_dead_letter_the_message() {
+async fn transient_errors_never_fail_a_job_however_long_they_last() {
+    // A backend down for longer than the delivery limit allows: the job waits it out.
     let options = WorkerOptions {
         max_deliveries: 3,
         ..WorkerOptions::default()
     };
-    let rig = rig(100, options).await;
-    let job = rig.submit("doomed", &png(200, 200)).await;
+    let rig = rig(8, options).await;
+    let job = rig.submit("patient", &png(200, 200)).await;
     let outcomes = rig.worker.drain().await;
-    assert_eq!(outcomes.len(), 4, "{outcomes:?}");
-    assert!(matches!(&outcomes[3], Outcome::DeadLettered { job: Some(j), .. } if *j == job));
+    assert_eq!(outcomes.len(), 9, "{outcomes:?}");
+    assert!(
+        outcomes[..8]
+            .iter()
+            .all(|o| matches!(o, Outcome::Retried { .. })),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(outcomes[8], Outcome::Succeeded { .. }),
+        "{outcomes:?}"
+    );
+    let record = rig.store.job(job).await.unwrap().unwrap();
+    assert_eq!((record.status, record.attempts), (JobStatus::Succeeded, 9));
+}
+
+#[tokio::test]
+async fn deliveries_no_worker_settled_dead_letter_the_message() {
+    // Workers that die on a message (an image that kills the process, say) never settle
+    // it: past the limit, the next delivery gives up on it.
+    let options = WorkerOptions {
+        max_deliveries: 3,
+        ..WorkerOptions::default()
+    };
+    let rig = rig(0, options).await;
+    let job = rig.submit("doomed", &png(200, 200)).await;
+    for _ in 0..3 {
+        let lease = rig.queue.lease(Duration::from_millis(50)).await.unwrap();
+        assert!(lease.is_some());
+        rig.queue.release_leases().await.unwrap(); // the worker died holding it
+    }
+    let outcomes = rig.worker.drain().await;
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    assert!(matches!(&outcomes[0], Outcome::DeadLettered { job: Some(j), .. } if *j == job));
     let record = rig.store.job(job).await.unwrap().unwrap();
     assert_eq!(record.status, JobStatus::Failed);
     assert_eq!(record.error.unwrap().code, "InternalError");

@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "unpublished_started",
         include_str!("../../migrations/0004_unpublished_started.sql"),
     ),
+    (
+        5,
+        "queue_retries",
+        include_str!("../../migrations/0005_queue_retries.sql"),
+    ),
 ];
 
 /// One SQLite database: a single writer connection (SQLite has one writer at a time; one

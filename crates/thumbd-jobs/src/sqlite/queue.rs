@@ -107,7 +107,7 @@ impl SqliteJobQueue {
             "UPDATE queue SET deliveries = deliveries + 1, lease_nonce = ?, visible_at = ? \
              WHERE id = (SELECT id FROM queue WHERE dead_at IS NULL AND visible_at <= ? \
                          ORDER BY visible_at, id LIMIT 1) \
-             RETURNING id, payload, deliveries",
+             RETURNING id, payload, deliveries, retries",
         )
         .bind(i64::from(nonce))
         .bind(now.plus(self.visibility).0)
@@ -118,6 +118,7 @@ impl SqliteJobQueue {
             Ok(Lease {
                 payload: row.try_get("payload")?,
                 deliveries: u32::try_from(row.try_get::<i64, _>("deliveries")?).unwrap_or(u32::MAX),
+                retries: u32::try_from(row.try_get::<i64, _>("retries")?).unwrap_or(u32::MAX),
                 token: LeaseToken {
                     id: u64::try_from(row.try_get::<i64, _>("id")?).unwrap_or(0),
                     nonce: u64::from(nonce),
@@ -186,7 +187,8 @@ impl JobQueue for SqliteJobQueue {
     async fn retry(&self, lease: &Lease, delay: Duration) -> Result<bool> {
         let (id, nonce) = ids(lease);
         let done = sqlx::query(
-            "UPDATE queue SET visible_at = ?, lease_nonce = NULL \
+            "UPDATE queue SET visible_at = ?, lease_nonce = NULL, \
+                 deliveries = deliveries - 1, retries = retries + 1 \
              WHERE id = ? AND lease_nonce = ? AND dead_at IS NULL",
         )
         .bind(Timestamp::now().plus(delay).0)
