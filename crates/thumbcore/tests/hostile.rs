@@ -159,7 +159,7 @@ fn a_baseline_file_in_several_scans_counts_its_coefficients() {
 
 #[test]
 fn a_big_progressive_444_file_decodes() {
-    // 49 MP in about 2.3 MB: libjpeg holds 294 MB of coefficients, within the default bound.
+    // 49 MP in about 0.5 MB: libjpeg holds 294 MB of coefficients, within the default bound.
     let jpeg = hostile::progressive_444_jpeg(7000, 7000);
     assert!(jpeg.len() < 5 << 20, "{} bytes", jpeg.len());
     let thumb = Thumbnailer::new()
