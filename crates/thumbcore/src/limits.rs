@@ -75,10 +75,9 @@ impl Limits {
 
     /// The most libjpeg may hold in full-image coefficient buffers for any accepted image:
     /// 2 bytes × 64 coefficients per 8×8 block, i.e. 2 bytes per pixel per component, for
-    /// four full-resolution components (CMYK 4:4:4), plus an MCU row of padding slack. Each
-    /// decode is held to the smaller [`ImageInfo::coefficient_bytes`] of its own header, the
-    /// amount the worker admits it for (`ThumbSpec::decode_cost`), plus
-    /// [`DECODER_SLACK`].
+    /// four full-resolution components (CMYK 4:4:4), plus [`DECODER_SLACK`]. Each decode is
+    /// held to the smaller [`ImageInfo::coefficient_bytes`] of its own header (what the
+    /// worker admits it for, through `ThumbSpec::decode_cost`) plus [`DECODER_SLACK`].
     pub(crate) fn decoder_memory(&self) -> usize {
         usize::try_from(self.max_pixels.saturating_mul(8))
             .unwrap_or(usize::MAX)
@@ -92,7 +91,7 @@ pub(crate) const DECODER_SLACK: usize = 16 << 20;
 
 /// Most bytes an embedded PNG colour profile (iCCP) may inflate to; a larger one is ignored
 /// (the image is taken as sRGB). Real profiles are a few KiB, rarely a few MiB.
-pub const MAX_ICC_BYTES: usize = 16 << 20;
+pub(crate) const MAX_ICC_BYTES: usize = 16 << 20;
 
 /// A point in time by which a thumbnail must be done (see [`Limits::max_duration`]).
 #[derive(Debug, Clone, Copy)]
