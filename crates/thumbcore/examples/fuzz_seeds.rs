@@ -7,7 +7,7 @@
 //!
 //! The files come from `tests/common/hostile.rs`, the generators the tests use: a
 //! progressive JPEG with more scans than the cap, a PNG whose colour profile inflates to
-//! 400 MiB, a 49 MP progressive 4:4:4 JPEG and its header alone.
+//! 400 MiB, 4 MP and 49 MP progressive 4:4:4 JPEGs and the latter's header alone.
 
 #[path = "../tests/common/hostile.rs"]
 mod hostile;
@@ -21,7 +21,9 @@ fn main() -> std::io::Result<()> {
             .expect("usage: fuzz_seeds DIR (created if missing)"),
     );
     std::fs::create_dir_all(&dir)?;
-    let seeds: [(&str, Vec<u8>); 5] = [
+    // The fuzz target caps images at 4 MP: the small files reach its decoders, the big
+    // ones its limit checks (and their mutations either).
+    let seeds: [(&str, Vec<u8>); 6] = [
         // Small enough to mutate quickly, over the 500-scan cap all the same.
         (
             "hostile-many-scans-2000x1500.jpg",
@@ -34,6 +36,10 @@ fn main() -> std::io::Result<()> {
         (
             "hostile-iccp-400MiB.png",
             hostile::png_with_huge_iccp(400, 300, 400 << 20),
+        ),
+        (
+            "hostile-progressive-444-2000x2000.jpg",
+            hostile::progressive_444_jpeg(2000, 2000),
         ),
         (
             "hostile-progressive-444-7000x7000.jpg",
