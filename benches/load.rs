@@ -9,7 +9,16 @@
 //! respond-async` enqueues at a fixed 200 requests/s (open loop, measured from each request's
 //! scheduled time, so a stall counts against us), and the server's peak RSS while 64 clients
 //! upload 5 MB images at once.
+//!
+//! `THUMBD_LOAD_ONLY=progressive cargo bench --bench load` (no corpus needed) measures only
+//! the server's peak RSS while 8 clients each upload a 49 MP progressive 4:4:4 JPEG (0.5 MB,
+//! generated: libjpeg holds 294 MB of coefficients for each) at once, with 8 image threads
+//! (`THUMBD_LOAD_WORKERS` overrides), so that only the decode budget keeps them apart.
+//! `THUMBD_LOAD_PIXEL_BUDGET=N` sets the server's `pixel_budget` (e.g. 1000000000 to see
+//! what the jobs hold when the budget does not hold them back).
 
+#[path = "../crates/thumbcore/tests/common/hostile.rs"]
+mod hostile;
 #[path = "support/loadgen.rs"]
 mod loadgen;
 #[path = "../tests/support/serve_process.rs"]
@@ -87,7 +96,55 @@ impl Drop for Server {
     }
 }
 
+/// Peak RSS of `thumbd serve` while 8 clients upload a big progressive 4:4:4 JPEG each.
+fn progressive_rss() {
+    let workers = loadgen::env_number("THUMBD_LOAD_WORKERS", 8).to_string();
+    let budget = format!(
+        "pixel_budget={}",
+        loadgen::env_number("THUMBD_LOAD_PIXEL_BUDGET", 100_000_000)
+    );
+    let jpeg = (hostile::progressive_444_jpeg(7000, 7000), "image/jpeg");
+    assert!(jpeg.0.len() <= 5 * 1024 * 1024, "{}", jpeg.0.len());
+    let tmp = tempfile::tempdir().unwrap();
+    let p = serve_process::spawn(
+        &tmp.path().join("data"),
+        &["--workers", &workers, "--set", &budget],
+        "warn",
+        Stdio::inherit(),
+    );
+    let server = Server {
+        child: p.child,
+        base: p.base,
+        token: p.token,
+    };
+    let idle_kib = server.vm_hwm_kib();
+    let cpu0 = server.cpu_secs();
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for i in 0..8 {
+            let (server, jpeg) = (&server, &jpeg);
+            s.spawn(move || {
+                let (status, _) = server.post(&agent(), &format!("p{i}"), jpeg, "wait=120");
+                assert_eq!(status, 201, "upload {i}");
+            });
+        }
+    });
+    let elapsed = t.elapsed().as_secs_f64();
+    let peak_kib = server.vm_hwm_kib();
+    println!(
+        "| peak RSS, 8 concurrent {:.1} MB uploads of a 7000×7000 progressive 4:4:4 JPEG, {workers} image threads, {budget} | {:.0} MiB (idle {:.0} MiB); all 201 in {elapsed:.1} s, {:.1} s of server CPU |",
+        jpeg.0.len() as f64 / 1e6,
+        peak_kib as f64 / 1024.0,
+        idle_kib as f64 / 1024.0,
+        server.cpu_secs() - cpu0
+    );
+}
+
 fn main() {
+    if std::env::var("THUMBD_LOAD_ONLY").is_ok_and(|v| v == "progressive") {
+        progressive_rss();
+        return;
+    }
     let Some(corpus) = loadgen::corpus_from_args("load") else {
         return;
     };

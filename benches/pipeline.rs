@@ -3,6 +3,8 @@
 //!
 //! `cargo bench --bench pipeline` runs the generated set;
 //! `THUMBD_BENCH_CORPUS=DIR cargo bench --bench pipeline` runs every PNG/JPEG in DIR instead.
+//! `cargo bench --bench pipeline -- hostile` runs only the hostile inputs: how long thumbcore
+//! takes to refuse them (the many-scan JPEG also prints the CPU time of one refusal).
 
 // Test patterns are made by deliberately wrapping arithmetic into u8.
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -12,6 +14,48 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use thumbcore::{Limits, ThumbSpec, Thumbnailer, probe};
+
+#[path = "../crates/thumbcore/tests/common/hostile.rs"]
+mod hostile;
+
+/// CPU seconds (user + system) this thread has used so far.
+fn thread_cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<f64> = after
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    (fields.get(11).unwrap_or(&0.0) + fields.get(12).unwrap_or(&0.0)) / 100.0
+}
+
+/// Hostile inputs thumbcore must refuse quickly: a 48 MP progressive JPEG with 5000 AC scans
+/// (cut off at scan 501) and a PNG whose colour profile inflates to 400 MiB (ignored).
+fn hostile(c: &mut Criterion) {
+    let spec = ThumbSpec::default();
+    let many_scans = hostile::many_scan_jpeg(8000, 6000, 5000);
+    let bomb = hostile::png_with_huge_iccp(400, 300, 400 << 20);
+    let mut t = Thumbnailer::new();
+    let cpu = thread_cpu_secs();
+    let err = t.thumbnail(&many_scans, &spec).unwrap_err();
+    println!(
+        "many-scan JPEG ({} bytes, 8000x6000, 5000 scans): {} after {:.2} s of CPU",
+        many_scans.len(),
+        err.code(),
+        thread_cpu_secs() - cpu
+    );
+    let mut g = c.benchmark_group("hostile");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(10))
+        .warm_up_time(Duration::from_millis(500));
+    g.bench_function("many-scan-jpeg-8000x6000-refused", |b| {
+        b.iter(|| t.thumbnail(black_box(&many_scans), &spec).unwrap_err())
+    });
+    g.bench_function("png-400MiB-iccp-ignored", |b| {
+        b.iter(|| t.thumbnail(black_box(&bomb), &spec).unwrap())
+    });
+    g.finish();
+}
 
 /// A photo-like RGB image: gradients and texture, so encoders and decoders have real work.
 fn photo(w: usize, h: usize) -> Vec<u8> {
@@ -141,5 +185,5 @@ fn stages(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, stages);
+criterion_group!(benches, stages, hostile);
 criterion_main!(benches);

@@ -117,7 +117,7 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "pixel_budget",
         default: "100000000",
-        help: "decoded pixels in memory at once across a process's jobs",
+        help: "decoding memory at once across a process's jobs, in pixels of 4 bytes (default 400 MB); a job counts what its decode really holds (a progressive JPEG's coefficients too)",
     },
     Key {
         name: "max_body_bytes",
@@ -168,6 +168,11 @@ pub const KEYS: &[Key] = &[
         name: "source_timeout",
         default: "30",
         help: "seconds a worker may spend downloading a URL source (its size is capped by max_body_bytes)",
+    },
+    Key {
+        name: "job_timeout",
+        default: "30",
+        help: "seconds one image may take from decode to encode; past it the job fails `ProcessingTimeout`",
     },
     Key {
         name: "rate_limit",
@@ -238,6 +243,7 @@ pub struct Settings {
     pub upload_ttl: Duration,
     pub allow_private_sources: bool,
     pub source_timeout: Duration,
+    pub job_timeout: Duration,
     pub rate_limit: u32,
     pub job_retention: Duration,
     pub log_json: bool,
@@ -406,6 +412,7 @@ impl Settings {
             upload_ttl: Duration::from_secs(p.positive("upload_ttl")),
             allow_private_sources: p.boolean("allow_private_sources"),
             source_timeout: Duration::from_secs(p.positive("source_timeout")),
+            job_timeout: Duration::from_secs(p.positive("job_timeout")),
             rate_limit: p.parse("rate_limit", "whole requests per second (0 = off)"),
             job_retention: {
                 let hours: u64 = p.parse("job_retention_hours", "whole hours, at least 24");
@@ -456,11 +463,12 @@ impl Settings {
         }
     }
 
-    /// Input limits.
+    /// Input limits and the time limit of one image.
     pub fn limits(&self) -> thumbcore::Limits {
         thumbcore::Limits {
             max_input_bytes: self.max_body_bytes,
             max_pixels: self.max_pixels,
+            max_duration: Some(self.job_timeout),
             ..thumbcore::Limits::default()
         }
     }
@@ -738,6 +746,19 @@ mod tests {
             assert!(all.contains(needle), "{needle} missing from:\n{all}");
         }
         assert_eq!(errors.len(), 5, "{all}");
+    }
+
+    #[test]
+    fn job_timeout_is_the_time_limit_of_every_thumbnail() {
+        let s = load(None, &[], &[]).unwrap();
+        assert_eq!(s.job_timeout, Duration::from_secs(30));
+        let s = load(None, &[("THUMBD_JOB_TIMEOUT", "7")], &[]).unwrap();
+        assert_eq!(
+            s.thumb_spec().limits.max_duration,
+            Some(Duration::from_secs(7))
+        );
+        let errors = load(None, &[("THUMBD_JOB_TIMEOUT", "0")], &[]).unwrap_err();
+        assert!(errors[0].contains("job_timeout"), "{errors:?}");
     }
 
     #[test]

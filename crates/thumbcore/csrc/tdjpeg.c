@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jpeglib.h>
 #include <jerror.h>
@@ -37,6 +38,9 @@ typedef struct tdj {
   int active;              /* a header has been read and not yet finished or aborted */
   int premature_eof;       /* libjpeg hit the end of the data before the image ended */
   int max_scans;
+  int timed_out;           /* the last decode ran past its deadline */
+  int has_deadline;
+  struct timespec deadline; /* CLOCK_MONOTONIC */
   char message[TDJ_MSG_LEN];
 } tdj;
 
@@ -65,17 +69,31 @@ static void tdj_emit_message(j_common_ptr cinfo, int level) {
   }
 }
 
-/* Progressive files may hold thousands of tiny scans, each costing a pass over the
- * coefficients: a known decoder denial of service. Cap them (TurboJPEG's scan limit). */
-static void tdj_progress(j_common_ptr cinfo) {
-  tdj *h = (tdj *)cinfo->client_data;
-  if (cinfo->is_decompressor) {
-    j_decompress_ptr d = (j_decompress_ptr)cinfo;
-    if (d->progressive_mode && d->input_scan_number > h->max_scans) {
-      snprintf(h->message, TDJ_MSG_LEN, "more than %d progressive scans", h->max_scans);
+/* Progressive (and multi-scan) files may hold thousands of tiny scans, each costing a pass
+ * over every coefficient block: a known decoder denial of service. Cap them (TurboJPEG's scan
+ * limit), and stop at the deadline. Called from the progress monitor, which libjpeg calls
+ * while it preloads a multi-scan file and for every output row, and from tdj_decode's own
+ * loop, where libjpeg absorbs the scans of a progressive file without calling the monitor. */
+static void tdj_check(tdj *h) {
+  j_decompress_ptr d = &h->cinfo;
+  if (d->input_scan_number > h->max_scans) {
+    snprintf(h->message, TDJ_MSG_LEN, "more than %d scans", h->max_scans);
+    longjmp(h->jump, 1);
+  }
+  if (h->has_deadline) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec > h->deadline.tv_sec ||
+        (now.tv_sec == h->deadline.tv_sec && now.tv_nsec >= h->deadline.tv_nsec)) {
+      h->timed_out = 1;
+      snprintf(h->message, TDJ_MSG_LEN, "decoding ran past the time limit");
       longjmp(h->jump, 1);
     }
   }
+}
+
+static void tdj_progress(j_common_ptr cinfo) {
+  if (cinfo->is_decompressor) tdj_check((tdj *)cinfo->client_data);
 }
 
 tdj *tdj_new(unsigned long max_memory, int max_scans) {
@@ -109,6 +127,8 @@ const char *tdj_message(const tdj *h) { return h->message; }
 
 int tdj_premature_eof(const tdj *h) { return h->premature_eof; }
 
+int tdj_timed_out(const tdj *h) { return h->timed_out; }
+
 void tdj_abort(tdj *h) {
   if (h->active) {
     jpeg_abort_decompress(&h->cinfo);
@@ -128,6 +148,8 @@ int tdj_read_header(tdj *h, const unsigned char *data, unsigned long len, int sc
   memset(info, 0, sizeof(*info));
   h->message[0] = 0;
   h->premature_eof = 0;
+  h->timed_out = 0;
+  h->has_deadline = 0;
   h->jerr.num_warnings = 0;
   if (setjmp(h->jump)) {
     if (info->icc) {
@@ -199,15 +221,33 @@ static int tdj_enough_coefficients(j_decompress_ptr cinfo) {
 
 /*
  * Decodes the image whose header tdj_read_header just read into `out`, rows `stride` bytes
- * apart (at least output_width * output_components). Returns 0 on success, -1 on error.
+ * apart (at least output_width * output_components). Returns 0 on success, -1 on error
+ * (tdj_timed_out tells whether it was the deadline).
+ *
+ * `max_memory` bounds libjpeg's full-image coefficient buffers (progressive and multi-scan
+ * files): past it libjpeg would need a backing store, which this build does not have, so it
+ * fails instead of allocating. `budget_ms` is the time the decode may take (< 0: no limit);
+ * the deadline is checked at least once per iMCU row of input and per output row.
  *
  * Progressive files are read in buffered-image mode and output as soon as the coefficients
  * the scaled IDCT needs are complete: at 1/8 scale that is usually after the DC and chroma
  * scans, so the large luma AC scans are never entropy-decoded. The pixels are the same as
  * after a full decode, because the scaled IDCT never reads the skipped coefficients.
  */
-int tdj_decode(tdj *h, unsigned char *out, unsigned long stride, unsigned long out_len) {
+int tdj_decode(tdj *h, unsigned char *out, unsigned long stride, unsigned long out_len,
+               unsigned long max_memory, long budget_ms) {
   j_decompress_ptr cinfo = &h->cinfo;
+  h->timed_out = 0;
+  h->has_deadline = budget_ms >= 0;
+  if (h->has_deadline) {
+    clock_gettime(CLOCK_MONOTONIC, &h->deadline);
+    h->deadline.tv_sec += budget_ms / 1000;
+    h->deadline.tv_nsec += (budget_ms % 1000) * 1000000L;
+    if (h->deadline.tv_nsec >= 1000000000L) {
+      h->deadline.tv_sec += 1;
+      h->deadline.tv_nsec -= 1000000000L;
+    }
+  }
   if (!h->active) {
     snprintf(h->message, TDJ_MSG_LEN, "no header read");
     return -1;
@@ -217,6 +257,8 @@ int tdj_decode(tdj *h, unsigned char *out, unsigned long stride, unsigned long o
     h->active = 0;
     return -1;
   }
+  cinfo->mem->max_memory_to_use = (long)max_memory;
+  tdj_check(h);
   if (cinfo->progressive_mode) {
     cinfo->buffered_image = TRUE;
     cinfo->do_block_smoothing = FALSE;
@@ -232,7 +274,10 @@ int tdj_decode(tdj *h, unsigned char *out, unsigned long stride, unsigned long o
   int stopped_early = 0;
   if (cinfo->buffered_image) {
     for (;;) {
+      /* One call absorbs at most one iMCU row or one marker segment; libjpeg does not call
+       * the progress monitor here, so the scan cap and the deadline are checked by hand. */
       int rc = jpeg_consume_input(cinfo);
+      tdj_check(h);
       if (rc == JPEG_REACHED_EOI || rc == JPEG_SUSPENDED) break;
       if (rc == JPEG_SCAN_COMPLETED && tdj_enough_coefficients(cinfo)) {
         stopped_early = 1;

@@ -3,6 +3,7 @@
 use crate::decode::{PixelLayout, Pixels};
 use crate::error::{Error, Result};
 use crate::format::ImageFormat;
+use crate::limits::Deadline;
 
 /// What the size budget made the encoder do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,8 +33,13 @@ pub(crate) struct EncodeOptions {
     pub(crate) budget: Option<usize>,
 }
 
-/// Encodes `pixels` (gray, gray+alpha, RGB or RGBA), trying cheaper encodings first.
-pub(crate) fn encode(pixels: &Pixels, opts: &EncodeOptions) -> Result<(Vec<u8>, BudgetStep)> {
+/// Encodes `pixels` (gray, gray+alpha, RGB or RGBA), trying cheaper encodings first, and
+/// no further step once `deadline` has passed.
+pub(crate) fn encode(
+    pixels: &Pixels,
+    opts: &EncodeOptions,
+    deadline: &Deadline,
+) -> Result<(Vec<u8>, BudgetStep)> {
     let budget = opts.budget.unwrap_or(usize::MAX);
     let mut best = (
         encode_step(pixels, opts, BudgetStep::Fits)?,
@@ -44,6 +50,7 @@ pub(crate) fn encode(pixels: &Pixels, opts: &EncodeOptions) -> Result<(Vec<u8>, 
     }
     best.1 = BudgetStep::Exceeded;
     for step in fallbacks(opts) {
+        deadline.check()?;
         let bytes = encode_step(pixels, opts, step)?;
         if bytes.len() <= budget {
             return Ok((bytes, step));

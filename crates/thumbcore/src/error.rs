@@ -51,6 +51,14 @@ pub enum Error {
     /// The bytes claim to be a PNG or JPEG but cannot be decoded (truncated, damaged, …).
     #[error("the image is corrupt: {0}")]
     Corrupt(String),
+    /// Processing took longer than [`Limits::max_duration`](crate::Limits::max_duration):
+    /// the input is too costly to decode (thousands of scans, say). Permanent, like
+    /// `CorruptImage`: the same bytes would take as long again.
+    #[error("processing the image took longer than the limit of {limit:?}")]
+    ProcessingTimeout {
+        /// The configured limit.
+        limit: std::time::Duration,
+    },
     /// A failure that is not the input's fault (e.g. memory could not be reserved).
     #[error("internal error: {0}")]
     Internal(String),
@@ -66,6 +74,7 @@ impl Error {
             Error::TooSmall { .. } => "ThumbnailTooSmall",
             Error::DimensionsTooLarge { .. } => "ImageDimensionsTooLarge",
             Error::Corrupt(_) => "CorruptImage",
+            Error::ProcessingTimeout { .. } => "ProcessingTimeout",
             Error::Internal(_) => "InternalError",
         }
     }

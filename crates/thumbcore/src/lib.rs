@@ -47,5 +47,5 @@ pub use format::{ImageFormat, check_declared_type};
 pub use geometry::fit;
 pub use limits::Limits;
 pub use orientation::Orientation;
-pub use probe::{ImageInfo, probe};
+pub use probe::{ImageInfo, JpegLayout, probe};
 pub use thumbnailer::{Frame, ThumbSpec, Thumbnail, Thumbnailer, thumbnail_batch};

@@ -1,5 +1,7 @@
 //! Resource limits, checked from the header before any pixel buffer is allocated.
 
+use std::time::Duration;
+
 use crate::error::{Error, Result};
 use crate::probe::ImageInfo;
 
@@ -16,6 +18,12 @@ pub struct Limits {
     pub min_width: u32,
     /// Smallest accepted height after EXIF orientation. Default 80.
     pub min_height: u32,
+    /// Longest one thumbnail may take, from the start of decoding to the end of encoding;
+    /// `None` for no limit. Checked cooperatively: by the JPEG decoder for every row of
+    /// input it absorbs and every row it outputs, by the PNG decoder for every row, between
+    /// the stages and between the steps of the size-budget ladder. Past it the call fails
+    /// with [`Error::ProcessingTimeout`]. Default 30 s.
+    pub max_duration: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -26,6 +34,7 @@ impl Default for Limits {
             max_side: 65_535,
             min_width: 80,
             min_height: 80,
+            max_duration: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -64,9 +73,63 @@ impl Limits {
         Ok(())
     }
 
-    /// Bytes a decoder may use for its own working memory (progressive JPEG coefficients,
-    /// PNG metadata), derived from the pixel limit so both move together.
+    /// The most libjpeg may hold in full-image coefficient buffers for any accepted image:
+    /// 2 bytes × 64 coefficients per 8×8 block, i.e. 2 bytes per pixel per component, for
+    /// four full-resolution components (CMYK 4:4:4), plus [`DECODER_SLACK`]. Each decode is
+    /// held to the smaller [`ImageInfo::coefficient_bytes`] of its own header (what the
+    /// worker admits it for, through `ThumbSpec::decode_cost`) plus [`DECODER_SLACK`].
     pub(crate) fn decoder_memory(&self) -> usize {
-        usize::try_from(self.max_pixels.saturating_mul(8)).unwrap_or(usize::MAX)
+        usize::try_from(self.max_pixels.saturating_mul(8))
+            .unwrap_or(usize::MAX)
+            .saturating_add(DECODER_SLACK)
+    }
+}
+
+/// What a decoder may allocate beyond the buffers counted from the header: libjpeg's
+/// tables and row buffers, a PNG's metadata chunks.
+pub(crate) const DECODER_SLACK: usize = 16 << 20;
+
+/// Most bytes an embedded PNG colour profile (iCCP) may inflate to; a larger one is ignored
+/// (the image is taken as sRGB). Real profiles are a few KiB, rarely a few MiB.
+pub(crate) const MAX_ICC_BYTES: usize = 16 << 20;
+
+/// A point in time by which a thumbnail must be done (see [`Limits::max_duration`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    at: Option<(std::time::Instant, Duration)>,
+}
+
+impl Deadline {
+    /// Starts the clock of `limits`'s time limit.
+    pub(crate) fn start(limits: &Limits) -> Self {
+        Deadline {
+            at: limits
+                .max_duration
+                .map(|d| (std::time::Instant::now().checked_add(d), d))
+                .and_then(|(at, d)| at.map(|at| (at, d))),
+        }
+    }
+
+    /// Fails with [`Error::ProcessingTimeout`] once the deadline has passed.
+    pub(crate) fn check(&self) -> Result<()> {
+        match self.at {
+            Some((at, _)) if std::time::Instant::now() >= at => Err(self.error()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The error this deadline fails with.
+    pub(crate) fn error(&self) -> Error {
+        Error::ProcessingTimeout {
+            limit: self.at.map_or(Duration::ZERO, |(_, d)| d),
+        }
+    }
+
+    /// Milliseconds left (rounded up, 0 when passed), or `None` without a limit.
+    pub(crate) fn remaining_ms(&self) -> Option<u64> {
+        self.at.map(|(at, _)| {
+            let left = at.saturating_duration_since(std::time::Instant::now());
+            u64::try_from(left.as_micros().div_ceil(1000)).unwrap_or(u64::MAX)
+        })
     }
 }

@@ -10,7 +10,7 @@ use crate::encode::{self, BudgetStep, EncodeOptions};
 use crate::error::Result;
 use crate::format::ImageFormat;
 use crate::geometry::{dct_scale, fit};
-use crate::limits::Limits;
+use crate::limits::{Deadline, Limits};
 use crate::orientation;
 use crate::probe::{ImageInfo, probe};
 use crate::resize::resize;
@@ -32,7 +32,7 @@ pub struct ThumbSpec {
     /// 1.0 decodes as small as the output allows (fastest); 2.0 leaves a factor of two to
     /// the Lanczos3 resize, as vipsthumbnail does. Default 1.0.
     pub jpeg_prescale_headroom: f32,
-    /// Input limits, checked before any pixel is decoded.
+    /// Input limits, checked before any pixel is decoded, and the time limit.
     pub limits: Limits,
 }
 
@@ -51,23 +51,57 @@ impl Default for ThumbSpec {
 }
 
 impl ThumbSpec {
-    /// How many pixels decoding an image with this header will hold in memory: the
-    /// DCT-reduced size for JPEG, the full size for PNG. Workers admit jobs against a budget
-    /// of these, so a burst of large images queues instead of exhausting memory.
+    /// How many pixels the decoder outputs for an image with this header: the DCT-reduced
+    /// size for JPEG, the full size for PNG. See [`decode_cost`](Self::decode_cost) for the
+    /// bytes it holds.
     pub fn decoded_pixels(&self, info: &ImageInfo) -> u64 {
         match info.format {
             ImageFormat::Jpeg => {
-                let output = fit(info.width, info.height, self.max_width, self.max_height);
-                let denom = u64::from(dct_scale(
-                    (info.stored_width, info.stored_height),
-                    stored(output, info),
-                    self.jpeg_prescale_headroom,
-                ));
-                u64::from(info.stored_width).div_ceil(denom)
-                    * u64::from(info.stored_height).div_ceil(denom)
+                let (w, h) = self.jpeg_decoded_size(info);
+                w * h
             }
             _ => info.pixels(),
         }
+    }
+
+    fn jpeg_decoded_size(&self, info: &ImageInfo) -> (u64, u64) {
+        let output = fit(info.width, info.height, self.max_width, self.max_height);
+        let denom = u64::from(dct_scale(
+            (info.stored_width, info.stored_height),
+            stored(output, info),
+            self.jpeg_prescale_headroom,
+        ));
+        (
+            u64::from(info.stored_width).div_ceil(denom),
+            u64::from(info.stored_height).div_ceil(denom),
+        )
+    }
+
+    /// Bytes that thumbnailing an image with this header holds at its peak: the decoded
+    /// pixels (JPEG: at the reduced DCT scale), libjpeg's full-size coefficient buffers for
+    /// a progressive or multi-scan JPEG ([`ImageInfo::coefficient_bytes`]; the decoder is
+    /// held to this much), for PNG with alpha the premultiplied copy the resizer makes, and
+    /// the resizer's intermediate image (output width × decoded height). Workers admit jobs
+    /// against a budget of these, so a burst of large images queues instead of exhausting
+    /// memory. Small buffers (the thumbnail, tables, rows) are not counted.
+    pub fn decode_cost(&self, info: &ImageInfo) -> u64 {
+        let channels = u64::from(info.channels.clamp(1, 4));
+        let output = stored(
+            fit(info.width, info.height, self.max_width, self.max_height),
+            info,
+        );
+        let (w, h) = match info.format {
+            ImageFormat::Jpeg => self.jpeg_decoded_size(info),
+            _ => (u64::from(info.stored_width), u64::from(info.stored_height)),
+        };
+        let pixels = w * h * channels;
+        let premultiplied = if channels % 2 == 0 && info.format == ImageFormat::Png {
+            pixels
+        } else {
+            0
+        };
+        let intermediate = u64::from(output.0) * h * channels;
+        pixels + premultiplied + intermediate + info.coefficient_bytes()
     }
 }
 
@@ -147,15 +181,31 @@ impl Thumbnailer {
 
     /// Makes the thumbnail of `bytes` as `spec` says: [`decode`](Self::decode), then
     /// [`resize`](Self::resize), then [`encode`](Self::encode).
+    ///
+    /// The whole call is held to [`Limits::max_duration`]: the decoders check the clock as
+    /// they go, and the stages check it between them.
     pub fn thumbnail(&mut self, bytes: &[u8], spec: &ThumbSpec) -> Result<Thumbnail> {
-        let frame = self.decode(bytes, spec)?;
+        let deadline = Deadline::start(&spec.limits);
+        let frame = self.decode_until(bytes, spec, &deadline)?;
+        deadline.check()?;
         let frame = self.resize(frame)?;
-        Self::encode(frame, spec)
+        deadline.check()?;
+        encode_frame(frame, spec, &deadline)
     }
 
     /// Stage 1: checks the limits from the header, then decodes. JPEG is decoded at the
-    /// smallest DCT scale that still covers the output size.
+    /// smallest DCT scale that still covers the output size. Held to
+    /// [`Limits::max_duration`] on its own.
     pub fn decode(&mut self, bytes: &[u8], spec: &ThumbSpec) -> Result<Frame> {
+        self.decode_until(bytes, spec, &Deadline::start(&spec.limits))
+    }
+
+    fn decode_until(
+        &mut self,
+        bytes: &[u8],
+        spec: &ThumbSpec,
+        deadline: &Deadline,
+    ) -> Result<Frame> {
         spec.limits.check_input_len(bytes.len())?;
         let info = probe(bytes)?;
         spec.limits.check(&info)?;
@@ -171,9 +221,15 @@ impl Thumbnailer {
                     Some(d) => d,
                     slot => slot.insert(JpegDecoder::new(&spec.limits)?),
                 };
-                decoder.decode(bytes, denom, self.spare.take())?
+                decoder.decode(
+                    bytes,
+                    denom,
+                    self.spare.take(),
+                    info.coefficient_bytes(),
+                    deadline,
+                )?
             }
-            _ => decode_png(bytes, &spec.limits, self.spare.take())?,
+            _ => decode_png(bytes, &spec.limits, self.spare.take(), deadline)?,
         };
         Ok(Frame {
             pixels: decoded.pixels,
@@ -188,6 +244,11 @@ impl Thumbnailer {
     pub fn resize(&mut self, frame: Frame) -> Result<Frame> {
         let (w, h) = stored(frame.output, &frame.info);
         let (resized, done) = resize(&mut self.resizer, frame.pixels, w as usize, h as usize)?;
+        // The resizer keeps its buffers (for an image with alpha, a premultiplied copy of the
+        // whole decoded image) for the next call: no more of them than a spare buffer.
+        if self.resizer.size_of_internal_buffers() > self.spare_limit {
+            self.resizer.reset_internal_buffers();
+        }
         if let Some(buffer) = done
             && buffer.capacity() <= self.spare_limit
         {
@@ -215,9 +276,10 @@ impl Thumbnailer {
         })
     }
 
-    /// Stage 3: encodes a resized frame within the size budget.
+    /// Stage 3: encodes a resized frame within the size budget, held to
+    /// [`Limits::max_duration`] on its own (checked between the budget's steps).
     pub fn encode(frame: Frame, spec: &ThumbSpec) -> Result<Thumbnail> {
-        encode_frame(frame, spec)
+        encode_frame(frame, spec, &Deadline::start(&spec.limits))
     }
 }
 
@@ -252,7 +314,7 @@ fn stored(output: (u32, u32), info: &ImageInfo) -> (u32, u32) {
     }
 }
 
-fn encode_frame(frame: Frame, spec: &ThumbSpec) -> Result<Thumbnail> {
+fn encode_frame(frame: Frame, spec: &ThumbSpec, deadline: &Deadline) -> Result<Thumbnail> {
     let (bytes, budget) = encode::encode(
         &frame.pixels,
         &EncodeOptions {
@@ -260,6 +322,7 @@ fn encode_frame(frame: Frame, spec: &ThumbSpec) -> Result<Thumbnail> {
             jpeg_quality: spec.jpeg_quality,
             budget: spec.budget_bytes,
         },
+        deadline,
     )?;
     Ok(Thumbnail {
         bytes,

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 /// Every stable code an answer (or a failed job's `error`) can carry, with its status and
 /// meaning: the `code` enum of the OpenAPI document. `tests/openapi.rs` checks this list
 /// against the code strings in the sources, both ways, so it cannot go stale silently.
-pub(crate) const CODES: [(&str, &str); 25] = [
+pub(crate) const CODES: [(&str, &str); 26] = [
     (
         "InvalidQueryParameter",
         "400: a query or path parameter is missing, repeated or invalid (target: its name)",
@@ -77,6 +77,10 @@ pub(crate) const CODES: [(&str, &str); 25] = [
         "422 detail: over the pixel limit",
     ),
     ("CorruptImage", "422 detail: the image cannot be decoded"),
+    (
+        "ProcessingTimeout",
+        "422 detail (of a job): making the thumbnail took longer than the job time limit",
+    ),
     (
         "TooManyRequests",
         "429: over this client's rate limit; retry after `Retry-After` seconds",
@@ -282,6 +286,7 @@ impl ApiError {
             | "ThumbnailTooSmall"
             | "ImageDimensionsTooLarge"
             | "CorruptImage"
+            | "ProcessingTimeout"
             | "MissingRequiredHeader" => Self::invalid_thumbnail(code, message, Some("body")),
             "SourceNotAllowed" | "SourceFetchFailed" | "SourceTooLarge" => {
                 Self::new(StatusCode::BAD_GATEWAY, code, message)
@@ -358,5 +363,22 @@ impl IntoResponse for ApiError {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_that_ran_out_of_time_is_the_inputs_fault() {
+        // Like CorruptImage: a 422 whose detail names the code (the same bytes would take as
+        // long again, so it is not a 5xx to retry).
+        for code in ["CorruptImage", "ProcessingTimeout"] {
+            let e = ApiError::from_image_code(code, "too slow");
+            assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY, "{code}");
+            assert_eq!(e.detail.code, "InvalidThumbnailRequest", "{code}");
+            assert_eq!(e.details[0].code, code);
+        }
     }
 }

@@ -21,10 +21,13 @@ pub struct WorkerOptions {
     /// one of these slots, not in one of the `prefetch` ones, so slow sources never keep
     /// image jobs from being leased. Default 16 (at most 16 × the input limit in memory).
     pub downloads: usize,
-    /// Decoded pixels allowed in memory at once across all jobs (a 4-channel pixel is 4
-    /// bytes, plus resize buffers). A job whose image would need more waits; one larger than
-    /// the whole budget runs alone. Default 100 000 000 (two 50 MP PNGs, or many JPEGs, which
-    /// are decoded at a reduced scale).
+    /// Decoding memory allowed at once across all jobs, in pixels of 4 bytes: the budget is
+    /// `pixel_budget × 4` bytes, and each job is admitted by what thumbcore says decoding
+    /// its image will hold ([`ThumbSpec::decode_cost`]: decoded pixels, a progressive
+    /// JPEG's full-size coefficient buffers, a PNG's copies for resizing). A job that would
+    /// need more than is free waits; one larger than the whole budget runs alone. Default
+    /// 100 000 000 (400 MB: one 50 MP progressive 4:4:4 JPEG at 300 MB, one 50 MP RGB PNG
+    /// at ~150 MB twice, many baseline JPEGs, which are decoded at a reduced scale).
     pub pixel_budget: u64,
     /// Deliveries after which a message is dead-lettered and its job failed with
     /// `InternalError`: deliveries no worker settled (it died on the message, say an image
@@ -42,7 +45,11 @@ pub struct WorkerOptions {
     /// How often a running job renews its lease. Must be well under the queue's visibility
     /// timeout. Default 5 s.
     pub heartbeat: Duration,
-    /// The thumbnail to make.
+    /// The thumbnail to make. Its `limits.max_duration` (`job_timeout`) is each job's time
+    /// limit: thumbcore stops itself there with `ProcessingTimeout`; if it has not answered
+    /// a few seconds later (a thread stuck where thumbcore cannot check the clock) the job
+    /// fails `ProcessingTimeout` anyway and its image thread is left to finish, keeping its
+    /// share of the budget until it does.
     pub spec: ThumbSpec,
     /// How URL sources are downloaded: the SSRF guard (`allow_private`), size, time and
     /// redirect limits. Default: private addresses refused, 5 MiB, 30 s, 5 redirects.
@@ -72,6 +79,25 @@ impl Default for WorkerOptions {
 }
 
 impl WorkerOptions {
+    /// Bytes of decoding memory one permit of the budget stands for: 1024 pixels of 4 bytes.
+    const BYTES_PER_PERMIT: u64 = 4 * 1024;
+
+    /// Permits in the whole decode budget (`pixel_budget × 4` bytes); semaphores count in
+    /// `u32`, budgets reach billions of bytes.
+    pub(crate) fn budget_permits(&self) -> u32 {
+        u32::try_from((self.pixel_budget * 4).div_ceil(Self::BYTES_PER_PERMIT))
+            .unwrap_or(u32::MAX >> 3)
+            .clamp(1, u32::MAX >> 3)
+    }
+
+    /// Permits a job whose decoding holds `bytes` ([`ThumbSpec::decode_cost`]) takes: its
+    /// cost, clamped to the whole budget (a job larger than the budget runs alone).
+    pub(crate) fn job_permits(&self, bytes: u64) -> u32 {
+        u32::try_from(bytes.div_ceil(Self::BYTES_PER_PERMIT))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.budget_permits())
+    }
+
     /// The delay before retry number `retry` (1 = first).
     pub fn backoff(&self, retry: u32) -> Duration {
         let doublings = retry.saturating_sub(1).min(16);
@@ -90,6 +116,36 @@ mod tests {
         let o = WorkerOptions::default();
         let secs: Vec<u64> = (1..=9).map(|d| o.backoff(d).as_secs()).collect();
         assert_eq!(secs, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
+
+    #[test]
+    fn the_budget_admits_by_decode_cost_not_by_output_pixels() {
+        // A 2000×2000 progressive 4:4:4 JPEG: decoded at 1/4 it is 500×500 pixels, but
+        // libjpeg holds 250 × 250 blocks × 3 components × 128 bytes = 24 MB of coefficients.
+        let mut jpeg = vec![0xFF, 0xD8];
+        jpeg.extend_from_slice(&[0xFF, 0xC2, 0, 17, 8, 0x07, 0xD0, 0x07, 0xD0, 3]);
+        for c in 1..=3 {
+            jpeg.extend_from_slice(&[c, 0x11, 0]);
+        }
+        jpeg.extend_from_slice(&[0xFF, 0xDA, 0, 12, 3, 1, 0, 2, 0, 3, 0, 0, 0, 0]);
+        let info = thumbcore::probe(&jpeg).unwrap();
+        let o = WorkerOptions {
+            // 1 M pixels: 4 MB, far more than the output, far less than the decode.
+            pixel_budget: 1_000_000,
+            ..WorkerOptions::default()
+        };
+        let cost = o.spec.decode_cost(&info);
+        assert!(cost >= 250 * 250 * 3 * 128, "{cost}");
+        assert!(o.spec.decoded_pixels(&info) * 4 < o.pixel_budget * 4 / 2);
+        // Clamped to the whole budget: it runs alone, and two never run at once.
+        assert_eq!(o.job_permits(cost), o.budget_permits());
+        assert!(2 * o.job_permits(cost) > o.budget_permits());
+        // A 400×300 baseline-sized decode takes a small share.
+        assert!(o.job_permits(400 * 300 * 3) < o.budget_permits() / 8);
+        // Units: the default budget is 400 MB.
+        let bytes =
+            u64::from(WorkerOptions::default().budget_permits()) * WorkerOptions::BYTES_PER_PERMIT;
+        assert!((400_000_000..400_004_096).contains(&bytes), "{bytes}");
     }
 
     #[test]

@@ -380,7 +380,7 @@ impl Worker {
                     self.source_bytes(&message.source, retries).await?
                 }
             };
-            self.thumbnail(original, None).await
+            self.thumbnail(original).await
         };
         let thumb = self.heartbeat_while(lease, work).await?;
 
@@ -487,13 +487,21 @@ impl Worker {
         }
     }
 
-    /// Probes, waits for room in the pixel budget, then runs thumbcore on the image threads
-    /// while heartbeating the lease.
-    async fn thumbnail(
-        &self,
-        original: Bytes,
-        lease: Option<&Lease>,
-    ) -> Result<Thumbnail, StepError> {
+    /// Probes, waits for room in the decode budget, then runs thumbcore on the image threads
+    /// for at most the spec's time limit plus a grace (the caller renews the lease).
+    async fn thumbnail(&self, original: Bytes) -> Result<Thumbnail, StepError> {
+        use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+        /// Image threads given up on (past the time limit and the grace) that have not yet
+        /// returned, in this process.
+        static ABANDONED: AtomicUsize = AtomicUsize::new(0);
+        /// How much longer than thumbcore's own time limit the worker waits for its answer
+        /// (thumbcore checks the clock cooperatively; this catches a thread wedged where it
+        /// does not).
+        const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+        const RUNNING: u8 = 0;
+        const DONE: u8 = 1;
+        const GIVEN_UP: u8 = 2;
         let spec = &self.options.spec;
         let image_error = |e: thumbcore::Error| {
             if e.is_permanent() {
@@ -502,15 +510,32 @@ impl Worker {
                 StepError::Transient(thumbd_jobs::Error::Io(std::io::Error::other(e.to_string())))
             }
         };
+        let panicked = || {
+            // A panic in thumbcore is a bug; the input must not loop through workers.
+            tracing::error!("thumbcore panicked");
+            StepError::permanent("InternalError", "the image could not be processed")
+        };
         spec.limits
             .check_input_len(original.len())
             .map_err(image_error)?;
-        let info = thumbcore::probe(&original).map_err(image_error)?;
+        // Admission needs the probe's answer before an image thread is taken, so the probe
+        // runs here: it reads the header only (markers or chunks, no pixels, no allocation
+        // beyond the answer), but it is thumbcore parsing untrusted bytes all the same, so it
+        // runs under catch_unwind like the pipeline.
+        let info = std::panic::catch_unwind(|| thumbcore::probe(&original))
+            .map_err(|_| panicked())?
+            .map_err(image_error)?;
         spec.limits.check(&info).map_err(image_error)?;
-        let permits = u32::try_from(spec.decoded_pixels(&info).div_ceil(PIXELS_PER_PERMIT))
-            .unwrap_or(u32::MAX)
-            .clamp(1, self.pixel_permits);
-        let _budget = self
+        // What decoding will really hold (coefficient buffers of progressive JPEGs, PNG's
+        // full-size and premultiplied copies), clamped to the whole budget: a job larger than
+        // the budget runs alone.
+        // The budget is `pixel_budget` pixels of 4 bytes: each permit (`PIXELS_PER_PERMIT`
+        // pixels in `Worker::new`) is 4 KiB of what thumbcore says decoding will hold.
+        let permits = self
+            .options
+            .job_permits(spec.decode_cost(&info))
+            .min(self.pixel_permits);
+        let budget = self
             .pixels
             .clone()
             .acquire_many_owned(permits)
@@ -518,28 +543,76 @@ impl Worker {
             .expect("never closed");
 
         let spec = spec.clone();
+        let limit = spec.limits.max_duration;
         let spare_limit = self.spare_limit;
+        let state = Arc::new(AtomicU8::new(RUNNING));
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.images.spawn(move || {
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                THUMBNAILER.with(|t| {
-                    let mut t = t.borrow_mut();
-                    t.set_spare_limit(spare_limit);
-                    t.thumbnail(&original, &spec)
-                })
-            }));
-            let _ = tx.send(result);
-        });
-        match self.heartbeat_while(lease, rx).await {
-            Ok(Ok(r)) => r.map_err(image_error),
-            Ok(Err(_)) | Err(_) => {
-                // A panic in thumbcore is a bug; the input must not loop through workers.
-                tracing::error!("thumbcore panicked");
-                Err(StepError::permanent(
-                    "InternalError",
-                    "the image could not be processed",
-                ))
+        {
+            let state = Arc::clone(&state);
+            self.images.spawn(move || {
+                // The budget's permits go with this closure: a job given up on still holds
+                // its memory until its thread really returns, so they are released then, not
+                // when the job fails.
+                let _budget = budget;
+                let _ = started_tx.send(());
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    THUMBNAILER.with(|t| {
+                        let mut t = t.borrow_mut();
+                        t.set_spare_limit(spare_limit);
+                        t.thumbnail(&original, &spec)
+                    })
+                }));
+                if state.swap(DONE, Ordering::AcqRel) == GIVEN_UP {
+                    let left = ABANDONED.fetch_sub(1, Ordering::Relaxed) - 1;
+                    tracing::warn!(
+                        abandoned_image_threads = left,
+                        "an image thread given up on has returned"
+                    );
+                }
+                let _ = tx.send(result);
+            });
+        }
+        // The clock starts when an image thread takes the job (thumbcore's own deadline
+        // starts there too), not while it waits for one.
+        if started_rx.await.is_err() {
+            return Err(panicked());
+        }
+        let answer = match limit {
+            Some(limit) => {
+                let mut work = rx;
+                match tokio::time::timeout(limit.saturating_add(GRACE), &mut work).await {
+                    Ok(answer) => answer,
+                    Err(_)
+                        if state
+                            .compare_exchange(
+                                RUNNING,
+                                GIVEN_UP,
+                                Ordering::AcqRel,
+                                Ordering::Acquire,
+                            )
+                            .is_ok() =>
+                    {
+                        let abandoned = ABANDONED.fetch_add(1, Ordering::Relaxed) + 1;
+                        tracing::warn!(
+                            abandoned_image_threads = abandoned,
+                            limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+                            "thumbcore did not answer within the time limit: the job fails, its image thread is left to finish"
+                        );
+                        return Err(StepError::permanent(
+                            "ProcessingTimeout",
+                            format!("processing the image took longer than the limit of {limit:?}"),
+                        ));
+                    }
+                    // It returned just now: take its answer.
+                    Err(_) => work.await,
+                }
             }
+            None => rx.await,
+        };
+        match answer {
+            Ok(Ok(r)) => r.map_err(image_error),
+            Ok(Err(_)) | Err(_) => Err(panicked()),
         }
     }
 

@@ -921,3 +921,67 @@ async fn a_duplicate_of_a_finished_job_drops_its_original() {
     let stored = rig.store.job(record.id).await.unwrap().unwrap();
     assert_eq!((stored.status, stored.attempts), (JobStatus::Succeeded, 1));
 }
+
+#[path = "../../thumbcore/tests/common/hostile.rs"]
+mod hostile;
+
+#[tokio::test]
+async fn a_job_over_the_time_limit_fails_with_processing_timeout() {
+    let mut options = WorkerOptions::default();
+    options.spec.limits.max_duration = Some(Duration::from_millis(1));
+    let rig = rig(0, options).await;
+    // 48 MP and 400 progressive scans: far more than a millisecond of decoding.
+    let slow = rig
+        .submit("slow", &hostile::many_scan_jpeg(8000, 6000, 400))
+        .await;
+    let outcomes = rig.worker.drain().await;
+    assert_eq!(
+        outcomes,
+        vec![Outcome::Failed {
+            job: slow,
+            code: "ProcessingTimeout".into()
+        }]
+    );
+    let record = rig.store.job(slow).await.unwrap().unwrap();
+    assert_eq!(record.status, JobStatus::Failed);
+    assert_eq!(record.error.unwrap().code, "ProcessingTimeout");
+    assert_eq!(
+        rig.queue.depth().await.unwrap().ready,
+        0,
+        "acked, not retried"
+    );
+}
+
+#[tokio::test]
+async fn a_job_costing_more_than_the_whole_budget_runs_alone() {
+    // 2000×2000 progressive 4:4:4: 24 MB of coefficients against a 4 MB budget (its 1/4
+    // output, 500×500 RGB, would fit). Admission clamps it to the whole budget.
+    let rig = rig(
+        0,
+        WorkerOptions {
+            pixel_budget: 1_000_000,
+            ..WorkerOptions::default()
+        },
+    )
+    .await;
+    let first = rig
+        .submit("big-1", &hostile::progressive_444_jpeg(2000, 2000))
+        .await;
+    let second = rig
+        .submit("big-2", &hostile::progressive_444_jpeg(2000, 2000))
+        .await;
+    let outcomes = rig.worker.drain().await;
+    assert_eq!(
+        outcomes,
+        vec![
+            Outcome::Succeeded {
+                job: first,
+                current: true
+            },
+            Outcome::Succeeded {
+                job: second,
+                current: true
+            }
+        ]
+    );
+}

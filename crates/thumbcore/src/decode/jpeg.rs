@@ -5,12 +5,12 @@
 //! with `unsafe`, and each block is a call whose pointers come from live Rust borrows.
 #![allow(unsafe_code)]
 
-use std::ffi::{CStr, c_char, c_int, c_uint, c_ulong};
+use std::ffi::{CStr, c_char, c_int, c_long, c_uint, c_ulong};
 use std::ptr::NonNull;
 
 use super::{Decoded, PixelLayout, Pixels};
 use crate::error::{Error, Result, zeroed_in};
-use crate::limits::Limits;
+use crate::limits::{DECODER_SLACK, Deadline, Limits};
 
 #[repr(C)]
 struct Tdj {
@@ -38,6 +38,7 @@ unsafe extern "C" {
     fn tdj_free_icc(icc: *mut u8);
     fn tdj_message(h: *const Tdj) -> *const c_char;
     fn tdj_premature_eof(h: *const Tdj) -> c_int;
+    fn tdj_timed_out(h: *const Tdj) -> c_int;
     fn tdj_abort(h: *mut Tdj);
     fn tdj_read_header(
         h: *mut Tdj,
@@ -47,19 +48,29 @@ unsafe extern "C" {
         want_icc: c_int,
         info: *mut TdjInfo,
     ) -> c_int;
-    fn tdj_decode(h: *mut Tdj, out: *mut u8, stride: c_ulong, out_len: c_ulong) -> c_int;
+    fn tdj_decode(
+        h: *mut Tdj,
+        out: *mut u8,
+        stride: c_ulong,
+        out_len: c_ulong,
+        max_memory: c_ulong,
+        budget_ms: c_long,
+    ) -> c_int;
 }
 
 /// libjpeg's `J_COLOR_SPACE` values we need to tell apart.
 const JCS_YCCK: c_int = 5;
 const JCS_CMYK: c_int = 4;
 
-/// Progressive scans beyond this are refused (real encoders write ≤ ~20).
+/// Scans beyond this are refused (real encoders write ≤ ~20; each costs a pass over every
+/// coefficient block of its components).
 const MAX_SCANS: c_int = 500;
 
 /// A reusable libjpeg decompressor.
 pub(crate) struct JpegDecoder {
     handle: NonNull<Tdj>,
+    /// Upper bound of every decode's coefficient memory ([`Limits::decoder_memory`]).
+    max_memory: usize,
 }
 
 // SAFETY: the handle is owned by this value and only used through `&mut self`; libjpeg keeps
@@ -72,7 +83,10 @@ impl JpegDecoder {
         // SAFETY: plain constructor; a null return is handled.
         let handle = unsafe { tdj_new(max_memory, MAX_SCANS) };
         NonNull::new(handle)
-            .map(|handle| JpegDecoder { handle })
+            .map(|handle| JpegDecoder {
+                handle,
+                max_memory: limits.decoder_memory(),
+            })
             .ok_or_else(|| Error::Internal("cannot create a JPEG decompressor".into()))
     }
 
@@ -85,12 +99,15 @@ impl JpegDecoder {
     }
 
     /// Decodes `bytes` at 1/`scale_denom` of full size (1, 2, 4 or 8), into `spare` when it
-    /// is large enough.
+    /// is large enough. libjpeg may hold `coefficient_bytes` (from the probe) plus
+    /// [`DECODER_SLACK`] in coefficient buffers, and must finish by `deadline`.
     pub(crate) fn decode(
         &mut self,
         bytes: &[u8],
         scale_denom: u8,
         spare: Option<Vec<u8>>,
+        coefficient_bytes: u64,
+        deadline: &Deadline,
     ) -> Result<Decoded> {
         let len = c_ulong::try_from(bytes.len()).map_err(|_| Error::corrupt("input too large"))?;
         let mut info = TdjInfo::default();
@@ -142,6 +159,13 @@ impl JpegDecoder {
                 return Err(Error::corrupt("JPEG output size overflows"));
             }
         };
+        let max_memory = usize::try_from(coefficient_bytes)
+            .unwrap_or(usize::MAX)
+            .saturating_add(DECODER_SLACK)
+            .min(self.max_memory);
+        let budget_ms = deadline
+            .remaining_ms()
+            .map_or(-1, |ms| c_long::try_from(ms).unwrap_or(c_long::MAX));
         // SAFETY: `data` is a live, exclusively borrowed buffer of `data.len()` bytes; the C
         // side checks `stride * output_height <= out_len` before writing.
         let rc = unsafe {
@@ -150,9 +174,15 @@ impl JpegDecoder {
                 data.as_mut_ptr(),
                 stride as c_ulong,
                 data.len() as c_ulong,
+                c_ulong::try_from(max_memory).unwrap_or(c_ulong::MAX),
+                budget_ms,
             )
         };
         if rc != 0 {
+            // SAFETY: reads a flag of the live handle.
+            if unsafe { tdj_timed_out(self.handle.as_ptr()) } != 0 {
+                return Err(deadline.error());
+            }
             return Err(Error::corrupt(self.message()));
         }
         // SAFETY: reads a flag of the live handle.

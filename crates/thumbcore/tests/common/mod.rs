@@ -1,6 +1,8 @@
 //! Image makers shared by thumbcore's tests: every test builds the images it needs.
 #![allow(dead_code, missing_docs)]
 
+pub mod hostile;
+
 use std::path::PathBuf;
 
 use thumbcore::{Limits, ThumbSpec};

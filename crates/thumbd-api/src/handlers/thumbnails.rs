@@ -61,7 +61,7 @@ enum CreateResponses {
     TooLarge(ErrorBody<'static>),
     #[response(
         status = 422,
-        description = "`InvalidThumbnailRequest`, `details[0].code` saying why: `MissingRequiredHeader`, `InvalidHeaderValue` (Content-Type, or Idempotency-Key), `InvalidThumbnailFormat`, `ThumbnailTooSmall`, `ImageDimensionsTooLarge`, `CorruptImage`; found at once, or by the worker within the wait"
+        description = "`InvalidThumbnailRequest`, `details[0].code` saying why: `MissingRequiredHeader`, `InvalidHeaderValue` (Content-Type, or Idempotency-Key), `InvalidThumbnailFormat`, `ThumbnailTooSmall`, `ImageDimensionsTooLarge`, `CorruptImage`; found at once, or by the worker within the wait (which may also find `ProcessingTimeout`)"
     )]
     Invalid(ErrorBody<'static>),
     #[response(
