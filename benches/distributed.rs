@@ -233,6 +233,7 @@ fn main() {
                 return Vec::new();
             }
             let message = JobMessage {
+                tenant: thumbd_jobs::Tenant::default(),
                 job_id: None,
                 environment: Environment::Development,
                 thumbnail_id: ThumbnailId::parse("bench").unwrap(),

@@ -91,6 +91,10 @@ struct TokenArgs {
     /// The `sub` claim (the client's name; rate limits and idempotency keys are per subject).
     #[arg(long, default_value = "thumbd-cli")]
     subject: String,
+    /// The tenant whose data the token reaches (claim `tenant_claim`); default: the tenant
+    /// `default`.
+    #[arg(long, value_parser = parse_tenant)]
+    tenant: Option<thumbd_jobs::Tenant>,
     /// Data directory (setting `data_dir`), where the generated secret lives.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<String>,
@@ -102,6 +106,10 @@ fn parse_scope(s: &str) -> Result<Scope, String> {
         "thumbnails:write" => Ok(Scope::Write),
         _ => Err("use thumbnails:read or thumbnails:write".into()),
     }
+}
+
+fn parse_tenant(s: &str) -> Result<thumbd_jobs::Tenant, String> {
+    thumbd_jobs::Tenant::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_environment(s: &str) -> Result<Environment, String> {
@@ -239,6 +247,11 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
         thumbd_api::Claims::new(&args.subject, &args.scopes, args.environment, args.ttl);
     claims.iss = settings.jwt_issuer.clone();
     claims.aud = settings.jwt_audience.clone().map(Into::into);
+    if let Some(tenant) = &args.tenant {
+        claims
+            .other
+            .insert(settings.tenant_claim.clone(), tenant.as_str().into());
+    }
     let token = thumbd_api::mint_hs256_claims(&secret, &claims);
     println!("{token}");
     Ok(())

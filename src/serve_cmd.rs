@@ -47,6 +47,7 @@ pub fn auth(
     };
     let auth = auth
         .with_public_reads(settings.public_reads)
+        .with_tenant_claim(&settings.tenant_claim)
         .with_issuer_and_audience(
             settings.jwt_issuer.as_deref(),
             settings.jwt_audience.as_deref(),

@@ -85,6 +85,11 @@ pub const KEYS: &[Key] = &[
         help: "when set, tokens must carry this `aud` claim (or a list naming it)",
     },
     Key {
+        name: "tenant_claim",
+        default: "tenant",
+        help: "the token claim naming the caller's tenant (1-64 of A-Z a-z 0-9 . _ -); a token without it belongs to the tenant `default`",
+    },
+    Key {
         name: "auth",
         default: "on",
         help: "`off` turns authentication off (every request allowed), with a loud warning",
@@ -225,6 +230,7 @@ pub struct Settings {
     pub jwt_algorithm: thumbd_api::PublicKeyAlgorithm,
     pub jwt_issuer: Option<String>,
     pub jwt_audience: Option<String>,
+    pub tenant_claim: String,
     pub auth: bool,
     pub public_reads: bool,
     pub workers: usize,
@@ -387,6 +393,13 @@ impl Settings {
             ),
             jwt_issuer: p.optional("jwt_issuer"),
             jwt_audience: p.optional("jwt_audience"),
+            tenant_claim: {
+                let claim = p.text("tenant_claim").trim().to_owned();
+                if claim.is_empty() {
+                    p.error("tenant_claim", "must name a claim");
+                }
+                claim
+            },
             auth: p.choice("auth", &[("on", true), ("off", false)]),
             public_reads: p.boolean("public_reads"),
             workers: match p.optional("workers") {

@@ -319,6 +319,7 @@ fn a_job_whose_publish_never_happened_is_swept_and_done() {
         let key = thumbd_jobs::BlobKey::original(job);
         blobs.put(&key, png(640, 480, 4).into()).await.unwrap();
         let message = thumbd_jobs::JobMessage {
+            tenant: thumbd_jobs::Tenant::default(),
             job_id: Some(job),
             environment: thumbd_jobs::Environment::Development,
             thumbnail_id: thumbd_jobs::ThumbnailId::parse("orphaned").unwrap(),
@@ -376,7 +377,7 @@ fn an_api_and_a_worker_on_s3_storage() {
         let pg = c.schema.as_ref().unwrap().store().await.unwrap();
         let t = pg
             .thumbnail(
-                thumbd_jobs::Environment::Development,
+                &thumbd_jobs::Namespace::default_tenant(thumbd_jobs::Environment::Development),
                 &thumbd_jobs::ThumbnailId::parse("s3-2").unwrap(),
             )
             .await

@@ -29,6 +29,7 @@ async fn queue(test: &str, options: AmqpOptions) -> Option<AmqpJobQueue> {
 
 fn message(id: &str) -> JobMessage {
     JobMessage {
+        tenant: thumbd_jobs::Tenant::default(),
         job_id: None,
         environment: Environment::Development,
         thumbnail_id: ThumbnailId::parse(id).unwrap(),

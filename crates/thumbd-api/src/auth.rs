@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, header};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
-use thumbd_jobs::Environment;
+use thumbd_jobs::{Environment, Tenant};
 
 use crate::error::ApiError;
 
@@ -56,6 +56,10 @@ pub struct Claims {
     /// one (`jwt_audience`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aud: Option<serde_json::Value>,
+    /// Every other claim, among them the tenant's (named by `tenant_claim`, `tenant` by
+    /// default; SPEC §8).
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Claims {
@@ -82,6 +86,7 @@ impl Claims {
             nbf: None,
             iss: None,
             aud: None,
+            other: serde_json::Map::new(),
         }
     }
 }
@@ -91,7 +96,13 @@ impl Claims {
 pub struct Caller {
     /// The token's subject; `None` with auth off or a token without `sub`.
     pub subject: Option<String>,
+    /// Whose data the request may see: the token's tenant claim, else `default` (also with
+    /// auth off or a public read).
+    pub tenant: Tenant,
 }
+
+/// The claim that names the tenant unless configured otherwise (`tenant_claim`).
+pub const TENANT_CLAIM: &str = "tenant";
 
 enum Mode {
     Off,
@@ -105,6 +116,7 @@ enum Mode {
 pub struct Auth {
     mode: Mode,
     public_reads: bool,
+    tenant_claim: String,
 }
 
 impl std::fmt::Debug for Auth {
@@ -144,6 +156,7 @@ impl Auth {
         Auth {
             mode: Mode::Off,
             public_reads: true,
+            tenant_claim: TENANT_CLAIM.into(),
         }
     }
 
@@ -155,6 +168,7 @@ impl Auth {
                 validation: Box::new(validation(Algorithm::HS256)),
             },
             public_reads: false,
+            tenant_claim: TENANT_CLAIM.into(),
         }
     }
 
@@ -171,6 +185,7 @@ impl Auth {
                 validation: Box::new(validation(alg)),
             },
             public_reads: false,
+            tenant_claim: TENANT_CLAIM.into(),
         })
     }
 
@@ -192,6 +207,12 @@ impl Auth {
                 validation.required_spec_claims.insert("aud".into());
             }
         }
+        self
+    }
+
+    /// Reads the tenant from claim `name` instead of `tenant`.
+    pub fn with_tenant_claim(mut self, name: &str) -> Self {
+        self.tenant_claim = name.into();
         self
     }
 
@@ -269,8 +290,21 @@ impl Auth {
                 "the token is limited to the {allowed} environment"
             )));
         }
+        let tenant = match claims.other.get(&self.tenant_claim) {
+            None | Some(serde_json::Value::Null) => Tenant::default(),
+            Some(serde_json::Value::String(t)) => Tenant::parse(t).map_err(|e| {
+                ApiError::invalid_token(format!("the token's {} claim: {e}", self.tenant_claim))
+            })?,
+            Some(_) => {
+                return Err(ApiError::invalid_token(format!(
+                    "the token's {} claim must be a string",
+                    self.tenant_claim
+                )));
+            }
+        };
         Ok(Caller {
             subject: claims.sub,
+            tenant,
         })
     }
 }

@@ -71,8 +71,11 @@ pub(crate) fn finish(doc: &mut OpenApi) {
                 .description(Some(
                     "A JWT (HS256, RS256 or EdDSA, as the server is configured) whose `scope` \
                      claim holds `read` and/or `write` and whose optional `environment` claim \
-                     limits it to one environment; `thumbd token` mints one. A server may let \
-                     reads through without a token, or run without authentication.",
+                     limits it to one environment; `thumbd token` mints one. The `tenant` claim \
+                     (name configurable; 1-64 of A-Z a-z 0-9 . _ -) scopes every id: another \
+                     tenant's thumbnails, contexts, uploads and jobs answer 404; a token without \
+                     it belongs to the tenant `default`. A server may let reads through without \
+                     a token, or run without authentication.",
                 ))
                 .build(),
         ),

@@ -77,6 +77,7 @@ pub async fn enforce(
 ) -> Response {
     let caller = Caller {
         subject: state.auth.subject(request.headers()),
+        ..Caller::default()
     };
     let client = client_id(&caller, peer);
     match state.rate_limit.check(&client) {

@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt as _;
-use thumbd_jobs::{ContextId, Environment, IdempotencyKey, ThumbnailId, UploadTicket};
+use thumbd_jobs::{ContextId, Environment, IdempotencyKey, Namespace, ThumbnailId, UploadTicket};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -49,6 +49,16 @@ impl QueryParams {
         Ok(first)
     }
 
+    /// The `environment`, if given.
+    pub fn optional_environment(&self) -> Result<Option<Environment>, ApiError> {
+        self.one("environment")?
+            .map(|v| {
+                Environment::parse(v)
+                    .map_err(|e| ApiError::invalid_query("environment", e.to_string()))
+            })
+            .transpose()
+    }
+
     /// The required `environment`.
     pub fn environment(&self) -> Result<Environment, ApiError> {
         let value = self.one("environment")?.ok_or_else(|| {
@@ -77,20 +87,20 @@ pub fn path_thumbnail_id(raw: &str) -> Result<ThumbnailId, ApiError> {
     ThumbnailId::parse(raw).map_err(|e| ApiError::invalid_query("thumbnailId", e.to_string()))
 }
 
-/// The `environment` and the path's id (parsed by `id`) of a request on one resource, once
-/// the token is authorized for `scope` in that environment. Errors in that order: query,
-/// id, then authorization.
+/// The namespace (the caller's tenant, the query's `environment`) and the path's id (parsed
+/// by `id`) of a request on one resource, once the token is authorized for `scope` in that
+/// environment. Errors in that order: query, id, then authorization.
 pub fn authorized_target<T>(
     state: &crate::AppState,
     query: Option<&str>,
     headers: &HeaderMap,
     scope: crate::auth::Scope,
     id: impl FnOnce() -> Result<T, ApiError>,
-) -> Result<(Environment, T), ApiError> {
+) -> Result<(Namespace, T), ApiError> {
     let environment = QueryParams::parse(query)?.environment()?;
     let id = id()?;
-    state.auth.authorize(headers, scope, Some(environment))?;
-    Ok((environment, id))
+    let caller = state.auth.authorize(headers, scope, Some(environment))?;
+    Ok((Namespace::new(caller.tenant, environment), id))
 }
 
 /// Parses a contextId taken from the path.
@@ -141,12 +151,12 @@ pub fn client_id(caller: &Caller, peer: Peer) -> String {
     }
 }
 
-/// The `Idempotency-Key` of a create, scoped to its client and environment; `None` without
-/// the header. 1–255 visible ASCII characters, else 422 `InvalidHeaderValue`.
+/// The `Idempotency-Key` of a create, scoped to its client and namespace; `None` without the
+/// header. 1–255 visible ASCII characters, else 422 `InvalidHeaderValue`.
 pub fn idempotency_key(
     headers: &HeaderMap,
     client: String,
-    environment: Environment,
+    namespace: &Namespace,
 ) -> Result<Option<IdempotencyKey>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
@@ -161,7 +171,8 @@ pub fn idempotency_key(
     }
     Ok(Some(IdempotencyKey {
         client,
-        environment,
+        tenant: namespace.tenant.clone(),
+        environment: namespace.environment,
         key: key.to_owned(),
     }))
 }
@@ -405,6 +416,7 @@ mod tests {
         assert_eq!(id("::ffff:203.0.113.9"), "ip:203.0.113.9");
         let caller = Caller {
             subject: Some("app".into()),
+            ..Caller::default()
         };
         assert_eq!(client_id(&caller, Peer(None)), "sub:app");
         assert_eq!(client_id(&Caller::default(), Peer(None)), "anonymous");

@@ -858,7 +858,7 @@ async fn a_get_racing_a_replace_serves_the_new_thumbnail_not_a_500() {
     let store = rig.state.store.clone();
     let current = store
         .thumbnail(
-            Environment::Development,
+            &thumbd_jobs::Namespace::default_tenant(Environment::Development),
             &thumbd_jobs::ThumbnailId::parse("cover").unwrap(),
         )
         .await

@@ -1,14 +1,18 @@
 //! What the store keeps besides jobs and thumbnails: contexts that reference thumbnails
 //! (ClassKit), upload tickets (Decathlon / Safe Creative) and idempotency keys.
 
-use crate::ids::{BlobKey, ContextId, Environment, JobId, ThumbnailId, UploadTicket};
+use crate::ids::{
+    BlobKey, ContextId, Environment, JobId, Namespace, Tenant, ThumbnailId, UploadTicket,
+};
 use crate::job::ThumbnailRecord;
 use crate::timestamp::Timestamp;
 
 /// A context: a client object that references at most one thumbnail (SPEC §2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContextRecord {
-    /// The namespace.
+    /// Whose context.
+    pub tenant: Tenant,
+    /// The tenant's environment.
     pub environment: Environment,
     /// The client's id for it.
     pub context_id: ContextId,
@@ -20,6 +24,20 @@ pub struct ContextRecord {
     pub created_at: Timestamp,
     /// When it was last written.
     pub updated_at: Timestamp,
+}
+
+impl ContextRecord {
+    /// Its namespace.
+    pub fn namespace(&self) -> Namespace {
+        Namespace::new(self.tenant.clone(), self.environment)
+    }
+}
+
+impl IdempotencyKey {
+    /// The namespace of the create.
+    pub fn namespace(&self) -> Namespace {
+        Namespace::new(self.tenant.clone(), self.environment)
+    }
 }
 
 /// What [`MetaStore::put_context`](crate::MetaStore::put_context) or
@@ -38,6 +56,11 @@ pub struct ContextChange {
 pub struct UploadRecord {
     /// The ticket that names it.
     pub ticket: UploadTicket,
+    /// Who uploaded it: only creates of that tenant may use it.
+    pub tenant: Tenant,
+    /// The environment it was uploaded for, if one was named: only creates in it may use
+    /// it. `None`: either environment of the tenant.
+    pub environment: Option<Environment>,
     /// Where the bytes are ([`BlobKey::upload`]).
     pub blob_key: BlobKey,
     /// The media type the bytes were checked against (`image/png`, `image/jpeg`).
@@ -55,7 +78,9 @@ pub struct UploadRecord {
 pub struct IdempotencyKey {
     /// Who sent it (the token's subject, else the peer address).
     pub client: String,
-    /// The namespace of the create.
+    /// The tenant of the create.
+    pub tenant: Tenant,
+    /// The environment of the create.
     pub environment: Environment,
     /// The header's value (1–255 bytes).
     pub key: String,

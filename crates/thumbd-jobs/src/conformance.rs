@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::blob::BlobStore;
-use crate::ids::{BlobKey, Environment, JobId, ThumbnailId};
+use crate::ids::{BlobKey, Environment, JobId, Namespace, Tenant, ThumbnailId};
 use crate::job::{JobFailure, JobMessage, JobRecord, JobResult, JobSource, JobStatus};
 use crate::queue::JobQueue;
 use crate::store::MetaStore;
@@ -19,6 +19,7 @@ use crate::timestamp::Timestamp;
 fn message(env: Environment, id: &str) -> JobMessage {
     JobMessage {
         job_id: Some(JobId::new()),
+        tenant: Tenant::default(),
         environment: env,
         thumbnail_id: ThumbnailId::parse(id).unwrap(),
         source: JobSource::Url {
@@ -187,7 +188,7 @@ pub async fn meta_store(store: &dyn MetaStore) {
         "start_job must not reopen a job"
     );
     let thumb = store
-        .thumbnail(env, &msg.thumbnail_id)
+        .thumbnail(&Namespace::default_tenant(env), &msg.thumbnail_id)
         .await
         .unwrap()
         .expect("thumbnail");
@@ -196,7 +197,10 @@ pub async fn meta_store(store: &dyn MetaStore) {
     // Environments are separate namespaces.
     assert_eq!(
         store
-            .thumbnail(Environment::Production, &msg.thumbnail_id)
+            .thumbnail(
+                &Namespace::default_tenant(Environment::Production),
+                &msg.thumbnail_id
+            )
             .await
             .unwrap(),
         None
@@ -252,7 +256,7 @@ pub async fn meta_store(store: &dyn MetaStore) {
         (JobStatus::Failed, Some(&failure))
     );
     let thumb = store
-        .thumbnail(env, &msg.thumbnail_id)
+        .thumbnail(&Namespace::default_tenant(env), &msg.thumbnail_id)
         .await
         .unwrap()
         .unwrap();
@@ -263,7 +267,7 @@ pub async fn meta_store(store: &dyn MetaStore) {
 
     // Delete.
     let deleted = store
-        .delete_thumbnail(env, &msg.thumbnail_id)
+        .delete_thumbnail(&Namespace::default_tenant(env), &msg.thumbnail_id)
         .await
         .unwrap()
         .unwrap();
@@ -273,12 +277,18 @@ pub async fn meta_store(store: &dyn MetaStore) {
     );
     assert_eq!(
         store
-            .delete_thumbnail(env, &msg.thumbnail_id)
+            .delete_thumbnail(&Namespace::default_tenant(env), &msg.thumbnail_id)
             .await
             .unwrap(),
         None
     );
-    assert_eq!(store.thumbnail(env, &msg.thumbnail_id).await.unwrap(), None);
+    assert_eq!(
+        store
+            .thumbnail(&Namespace::default_tenant(env), &msg.thumbnail_id)
+            .await
+            .unwrap(),
+        None
+    );
 
     // Any characters in an id: it is a key, not a path.
     for odd in ["../../etc/passwd", "a\0b", "ünï 🖼/?#%", &"x".repeat(255)] {
@@ -291,7 +301,10 @@ pub async fn meta_store(store: &dyn MetaStore) {
             .await
             .unwrap();
         let t = store
-            .thumbnail(Environment::Production, &m.thumbnail_id)
+            .thumbnail(
+                &Namespace::default_tenant(Environment::Production),
+                &m.thumbnail_id,
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -308,7 +321,7 @@ pub async fn meta_store(store: &dyn MetaStore) {
     assert_eq!(store.job(older.id).await.unwrap(), None);
     let nul = ThumbnailId::parse("a\0b").unwrap();
     let served = store
-        .thumbnail(Environment::Production, &nul)
+        .thumbnail(&Namespace::default_tenant(Environment::Production), &nul)
         .await
         .unwrap()
         .unwrap();
@@ -318,6 +331,7 @@ pub async fn meta_store(store: &dyn MetaStore) {
     associations::idempotency(store, now).await;
     associations::uploads(store, now).await;
     associations::contexts(store, now).await;
+    associations::tenants(store, now).await;
 }
 
 /// Runs the [`JobQueue`] delivery checks on `queue`, which must be empty and unshared.

@@ -199,6 +199,97 @@ impl fmt::Display for Environment {
     }
 }
 
+/// Whose data a key belongs to (SPEC §8): 1–64 characters of `[A-Za-z0-9._-]`, from the
+/// caller's token (or a queue producer's message); [`Tenant::default`] is `default`, the
+/// tenant of a token without the claim.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Tenant(String);
+
+impl Tenant {
+    /// The tenant of tokens and messages that name none.
+    pub const DEFAULT: &str = "default";
+
+    /// Checks the tenant rule.
+    pub fn parse(s: &str) -> Result<Self> {
+        let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if (1..=64).contains(&s.len()) && s.chars().all(ok) {
+            Ok(Tenant(s.to_owned()))
+        } else {
+            Err(Error::invalid(
+                "tenant",
+                format!("{s:?} is not 1-64 characters of A-Z a-z 0-9 . _ -"),
+            ))
+        }
+    }
+
+    /// Whether this is [`Tenant::DEFAULT`].
+    pub fn is_default(&self) -> bool {
+        self.0 == Self::DEFAULT
+    }
+}
+
+impl Default for Tenant {
+    fn default() -> Self {
+        Tenant(Self::DEFAULT.to_owned())
+    }
+}
+
+text_newtype!(Tenant);
+
+/// The scope of every client key (SPEC §8): a tenant's environment. Two namespaces never see
+/// each other's thumbnails, contexts, uploads, jobs or idempotency keys.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Namespace {
+    /// Whose.
+    pub tenant: Tenant,
+    /// Which of the tenant's two environments.
+    pub environment: Environment,
+}
+
+impl Namespace {
+    /// `environment` of `tenant`.
+    pub fn new(tenant: Tenant, environment: Environment) -> Self {
+        Namespace {
+            tenant,
+            environment,
+        }
+    }
+
+    /// `environment` of the default tenant.
+    pub fn default_tenant(environment: Environment) -> Self {
+        Namespace::new(Tenant::default(), environment)
+    }
+
+    /// How the stores key rows by namespace (in the column named `environment`): the
+    /// environment alone for the default tenant — every row written before tenants existed
+    /// keeps its meaning — else `TENANT/ENVIRONMENT` (a tenant never contains `/`).
+    pub fn key(&self) -> String {
+        if self.tenant.is_default() {
+            self.environment.as_str().to_owned()
+        } else {
+            format!("{}/{}", self.tenant.as_str(), self.environment.as_str())
+        }
+    }
+
+    /// Reads a [`Namespace::key`] back.
+    pub fn from_key(key: &str) -> Result<Self> {
+        match key.split_once('/') {
+            None => Ok(Namespace::default_tenant(Environment::parse(key)?)),
+            Some((tenant, environment)) => Ok(Namespace::new(
+                Tenant::parse(tenant)?,
+                Environment::parse(environment)?,
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.tenant, self.environment)
+    }
+}
+
 /// A key in a [`BlobStore`](crate::BlobStore): made by thumbd, never from a client's id.
 ///
 /// Segments of `[a-z0-9._-]` separated by `/`, no empty, `.` or `..` segment, at most 200

@@ -5,7 +5,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::ids::{BlobKey, Environment, JobId, ThumbnailId};
+use crate::ids::{BlobKey, Environment, JobId, Namespace, Tenant, ThumbnailId};
 use crate::timestamp::Timestamp;
 
 /// Where a job's image comes from (SPEC §5 `source`).
@@ -54,7 +54,10 @@ pub struct JobMessage {
     /// The job's id; producers may leave it out and thumbd derives one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<JobId>,
-    /// The namespace.
+    /// Whose job (SPEC §8); `default` when a producer names none.
+    #[serde(default, skip_serializing_if = "Tenant::is_default")]
+    pub tenant: Tenant,
+    /// The tenant's environment.
     pub environment: Environment,
     /// The thumbnail to create or replace.
     pub thumbnail_id: ThumbnailId,
@@ -153,7 +156,9 @@ pub struct JobFailure {
 pub struct JobRecord {
     /// Its id.
     pub id: JobId,
-    /// The namespace.
+    /// Whose job: another tenant never sees it.
+    pub tenant: Tenant,
+    /// The tenant's environment.
     pub environment: Environment,
     /// The thumbnail it creates or replaces.
     pub thumbnail_id: ThumbnailId,
@@ -182,6 +187,7 @@ impl JobRecord {
     pub fn queued(id: JobId, message: &JobMessage, now: Timestamp) -> Self {
         JobRecord {
             id,
+            tenant: message.tenant.clone(),
             environment: message.environment,
             thumbnail_id: message.thumbnail_id.clone(),
             status: JobStatus::Queued,
@@ -212,10 +218,16 @@ impl JobRecord {
         }
     }
 
+    /// The namespace of the thumbnail it makes.
+    pub fn namespace(&self) -> Namespace {
+        Namespace::new(self.tenant.clone(), self.environment)
+    }
+
     /// The message that (re)runs this job.
     pub fn message(&self) -> JobMessage {
         JobMessage {
             job_id: Some(self.id),
+            tenant: self.tenant.clone(),
             environment: self.environment,
             thumbnail_id: self.thumbnail_id.clone(),
             source: self.source.clone(),
@@ -227,7 +239,9 @@ impl JobRecord {
 /// A stored thumbnail: what `GET /v1/thumbnails/{id}` serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThumbnailRecord {
-    /// The namespace.
+    /// Whose thumbnail.
+    pub tenant: Tenant,
+    /// The tenant's environment.
     pub environment: Environment,
     /// The client's id.
     pub thumbnail_id: ThumbnailId,

@@ -61,7 +61,9 @@ pub use error::{Error, Result};
 pub use events::{FinishedJob, JobEvents};
 pub use fs_blob::FsBlobStore;
 pub use handoff_blob::HandoffBlobStore;
-pub use ids::{BlobKey, ContextId, Environment, JobId, ThumbnailId, UploadTicket};
+pub use ids::{
+    BlobKey, ContextId, Environment, JobId, Namespace, Tenant, ThumbnailId, UploadTicket,
+};
 pub use job::{
     JobFailure, JobMessage, JobRecord, JobResult, JobSource, JobStatus, ThumbnailRecord,
 };

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use crate::associations::{Claim, ContextChange, ContextRecord, IdempotencyKey, UploadRecord};
 use crate::error::Result;
-use crate::ids::{BlobKey, ContextId, Environment, JobId, ThumbnailId, UploadTicket};
+use crate::ids::{BlobKey, ContextId, JobId, Namespace, ThumbnailId, UploadTicket};
 use crate::job::{JobFailure, JobRecord, JobResult, ThumbnailRecord};
 use crate::timestamp::Timestamp;
 
@@ -22,7 +22,9 @@ pub struct Finished {
 }
 
 /// Durable metadata (SPEC §1). All methods are atomic; several processes may share one store
-/// in distributed mode.
+/// in distributed mode. Client keys (thumbnails, contexts, idempotency keys) are scoped by
+/// [`Namespace`]: a tenant's environment; jobs and uploads carry their tenant, which callers
+/// compare with their own.
 ///
 /// Contract: [`conformance::meta_store`](crate::conformance::meta_store).
 #[async_trait]
@@ -83,10 +85,10 @@ pub trait MetaStore: Send + Sync + 'static {
     /// already finished.
     async fn finish_failed(&self, id: JobId, failure: &JobFailure, now: Timestamp) -> Result<bool>;
 
-    /// The current thumbnail.
+    /// The current thumbnail `id` of `namespace`.
     async fn thumbnail(
         &self,
-        environment: Environment,
+        namespace: &Namespace,
         id: &ThumbnailId,
     ) -> Result<Option<ThumbnailRecord>>;
 
@@ -94,7 +96,7 @@ pub trait MetaStore: Send + Sync + 'static {
     /// alone (keys are per job), so the caller deletes `result.blob_key`.
     async fn delete_thumbnail(
         &self,
-        environment: Environment,
+        namespace: &Namespace,
         id: &ThumbnailId,
     ) -> Result<Option<ThumbnailRecord>>;
 
@@ -143,17 +145,14 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn put_context(&self, context: &ContextRecord) -> Result<ContextChange>;
 
     /// The context, if any.
-    async fn context(
-        &self,
-        environment: Environment,
-        id: &ContextId,
-    ) -> Result<Option<ContextRecord>>;
+    async fn context(&self, namespace: &Namespace, id: &ContextId)
+    -> Result<Option<ContextRecord>>;
 
     /// Deletes a context; `None` if there was none. In the same transaction, deletes the
     /// thumbnail it referenced if no other context references it (returned in the change).
     async fn delete_context(
         &self,
-        environment: Environment,
+        namespace: &Namespace,
         id: &ContextId,
     ) -> Result<Option<ContextChange>>;
 

@@ -12,6 +12,7 @@ const TASKS: usize = 8;
 
 fn queued(now: Timestamp) -> JobRecord {
     let message = JobMessage {
+        tenant: thumbd_jobs::Tenant::default(),
         job_id: None,
         environment: Environment::Production,
         thumbnail_id: ThumbnailId::parse("idem").unwrap(),
@@ -32,6 +33,7 @@ async fn racing_idempotent_creates_create_once() {
     let fresh = now.minus(Duration::from_secs(24 * 3600));
     for round in 0..20 {
         let key = IdempotencyKey {
+            tenant: thumbd_jobs::Tenant::default(),
             client: "client".into(),
             environment: Environment::Production,
             key: format!("key-{round}"),

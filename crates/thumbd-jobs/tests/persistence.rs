@@ -9,6 +9,7 @@ use thumbd_jobs::{
 
 fn message(id: &str) -> JobMessage {
     JobMessage {
+        tenant: thumbd_jobs::Tenant::default(),
         job_id: None,
         environment: Environment::Production,
         thumbnail_id: ThumbnailId::parse(id).unwrap(),

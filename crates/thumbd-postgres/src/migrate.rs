@@ -37,6 +37,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "payload_plpgsql",
         include_str!("../migrations/0007_payload_plpgsql.sql"),
     ),
+    (8, "tenants", include_str!("../migrations/0008_tenants.sql")),
 ];
 
 /// The advisory lock class migrations take; the second key is the schema's hash, so tests

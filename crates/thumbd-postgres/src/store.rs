@@ -11,9 +11,9 @@ use sqlx::Row as _;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::query::Query;
 use thumbd_jobs::{
-    BlobKey, Claim, ContextChange, ContextId, ContextRecord, Environment, Error, Finished,
-    IdempotencyKey, JobFailure, JobId, JobRecord, JobResult, JobSource, JobStatus, MetaStore,
-    Result, ThumbnailId, ThumbnailRecord, Timestamp, UploadRecord, UploadTicket,
+    BlobKey, Claim, ContextChange, ContextId, ContextRecord, Error, Finished, IdempotencyKey,
+    JobFailure, JobId, JobRecord, JobResult, JobSource, JobStatus, MetaStore, Namespace, Result,
+    ThumbnailId, ThumbnailRecord, Timestamp, UploadRecord, UploadTicket,
 };
 
 /// Connections per process: an API or worker process runs a few statements at a time, and
@@ -164,9 +164,11 @@ impl JobColumns {
     fn into_record(self) -> Result<JobRecord> {
         let damaged = |e: Error| Error::Damaged(format!("job row: {e}"));
         let thumbnail_id = utf8(self.thumbnail_id, "jobs.thumbnail_id")?;
+        let namespace = Namespace::from_key(&self.environment).map_err(damaged)?;
         Ok(JobRecord {
             id: JobId::parse(&self.id).map_err(damaged)?,
-            environment: Environment::parse(&self.environment).map_err(damaged)?,
+            tenant: namespace.tenant,
+            environment: namespace.environment,
             thumbnail_id: ThumbnailId::parse(&thumbnail_id).map_err(damaged)?,
             status: JobStatus::parse(&self.status)?,
             source: self.source,
@@ -217,7 +219,7 @@ fn insert_job(job: &JobRecord) -> Result<Query<'_, Postgres, PgArguments>> {
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(job.id.to_string())
-    .bind(job.environment.as_str())
+    .bind(job.namespace().key())
     .bind(job.thumbnail_id.as_str().as_bytes())
     .bind(job.status.as_str())
     .bind(serde_json::to_string(&job.source)?)
@@ -228,8 +230,10 @@ fn insert_job(job: &JobRecord) -> Result<Query<'_, Postgres, PgArguments>> {
 fn thumbnail_from_row(row: &PgRow) -> Result<ThumbnailRecord> {
     let damaged = |e: Error| Error::Damaged(format!("thumbnail row: {e}"));
     let thumbnail_id = utf8(row.try_get("thumbnail_id")?, "thumbnails.thumbnail_id")?;
+    let namespace = Namespace::from_key(row.try_get("environment")?).map_err(damaged)?;
     Ok(ThumbnailRecord {
-        environment: Environment::parse(row.try_get("environment")?).map_err(damaged)?,
+        tenant: namespace.tenant,
+        environment: namespace.environment,
         thumbnail_id: ThumbnailId::parse(&thumbnail_id).map_err(damaged)?,
         job_id: JobId::parse(row.try_get("job_id")?).map_err(damaged)?,
         job_created_at: Timestamp(row.try_get("job_created_at")?),
@@ -380,7 +384,7 @@ impl MetaStore for PgMetaStore {
 
     async fn thumbnail(
         &self,
-        environment: Environment,
+        namespace: &Namespace,
         id: &ThumbnailId,
     ) -> Result<Option<ThumbnailRecord>> {
         sqlx::query(concat!(
@@ -388,7 +392,7 @@ impl MetaStore for PgMetaStore {
             thumbnail_columns!(),
             " FROM thumbnails WHERE environment = $1 AND thumbnail_id = $2"
         ))
-        .bind(environment.as_str())
+        .bind(namespace.key())
         .bind(id.as_str().as_bytes())
         .fetch_optional(&self.pool)
         .await?
@@ -399,14 +403,14 @@ impl MetaStore for PgMetaStore {
 
     async fn delete_thumbnail(
         &self,
-        environment: Environment,
+        namespace: &Namespace,
         id: &ThumbnailId,
     ) -> Result<Option<ThumbnailRecord>> {
         sqlx::query(concat!(
             "DELETE FROM thumbnails WHERE environment = $1 AND thumbnail_id = $2 RETURNING ",
             thumbnail_columns!()
         ))
-        .bind(environment.as_str())
+        .bind(namespace.key())
         .bind(id.as_str().as_bytes())
         .fetch_optional(&self.pool)
         .await?
@@ -458,18 +462,18 @@ impl MetaStore for PgMetaStore {
 
     async fn context(
         &self,
-        environment: Environment,
+        namespace: &Namespace,
         id: &ContextId,
     ) -> Result<Option<ContextRecord>> {
-        associations::context(&self.pool, environment, id).await
+        associations::context(&self.pool, namespace, id).await
     }
 
     async fn delete_context(
         &self,
-        environment: Environment,
+        namespace: &Namespace,
         id: &ContextId,
     ) -> Result<Option<ContextChange>> {
-        associations::delete_context(&self.pool, environment, id).await
+        associations::delete_context(&self.pool, namespace, id).await
     }
 
     async fn purge_finished_jobs(&self, before: Timestamp) -> Result<u64> {

@@ -27,7 +27,7 @@ async fn thumbnail(store: &PgMetaStore, id: &str) -> ThumbnailRecord {
         .await
         .unwrap();
     store
-        .thumbnail(ENV, &job.thumbnail_id)
+        .thumbnail(&NS, &job.thumbnail_id)
         .await
         .unwrap()
         .unwrap()
@@ -35,6 +35,7 @@ async fn thumbnail(store: &PgMetaStore, id: &str) -> ThumbnailRecord {
 
 fn context(id: &str, thumbnail: &str) -> ContextRecord {
     ContextRecord {
+        tenant: thumbd_jobs::Tenant::default(),
         environment: ENV,
         context_id: ContextId::parse(id).unwrap(),
         thumbnail_id: ThumbnailId::parse(thumbnail).unwrap(),
@@ -77,7 +78,7 @@ async fn racing_deletes_of_the_last_two_contexts_delete_the_thumbnail_once() {
             ContextId::parse(&two).unwrap(),
         );
         let (first, second) =
-            tokio::join!(x.delete_context(ENV, &one), y.delete_context(ENV, &two));
+            tokio::join!(x.delete_context(&NS, &one), y.delete_context(&NS, &two));
         let deleted: Vec<ThumbnailRecord> = [first, second]
             .into_iter()
             .filter_map(|change| change.unwrap().expect("both existed").deleted_thumbnail)
@@ -88,7 +89,7 @@ async fn racing_deletes_of_the_last_two_contexts_delete_the_thumbnail_once() {
             "round {round}: deleted exactly once"
         );
         assert_eq!(
-            a.thumbnail(ENV, &thumb.thumbnail_id).await.unwrap(),
+            a.thumbnail(&NS, &thumb.thumbnail_id).await.unwrap(),
             None,
             "round {round}: never left behind"
         );
@@ -115,17 +116,17 @@ async fn racing_repoint_and_delete_delete_the_thumbnail_once() {
         let (x, y) = pair(&a, &b, round);
         let leaving = ContextId::parse(&leaving).unwrap();
         let moved = context(&moving, "target");
-        let (put, deleted) = tokio::join!(x.put_context(&moved), y.delete_context(ENV, &leaving));
+        let (put, deleted) = tokio::join!(x.put_context(&moved), y.delete_context(&NS, &leaving));
         let deleted = [
             put.unwrap().deleted_thumbnail,
             deleted.unwrap().unwrap().deleted_thumbnail,
         ];
         let deleted: Vec<_> = deleted.into_iter().flatten().collect();
         assert_eq!(deleted, std::slice::from_ref(&thumb), "round {round}");
-        assert_eq!(a.thumbnail(ENV, &thumb.thumbnail_id).await.unwrap(), None);
+        assert_eq!(a.thumbnail(&NS, &thumb.thumbnail_id).await.unwrap(), None);
     }
     assert!(
-        a.thumbnail(ENV, &target.thumbnail_id)
+        a.thumbnail(&NS, &target.thumbnail_id)
             .await
             .unwrap()
             .is_some(),
@@ -165,13 +166,13 @@ async fn crossing_repoints_take_locks_in_order() {
         assert!(deleted[0] == t1 || deleted[0] == t2, "round {round}");
         let survivor = if deleted[0] == t1 { &t2 } else { &t1 };
         assert!(
-            a.thumbnail(ENV, &survivor.thumbnail_id)
+            a.thumbnail(&NS, &survivor.thumbnail_id)
                 .await
                 .unwrap()
                 .is_some()
         );
         assert_eq!(
-            a.thumbnail(ENV, &deleted[0].thumbnail_id).await.unwrap(),
+            a.thumbnail(&NS, &deleted[0].thumbnail_id).await.unwrap(),
             None
         );
     }
@@ -190,6 +191,7 @@ async fn racing_idempotent_creates_create_once() {
     let fresh = now.minus(Duration::from_secs(24 * 3600));
     for round in 0..ROUNDS {
         let key = IdempotencyKey {
+            tenant: thumbd_jobs::Tenant::default(),
             client: "client\0ü".into(),
             environment: ENV,
             key: format!("key-{round}"),
@@ -223,3 +225,7 @@ async fn racing_idempotent_creates_create_once() {
     b.close().await;
     schema.remove().await.unwrap();
 }
+
+/// The namespace every race runs in.
+static NS: std::sync::LazyLock<thumbd_jobs::Namespace> =
+    std::sync::LazyLock::new(|| thumbd_jobs::Namespace::default_tenant(ENV));

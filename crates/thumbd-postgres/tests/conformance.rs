@@ -41,7 +41,7 @@ async fn migrations_run_once() {
     let ran = futures_util::future::join_all(stores.iter().map(PgMetaStore::migrate)).await;
     let mut ran: Vec<usize> = ran.into_iter().map(Result::unwrap).collect();
     ran.sort_unstable();
-    assert_eq!(ran, [0, 0, 7], "one process applies every migration");
+    assert_eq!(ran, [0, 0, 8], "one process applies every migration");
 
     // Again: a no-op, and connect (which migrates) too.
     assert_eq!(stores[0].migrate().await.unwrap(), 0);
@@ -52,7 +52,7 @@ async fn migrations_run_once() {
             .fetch_all(again.pool())
             .await
             .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8]);
     again.ping().await.unwrap();
     for store in stores.iter().chain([&again]) {
         store.close().await;
@@ -110,7 +110,10 @@ async fn racing_finishes_keep_the_later_job_current() {
         let (fin_older, fin_newer) = (fin_older.unwrap(), fin_newer.unwrap());
         assert!(fin_older.applied && fin_newer.applied && fin_newer.current);
         let thumb = a
-            .thumbnail(Environment::Development, &newer.thumbnail_id)
+            .thumbnail(
+                &thumbd_jobs::Namespace::default_tenant(Environment::Development),
+                &newer.thumbnail_id,
+            )
             .await
             .unwrap()
             .unwrap();
@@ -161,7 +164,10 @@ async fn racing_one_job_applies_it_once() {
             (JobStatus::Succeeded, Some(&winner))
         );
         let thumb = b
-            .thumbnail(Environment::Development, &job.thumbnail_id)
+            .thumbnail(
+                &thumbd_jobs::Namespace::default_tenant(Environment::Development),
+                &job.thumbnail_id,
+            )
             .await
             .unwrap()
             .unwrap();
@@ -232,7 +238,10 @@ async fn purge_finished_jobs() {
 
     // A deleted thumbnail no longer protects its job.
     store
-        .delete_thumbnail(Environment::Development, &served.thumbnail_id)
+        .delete_thumbnail(
+            &thumbd_jobs::Namespace::default_tenant(Environment::Development),
+            &served.thumbnail_id,
+        )
         .await
         .unwrap()
         .unwrap();

@@ -129,6 +129,7 @@ impl Rig {
     async fn record_for_local_run(&self, id: &str) -> JobRecord {
         let job = JobId::new();
         let message = JobMessage {
+            tenant: thumbd_jobs::Tenant::default(),
             job_id: Some(job),
             environment: Environment::Development,
             thumbnail_id: ThumbnailId::parse(id).unwrap(),
@@ -150,6 +151,7 @@ impl Rig {
     /// Queued record, then message.
     async fn enqueue(&self, job: JobId, id: &str, source: JobSource) -> JobId {
         let message = JobMessage {
+            tenant: thumbd_jobs::Tenant::default(),
             job_id: Some(job),
             environment: Environment::Development,
             thumbnail_id: ThumbnailId::parse(id).unwrap(),
@@ -187,7 +189,7 @@ async fn success_stores_the_thumbnail_and_drops_the_original() {
     let thumb = rig
         .store
         .thumbnail(
-            Environment::Development,
+            &thumbd_jobs::Namespace::default_tenant(Environment::Development),
             &ThumbnailId::parse("cover").unwrap(),
         )
         .await
@@ -333,7 +335,7 @@ async fn a_failed_replace_keeps_the_old_thumbnail() {
     let thumb = rig
         .store
         .thumbnail(
-            Environment::Development,
+            &thumbd_jobs::Namespace::default_tenant(Environment::Development),
             &ThumbnailId::parse("keep").unwrap(),
         )
         .await
@@ -500,6 +502,7 @@ async fn malformed_messages_are_dead_lettered_not_retried() {
 async fn an_unknown_blob_fails_the_job() {
     let rig = rig(0, WorkerOptions::default()).await;
     let message = JobMessage {
+        tenant: thumbd_jobs::Tenant::default(),
         job_id: Some(JobId::new()),
         environment: Environment::Production,
         thumbnail_id: ThumbnailId::parse("ghost").unwrap(),

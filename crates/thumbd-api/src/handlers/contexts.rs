@@ -8,7 +8,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use thumbd_jobs::{ContextChange, ContextId, ContextRecord, Environment, ThumbnailId, Timestamp};
+use thumbd_jobs::{
+    ContextChange, ContextId, ContextRecord, Environment, Namespace, ThumbnailId, Timestamp,
+};
 use utoipa::ToSchema;
 
 use crate::AppState;
@@ -47,14 +49,14 @@ pub struct ContextView {
     pub fields: Map<String, Value>,
 }
 
-/// The `{contextId}` and `environment` of a request, once `scope` is authorized.
+/// The `{contextId}` and namespace of a request, once `scope` is authorized.
 fn target(
     state: &AppState,
     id: &str,
     query: Option<&str>,
     headers: &HeaderMap,
     scope: Scope,
-) -> Result<(Environment, ContextId), ApiError> {
+) -> Result<(Namespace, ContextId), ApiError> {
     authorized_target(state, query, headers, scope, || path_context_id(id))
 }
 
@@ -92,7 +94,7 @@ pub async fn put(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (environment, context_id) = target(&state, &id, query.as_deref(), &headers, Scope::Write)?;
+    let (namespace, context_id) = target(&state, &id, query.as_deref(), &headers, Scope::Write)?;
     require_json(&headers)?;
     let mut object = json_object(&read_body(&headers, body, MAX_JSON_BYTES).await?)?;
     let thumbnail_id = match object.get("thumbnailId") {
@@ -115,7 +117,8 @@ pub async fn put(
     }
     let now = Timestamp::now();
     let mut record = ContextRecord {
-        environment,
+        tenant: namespace.tenant,
+        environment: namespace.environment,
         context_id,
         thumbnail_id,
         body: Value::Object(object).to_string(),
@@ -159,12 +162,12 @@ pub async fn get(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (environment, id) = target(&state, &id, query.as_deref(), &headers, Scope::Read)?;
+    let (namespace, id) = target(&state, &id, query.as_deref(), &headers, Scope::Read)?;
     let record = state
         .store
-        .context(environment, &id)
+        .context(&namespace, &id)
         .await?
-        .ok_or_else(|| not_found(&id, environment))?;
+        .ok_or_else(|| not_found(&id, namespace.environment))?;
     Ok(axum::Json(view(record)?).into_response())
 }
 
@@ -195,12 +198,12 @@ pub async fn delete(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (environment, id) = target(&state, &id, query.as_deref(), &headers, Scope::Write)?;
+    let (namespace, id) = target(&state, &id, query.as_deref(), &headers, Scope::Write)?;
     let change = state
         .store
-        .delete_context(environment, &id)
+        .delete_context(&namespace, &id)
         .await?
-        .ok_or_else(|| not_found(&id, environment))?;
+        .ok_or_else(|| not_found(&id, namespace.environment))?;
     delete_orphan(&state, &change).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -35,10 +35,16 @@ pub async fn get(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     // Authenticate before revealing whether the id exists.
-    state.auth.authorize(&headers, Scope::Read, None)?;
+    let caller = state.auth.authorize(&headers, Scope::Read, None)?;
     let not_found = || ApiError::not_found("JobNotFound", format!("there is no job {id:?}"));
     let job_id = JobId::parse(&id).map_err(|_| not_found())?;
-    let Some(job) = state.store.job(job_id).await? else {
+    // Another tenant's job is as unknown as one that never was (SPEC §8: never 403).
+    let Some(job) = state
+        .store
+        .job(job_id)
+        .await?
+        .filter(|job| job.tenant == caller.tenant)
+    else {
         return Err(not_found());
     };
     state

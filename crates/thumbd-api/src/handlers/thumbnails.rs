@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use thumbd_jobs::{
     BlobKey, Claim, Environment, FinishedJob, IdempotencyKey, JobFailure, JobId, JobMessage,
-    JobRecord, JobSource, JobStatus, LocalRun, ThumbnailId, Timestamp,
+    JobRecord, JobSource, JobStatus, LocalRun, Namespace, ThumbnailId, Timestamp,
 };
 
 use crate::AppState;
@@ -186,7 +186,8 @@ async fn create(
     let caller = state
         .auth
         .authorize(&headers, Scope::Write, Some(environment))?;
-    let idempotency = idempotency_key(&headers, client_id(&caller, peer), environment)?;
+    let namespace = Namespace::new(caller.tenant.clone(), environment);
+    let idempotency = idempotency_key(&headers, client_id(&caller, peer), &namespace)?;
     let fresh_after = Timestamp::now().minus(IDEMPOTENCY_WINDOW);
     if let Some(key) = &idempotency
         && let Some(first) = state.store.idempotent_job(key, fresh_after).await?
@@ -195,7 +196,7 @@ async fn create(
     }
 
     let job_id = JobId::new();
-    let source = read_source(&state, &headers, body).await?;
+    let source = read_source(&state, &namespace, &headers, body).await?;
     let (job_source, original) = match &source.origin {
         Origin::Bytes(bytes) => {
             let key = BlobKey::original(job_id);
@@ -210,6 +211,7 @@ async fn create(
     };
     let message = JobMessage {
         job_id: Some(job_id),
+        tenant: namespace.tenant,
         environment,
         thumbnail_id: id,
         source: job_source,
@@ -346,6 +348,7 @@ async fn finished_record(
 /// later; waited for up to the longest wait by default: a synchronous create).
 async fn read_source(
     state: &AppState,
+    namespace: &Namespace,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Source, ApiError> {
@@ -373,6 +376,12 @@ async fn read_source(
                 .store
                 .upload(&ticket, Timestamp::now())
                 .await?
+                // Another tenant's upload, or one made for the other environment, is as
+                // unknown as a ticket never issued.
+                .filter(|u| {
+                    u.tenant == namespace.tenant
+                        && u.environment.is_none_or(|e| e == namespace.environment)
+                })
                 .ok_or_else(ticket_not_found)?;
             // Expired and purged between the two reads: the same answer as expired.
             let bytes = state
@@ -543,14 +552,14 @@ fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).expect("URLs we build are valid header values")
 }
 
-/// The `{id}` and `environment` of a request on one thumbnail, once `scope` is authorized.
+/// The `{id}` and namespace of a request on one thumbnail, once `scope` is authorized.
 fn target(
     state: &AppState,
     id: &str,
     query: Option<&str>,
     headers: &HeaderMap,
     scope: Scope,
-) -> Result<(Environment, ThumbnailId), ApiError> {
+) -> Result<(Namespace, ThumbnailId), ApiError> {
     authorized_target(state, query, headers, scope, || path_thumbnail_id(id))
 }
 
@@ -593,9 +602,9 @@ pub async fn get(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (environment, id) = target(&state, &id, query.as_deref(), &headers, Scope::Read)?;
-    let Some(mut record) = state.store.thumbnail(environment, &id).await? else {
-        return Err(not_found(&id, environment));
+    let (namespace, id) = target(&state, &id, query.as_deref(), &headers, Scope::Read)?;
+    let Some(mut record) = state.store.thumbnail(&namespace, &id).await? else {
+        return Err(not_found(&id, namespace.environment));
     };
     let mut response = if if_none_match(&headers, &etag(&record.result.etag)) {
         StatusCode::NOT_MODIFIED.into_response()
@@ -608,8 +617,8 @@ pub async fn get(
             if let Some(bytes) = state.blobs.get(&record.result.blob_key).await? {
                 break bytes;
             }
-            let Some(now) = state.store.thumbnail(environment, &id).await? else {
-                return Err(not_found(&id, environment));
+            let Some(now) = state.store.thumbnail(&namespace, &id).await? else {
+                return Err(not_found(&id, namespace.environment));
             };
             tries += 1;
             if now.result.blob_key == record.result.blob_key || tries == 3 {
@@ -722,9 +731,9 @@ pub async fn delete(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (environment, id) = target(&state, &id, query.as_deref(), &headers, Scope::Write)?;
-    let Some(deleted) = state.store.delete_thumbnail(environment, &id).await? else {
-        return Err(not_found(&id, environment));
+    let (namespace, id) = target(&state, &id, query.as_deref(), &headers, Scope::Write)?;
+    let Some(deleted) = state.store.delete_thumbnail(&namespace, &id).await? else {
+        return Err(not_found(&id, namespace.environment));
     };
     delete_blob(&state, &deleted.result.blob_key, "a thumbnail's blob").await;
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -5,19 +5,19 @@
 //! [`ApiOptions::upload_ttl`]: crate::ApiOptions::upload_ttl
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use serde::Serialize;
-use thumbd_jobs::{BlobKey, Timestamp, UploadRecord, UploadTicket};
+use thumbd_jobs::{BlobKey, Environment, Timestamp, UploadRecord, UploadTicket};
 use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::Scope;
 use crate::error::{ApiError, ErrorBody};
 use crate::handlers::thumbnails::check_image;
-use crate::request::{BodyKind, body_kind, read_body, ticket_not_found};
+use crate::request::{BodyKind, QueryParams, body_kind, read_body, ticket_not_found};
 
 /// Room for multipart framing (boundaries, part headers, other small fields) on top of
 /// the image limit.
@@ -82,6 +82,9 @@ fn upload_url(ticket: &UploadTicket) -> String {
     operation_id = "createUpload",
     tag = "uploads",
     security(("bearer" = ["write"])),
+    params(
+        ("environment" = Option<Environment>, Query, nullable = false, description = "When given, only creates in this environment may use the ticket; else either environment of the uploading tenant"),
+    ),
     request_body(
         description = "The image, or a form with the image in the field `file`",
         content(("image/png"), ("image/jpeg"), (UploadForm = "multipart/form-data")),
@@ -98,10 +101,12 @@ fn upload_url(ticket: &UploadTicket) -> String {
 )]
 pub async fn post(
     State(state): State<AppState>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    state.auth.authorize(&headers, Scope::Write, None)?;
+    let environment = QueryParams::parse(query.as_deref())?.optional_environment()?;
+    let caller = state.auth.authorize(&headers, Scope::Write, environment)?;
     let limits = &state.options.spec_limits;
     let (kind, bytes) = if let Some(boundary) = multipart_boundary(&headers)? {
         read_multipart(&headers, body, boundary, limits.max_input_bytes).await?
@@ -127,6 +132,8 @@ pub async fn post(
     let record = UploadRecord {
         blob_key: BlobKey::upload(&ticket),
         ticket,
+        tenant: caller.tenant,
+        environment,
         content_type: kind.media_type().to_owned(),
         bytes: bytes.len() as u64,
         created_at: now,
@@ -171,12 +178,14 @@ pub async fn get(
     Path(ticket): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    state.auth.authorize(&headers, Scope::Read, None)?;
+    let caller = state.auth.authorize(&headers, Scope::Read, None)?;
     let ticket = UploadTicket::parse(&ticket).map_err(|_| ticket_not_found())?;
     let upload = state
         .store
         .upload(&ticket, Timestamp::now())
         .await?
+        // Another tenant's upload is as unknown as a ticket never issued.
+        .filter(|u| u.tenant == caller.tenant)
         .ok_or_else(ticket_not_found)?;
     Ok(axum::Json(UploadView::from(&upload)).into_response())
 }

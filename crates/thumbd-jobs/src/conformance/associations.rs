@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{message, queued, result_for};
 use crate::associations::{Claim, ContextChange, ContextRecord, IdempotencyKey, UploadRecord};
-use crate::ids::{BlobKey, ContextId, Environment, ThumbnailId, UploadTicket};
+use crate::ids::{BlobKey, ContextId, Environment, Namespace, Tenant, ThumbnailId, UploadTicket};
 use crate::job::{JobRecord, ThumbnailRecord};
 use crate::store::MetaStore;
 use crate::timestamp::Timestamp;
@@ -15,6 +15,7 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 fn key(client: &str, environment: Environment, key: &str) -> IdempotencyKey {
     IdempotencyKey {
         client: client.into(),
+        tenant: Tenant::default(),
         environment,
         key: key.into(),
     }
@@ -123,6 +124,8 @@ fn upload(now: Timestamp, expires_in_ms: u64) -> UploadRecord {
     UploadRecord {
         blob_key: BlobKey::upload(&ticket),
         ticket,
+        tenant: Tenant::parse("uploader").unwrap(),
+        environment: Some(Environment::Production),
         content_type: "image/jpeg".into(),
         bytes: 5_000_000_000 + expires_in_ms,
         created_at: now,
@@ -203,7 +206,7 @@ async fn thumbnail(
         .unwrap();
     assert!(fin.applied && fin.current, "{id:?}: {fin:?}");
     store
-        .thumbnail(env, &job.thumbnail_id)
+        .thumbnail(&Namespace::default_tenant(env), &job.thumbnail_id)
         .await
         .unwrap()
         .expect("a finished job's thumbnail")
@@ -211,6 +214,7 @@ async fn thumbnail(
 
 fn context(env: Environment, id: &str, thumbnail: &str, at: Timestamp) -> ContextRecord {
     ContextRecord {
+        tenant: Tenant::default(),
         environment: env,
         context_id: ContextId::parse(id).unwrap(),
         thumbnail_id: ThumbnailId::parse(thumbnail).unwrap(),
@@ -229,14 +233,16 @@ async fn put(store: &dyn MetaStore, c: &ContextRecord) -> ContextChange {
 async fn delete(store: &dyn MetaStore, env: Environment, id: &str) -> ContextChange {
     let id = ContextId::parse(id).unwrap();
     store
-        .delete_context(env, &id)
+        .delete_context(&Namespace::default_tenant(env), &id)
         .await
         .unwrap()
         .unwrap_or_else(|| panic!("context {id:?} to delete"))
 }
 
 async fn exists(store: &dyn MetaStore, t: &ThumbnailRecord) -> bool {
-    let found = store.thumbnail(t.environment, &t.thumbnail_id).await;
+    let found = store
+        .thumbnail(&Namespace::default_tenant(t.environment), &t.thumbnail_id)
+        .await;
     found.unwrap().is_some()
 }
 
@@ -247,8 +253,20 @@ pub(super) async fn contexts(store: &dyn MetaStore, now: Timestamp) {
     let untouched = thumbnail(store, env, "ctx-never-referenced", now).await;
     let shared = thumbnail(store, env, "ctx-shared", now).await;
     let c1_id = ContextId::parse("ctx-1").unwrap();
-    assert_eq!(store.context(env, &c1_id).await.unwrap(), None);
-    assert_eq!(store.delete_context(env, &c1_id).await.unwrap(), None);
+    assert_eq!(
+        store
+            .context(&Namespace::default_tenant(env), &c1_id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .delete_context(&Namespace::default_tenant(env), &c1_id)
+            .await
+            .unwrap(),
+        None
+    );
 
     // Create; replace keeps created_at; re-pointing to the same thumbnail deletes nothing.
     let c1 = context(env, "ctx-1", "ctx-shared", now);
@@ -258,7 +276,11 @@ pub(super) async fn contexts(store: &dyn MetaStore, now: Timestamp) {
         "a new context"
     );
     assert_eq!(
-        store.context(env, &c1_id).await.unwrap().as_ref(),
+        store
+            .context(&Namespace::default_tenant(env), &c1_id)
+            .await
+            .unwrap()
+            .as_ref(),
         Some(&c1)
     );
     let mut c1b = context(env, "ctx-1", "ctx-shared", later);
@@ -269,7 +291,11 @@ pub(super) async fn contexts(store: &dyn MetaStore, now: Timestamp) {
         change.deleted_thumbnail, None,
         "same thumbnail: nothing deleted"
     );
-    let stored = store.context(env, &c1_id).await.unwrap().unwrap();
+    let stored = store
+        .context(&Namespace::default_tenant(env), &c1_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (stored.created_at, stored.updated_at, &stored.body),
         (now, later, &c1b.body),
@@ -284,7 +310,13 @@ pub(super) async fn contexts(store: &dyn MetaStore, now: Timestamp) {
     assert_eq!(change.previous.map(|p| p.body), Some(c1b.body.clone()));
     assert_eq!(change.deleted_thumbnail, None, "ctx-2 still references it");
     assert!(exists(store, &shared).await);
-    assert_eq!(store.delete_context(env, &c1_id).await.unwrap(), None);
+    assert_eq!(
+        store
+            .delete_context(&Namespace::default_tenant(env), &c1_id)
+            .await
+            .unwrap(),
+        None
+    );
     let change = delete(store, env, "ctx-2").await;
     assert_eq!(change.previous.as_ref(), Some(&c2));
     assert_eq!(
@@ -334,11 +366,19 @@ pub(super) async fn contexts(store: &dyn MetaStore, now: Timestamp) {
     );
     let id = ContextId::parse("ctx-env").unwrap();
     assert_eq!(
-        store.context(prod, &id).await.unwrap().as_ref(),
+        store
+            .context(&Namespace::default_tenant(prod), &id)
+            .await
+            .unwrap()
+            .as_ref(),
         Some(&prod_ctx)
     );
     assert_eq!(
-        store.context(env, &id).await.unwrap().as_ref(),
+        store
+            .context(&Namespace::default_tenant(env), &id)
+            .await
+            .unwrap()
+            .as_ref(),
         Some(&dev_ctx)
     );
     let change = delete(store, prod, "ctx-env").await;
@@ -356,7 +396,10 @@ pub(super) async fn contexts(store: &dyn MetaStore, now: Timestamp) {
     let mut odd = context(prod, "../c\0ü 🖼#%", "t\0ñ/🖼?", now);
     odd.body = r#"{"thumbnailId":"t\u0000ñ/🖼?"}"#.into();
     assert_eq!(put(store, &odd).await.previous, None);
-    let found = store.context(prod, &odd.context_id).await.unwrap();
+    let found = store
+        .context(&Namespace::default_tenant(prod), &odd.context_id)
+        .await
+        .unwrap();
     assert_eq!(found.as_ref(), Some(&odd), "odd ids round trip");
     let change = delete(store, prod, odd.context_id.as_str()).await;
     assert_eq!(change.deleted_thumbnail.as_ref(), Some(&odd_thumb));
@@ -365,4 +408,118 @@ pub(super) async fn contexts(store: &dyn MetaStore, now: Timestamp) {
         exists(store, &untouched).await,
         "a thumbnail no context referenced is never deleted by context changes"
     );
+}
+
+/// Runs the tenant checks (SPEC §8): the same thumbnailId, contextId and idempotency key in
+/// two tenants' same environment are separate keys.
+pub(super) async fn tenants(store: &dyn MetaStore, now: Timestamp) {
+    let env = Environment::Production;
+    let acme = Namespace::new(Tenant::parse("acme").unwrap(), env);
+    let other = Namespace::new(Tenant::parse("Other.Co_2").unwrap(), env);
+    let fresh = now.minus(DAY);
+    let in_tenant = |ns: &Namespace, id: &str, at: u64| {
+        let mut m = message(env, id);
+        m.tenant = ns.tenant.clone();
+        queued(m, now.plus(Duration::from_millis(at)))
+    };
+
+    // One thumbnailId, two tenants, two thumbnails; each job is current in its own.
+    let mut jobs = Vec::new();
+    for (at, (ns, width)) in [(&acme, 100), (&other, 200)].into_iter().enumerate() {
+        let job = in_tenant(ns, "tenant-shared", at as u64);
+        assert!(store.create_job(&job).await.unwrap());
+        let read = store.job(job.id).await.unwrap().unwrap();
+        assert_eq!(read.tenant, ns.tenant, "a job keeps its tenant");
+        store.start_job(job.id, now).await.unwrap();
+        let fin = store
+            .finish_succeeded(job.id, &result_for(job.id, width), now)
+            .await
+            .unwrap();
+        assert!(
+            fin.applied && fin.current && fin.orphaned.is_empty(),
+            "{fin:?}"
+        );
+        jobs.push(job);
+    }
+    let id = ThumbnailId::parse("tenant-shared").unwrap();
+    let width = |t: Option<ThumbnailRecord>| t.map(|t| (t.tenant, t.result.width));
+    assert_eq!(
+        width(store.thumbnail(&acme, &id).await.unwrap()),
+        Some((acme.tenant.clone(), 100))
+    );
+    assert_eq!(
+        width(store.thumbnail(&other, &id).await.unwrap()),
+        Some((other.tenant.clone(), 200))
+    );
+    assert_eq!(
+        store
+            .thumbnail(&Namespace::default_tenant(env), &id)
+            .await
+            .unwrap(),
+        None,
+        "the default tenant is a tenant like any other"
+    );
+    let deleted = store.delete_thumbnail(&acme, &id).await.unwrap().unwrap();
+    assert_eq!(deleted.job_id, jobs[0].id);
+    assert!(store.thumbnail(&other, &id).await.unwrap().is_some());
+
+    // One contextId, two tenants.
+    let ctx = |ns: &Namespace, thumbnail: &str| ContextRecord {
+        tenant: ns.tenant.clone(),
+        ..context(env, "tenant-ctx", thumbnail, now)
+    };
+    assert_eq!(put(store, &ctx(&acme, "a-thumb")).await.previous, None);
+    assert_eq!(
+        put(store, &ctx(&other, "tenant-shared")).await.previous,
+        None
+    );
+    let cid = ContextId::parse("tenant-ctx").unwrap();
+    let read = store.context(&acme, &cid).await.unwrap().unwrap();
+    assert_eq!(
+        (read.tenant, read.thumbnail_id.as_str()),
+        (acme.tenant.clone(), "a-thumb")
+    );
+    // Deleting acme's context deletes nothing of the other tenant's.
+    let change = store.delete_context(&acme, &cid).await.unwrap().unwrap();
+    assert_eq!(change.deleted_thumbnail, None);
+    assert!(store.context(&other, &cid).await.unwrap().is_some());
+    let change = store.delete_context(&other, &cid).await.unwrap().unwrap();
+    assert_eq!(
+        change.deleted_thumbnail.map(|t| t.tenant),
+        Some(other.tenant.clone()),
+        "the other tenant's last context took its thumbnail with it"
+    );
+
+    // One client and key, two tenants: two jobs.
+    let key_in = |ns: &Namespace| IdempotencyKey {
+        tenant: ns.tenant.clone(),
+        ..key("client-t", env, "same-key")
+    };
+    let first = in_tenant(&acme, "idem-t", 10);
+    let second = in_tenant(&other, "idem-t", 11);
+    assert_eq!(
+        store
+            .create_job_idempotent(&first, &key_in(&acme), fresh)
+            .await
+            .unwrap(),
+        Claim::Created
+    );
+    assert_eq!(
+        store
+            .create_job_idempotent(&second, &key_in(&other), fresh)
+            .await
+            .unwrap(),
+        Claim::Created,
+        "another tenant's key is another key"
+    );
+    assert_eq!(
+        store.idempotent_job(&key_in(&other), fresh).await.unwrap(),
+        Some(second.id)
+    );
+
+    // An upload keeps who uploaded it, and for which environment.
+    let u = upload(now, 60_000);
+    store.create_upload(&u).await.unwrap();
+    let read = store.upload(&u.ticket, now).await.unwrap().unwrap();
+    assert_eq!((read.tenant, read.environment), (u.tenant, u.environment));
 }

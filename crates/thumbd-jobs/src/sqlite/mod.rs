@@ -53,6 +53,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "queue_retries",
         include_str!("../../migrations/0005_queue_retries.sql"),
     ),
+    (
+        6,
+        "upload_scope",
+        include_str!("../../migrations/0006_upload_scope.sql"),
+    ),
 ];
 
 /// One SQLite database: a single writer connection (SQLite has one writer at a time; one

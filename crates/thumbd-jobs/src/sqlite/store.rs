@@ -13,7 +13,7 @@ use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use super::SqliteDb;
 use crate::associations::{Claim, ContextChange, ContextRecord, IdempotencyKey, UploadRecord};
 use crate::error::{Error, Result};
-use crate::ids::{BlobKey, ContextId, Environment, JobId, ThumbnailId, UploadTicket};
+use crate::ids::{BlobKey, ContextId, JobId, Namespace, ThumbnailId, UploadTicket};
 use crate::job::{JobFailure, JobRecord, JobResult, JobSource, JobStatus, ThumbnailRecord};
 use crate::store::{Finished, MetaStore};
 use crate::timestamp::Timestamp;
@@ -35,9 +35,11 @@ fn job_from_row(row: &SqliteRow) -> Result<JobRecord> {
     let damaged = |e: Error| Error::Damaged(format!("job row: {e}"));
     let result: Option<String> = row.try_get("result")?;
     let error_code: Option<String> = row.try_get("error_code")?;
+    let namespace = Namespace::from_key(row.try_get("environment")?).map_err(damaged)?;
     Ok(JobRecord {
         id: JobId::parse(row.try_get("id")?).map_err(damaged)?,
-        environment: Environment::parse(row.try_get("environment")?).map_err(damaged)?,
+        tenant: namespace.tenant,
+        environment: namespace.environment,
         thumbnail_id: ThumbnailId::parse(row.try_get("thumbnail_id")?).map_err(damaged)?,
         status: JobStatus::parse(row.try_get("status")?)?,
         source: serde_json::from_str::<JobSource>(row.try_get("source")?)?,
@@ -67,7 +69,7 @@ fn insert_job(job: &JobRecord) -> Result<Query<'_, Sqlite, SqliteArguments>> {
          attempts, published) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0) ON CONFLICT (id) DO NOTHING",
     )
     .bind(job.id.to_string())
-    .bind(job.environment.as_str())
+    .bind(job.namespace().key())
     .bind(job.thumbnail_id.as_str())
     .bind(job.status.as_str())
     .bind(serde_json::to_string(&job.source)?)
@@ -77,8 +79,10 @@ fn insert_job(job: &JobRecord) -> Result<Query<'_, Sqlite, SqliteArguments>> {
 
 fn thumbnail_from_row(row: &SqliteRow) -> Result<ThumbnailRecord> {
     let damaged = |e: Error| Error::Damaged(format!("thumbnail row: {e}"));
+    let namespace = Namespace::from_key(row.try_get("environment")?).map_err(damaged)?;
     Ok(ThumbnailRecord {
-        environment: Environment::parse(row.try_get("environment")?).map_err(damaged)?,
+        tenant: namespace.tenant,
+        environment: namespace.environment,
         thumbnail_id: ThumbnailId::parse(row.try_get("thumbnail_id")?).map_err(damaged)?,
         job_id: JobId::parse(row.try_get("job_id")?).map_err(damaged)?,
         job_created_at: Timestamp(row.try_get("job_created_at")?),
@@ -282,11 +286,11 @@ impl MetaStore for SqliteMetaStore {
 
     async fn thumbnail(
         &self,
-        environment: Environment,
+        namespace: &Namespace,
         id: &ThumbnailId,
     ) -> Result<Option<ThumbnailRecord>> {
         sqlx::query("SELECT * FROM thumbnails WHERE environment = ? AND thumbnail_id = ?")
-            .bind(environment.as_str())
+            .bind(namespace.key())
             .bind(id.as_str())
             .fetch_optional(&mut *self.db.read().await?)
             .await?
@@ -297,13 +301,13 @@ impl MetaStore for SqliteMetaStore {
 
     async fn delete_thumbnail(
         &self,
-        environment: Environment,
+        namespace: &Namespace,
         id: &ThumbnailId,
     ) -> Result<Option<ThumbnailRecord>> {
         let row = sqlx::query(
             "DELETE FROM thumbnails WHERE environment = ? AND thumbnail_id = ? RETURNING *",
         )
-        .bind(environment.as_str())
+        .bind(namespace.key())
         .bind(id.as_str())
         .fetch_optional(&mut *self.db.write().await?)
         .await?;
@@ -353,18 +357,18 @@ impl MetaStore for SqliteMetaStore {
 
     async fn context(
         &self,
-        environment: Environment,
+        namespace: &Namespace,
         id: &ContextId,
     ) -> Result<Option<ContextRecord>> {
-        associations::context(&self.db, environment, id).await
+        associations::context(&self.db, namespace, id).await
     }
 
     async fn delete_context(
         &self,
-        environment: Environment,
+        namespace: &Namespace,
         id: &ContextId,
     ) -> Result<Option<ContextChange>> {
-        associations::delete_context(&self.db, environment, id).await
+        associations::delete_context(&self.db, namespace, id).await
     }
 
     async fn purge_finished_jobs(&self, before: Timestamp) -> Result<u64> {

@@ -31,7 +31,8 @@ use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::{Postgres, Row as _, Transaction};
 use thumbd_jobs::{
     BlobKey, Claim, ContextChange, ContextId, ContextRecord, Environment, Error, IdempotencyKey,
-    JobId, JobRecord, Result, ThumbnailId, ThumbnailRecord, Timestamp, UploadRecord, UploadTicket,
+    JobId, JobRecord, Namespace, Result, Tenant, ThumbnailId, ThumbnailRecord, Timestamp,
+    UploadRecord, UploadTicket,
 };
 
 use super::{insert_job, thumbnail_from_row, utf8};
@@ -50,7 +51,7 @@ macro_rules! context_columns {
 /// The columns of an [`UploadRecord`].
 macro_rules! upload_columns {
     () => {
-        "ticket, blob_key, content_type, bytes, created_at, expires_at"
+        "ticket, tenant, environment, blob_key, content_type, bytes, created_at, expires_at"
     };
 }
 
@@ -58,8 +59,10 @@ fn context_from_row(row: &PgRow) -> Result<ContextRecord> {
     let damaged = |e: Error| Error::Damaged(format!("context row: {e}"));
     let context_id = utf8(row.try_get("context_id")?, "contexts.context_id")?;
     let thumbnail_id = utf8(row.try_get("thumbnail_id")?, "contexts.thumbnail_id")?;
+    let namespace = Namespace::from_key(row.try_get("environment")?).map_err(damaged)?;
     Ok(ContextRecord {
-        environment: Environment::parse(row.try_get("environment")?).map_err(damaged)?,
+        tenant: namespace.tenant,
+        environment: namespace.environment,
         context_id: ContextId::parse(&context_id).map_err(damaged)?,
         thumbnail_id: ThumbnailId::parse(&thumbnail_id).map_err(damaged)?,
         body: row.try_get("body")?,
@@ -72,6 +75,12 @@ fn upload_from_row(row: &PgRow) -> Result<UploadRecord> {
     let damaged = |e: Error| Error::Damaged(format!("upload row: {e}"));
     Ok(UploadRecord {
         ticket: UploadTicket::parse(row.try_get("ticket")?).map_err(damaged)?,
+        tenant: Tenant::parse(row.try_get("tenant")?).map_err(damaged)?,
+        environment: row
+            .try_get::<Option<&str>, _>("environment")?
+            .map(Environment::parse)
+            .transpose()
+            .map_err(damaged)?,
         blob_key: BlobKey::parse(row.try_get("blob_key")?).map_err(damaged)?,
         content_type: row.try_get("content_type")?,
         bytes: u64::try_from(row.try_get::<i64, _>("bytes")?)
@@ -81,26 +90,27 @@ fn upload_from_row(row: &PgRow) -> Result<UploadRecord> {
     })
 }
 
-/// The advisory lock key of a thumbnail name: 32-bit FNV-1a of the environment, a 0xFF
+/// The advisory lock key of a thumbnail name: 32-bit FNV-1a of the namespace's key, a 0xFF
 /// separator (never in UTF-8) and the id. Stable across builds and processes, as it must be;
 /// a collision only makes two unrelated thumbnails take turns.
-fn lock_key(environment: Environment, id: &ThumbnailId) -> i32 {
+fn lock_key(namespace: &Namespace, id: &ThumbnailId) -> i32 {
     let mut hash: u32 = 0x811c_9dc5;
-    let bytes = environment.as_str().bytes().chain([0xff]);
+    let key = namespace.key();
+    let bytes = key.bytes().chain([0xff]);
     for b in bytes.chain(id.as_str().bytes()) {
         hash = (hash ^ u32::from(b)).wrapping_mul(0x0100_0193);
     }
     i32::from_ne_bytes(hash.to_ne_bytes())
 }
 
-/// Takes the advisory locks of `ids` (in environment `environment`) in ascending key order,
-/// each once, held until the transaction ends.
+/// Takes the advisory locks of `ids` (in `namespace`) in ascending key order, each once, held
+/// until the transaction ends.
 async fn lock_thumbnails(
     tx: &mut PgConnection,
-    environment: Environment,
+    namespace: &Namespace,
     ids: &[&ThumbnailId],
 ) -> Result<()> {
-    let mut keys: Vec<i32> = ids.iter().map(|id| lock_key(environment, id)).collect();
+    let mut keys: Vec<i32> = ids.iter().map(|id| lock_key(namespace, id)).collect();
     keys.sort_unstable();
     keys.dedup();
     for key in keys {
@@ -116,7 +126,7 @@ async fn lock_thumbnails(
 /// Deletes thumbnail `id` if no context references it (the caller holds its lock).
 async fn delete_unreferenced(
     tx: &mut PgConnection,
-    environment: Environment,
+    namespace: &Namespace,
     id: &ThumbnailId,
 ) -> Result<Option<ThumbnailRecord>> {
     sqlx::query(concat!(
@@ -125,7 +135,7 @@ async fn delete_unreferenced(
          WHERE c.environment = $1 AND c.thumbnail_id = $2) RETURNING ",
         thumbnail_columns!()
     ))
-    .bind(environment.as_str())
+    .bind(namespace.key())
     .bind(id.as_str().as_bytes())
     .fetch_optional(tx)
     .await?
@@ -152,7 +162,7 @@ pub(super) async fn create_job_idempotent(
              WHERE k.created_at <= $6",
         )
         .bind(key.client.as_bytes())
-        .bind(key.environment.as_str())
+        .bind(key.namespace().key())
         .bind(key.key.as_bytes())
         .bind(job.id.to_string())
         .bind(job.created_at.0)
@@ -167,7 +177,7 @@ pub(super) async fn create_job_idempotent(
              WHERE client = $1 AND environment = $2 AND key = $3",
         )
         .bind(key.client.as_bytes())
-        .bind(key.environment.as_str())
+        .bind(key.namespace().key())
         .bind(key.key.as_bytes())
         .fetch_optional(&mut *tx)
         .await?;
@@ -194,7 +204,7 @@ pub(super) async fn idempotent_job(
          WHERE client = $1 AND environment = $2 AND key = $3 AND created_at > $4",
     )
     .bind(key.client.as_bytes())
-    .bind(key.environment.as_str())
+    .bind(key.namespace().key())
     .bind(key.key.as_bytes())
     .bind(fresh_after.0)
     .fetch_optional(pool)
@@ -214,7 +224,7 @@ pub(super) async fn release_idempotency_key(
          WHERE client = $1 AND environment = $2 AND key = $3 AND job_id = $4::uuid",
     )
     .bind(key.client.as_bytes())
-    .bind(key.environment.as_str())
+    .bind(key.namespace().key())
     .bind(key.key.as_bytes())
     .bind(job.to_string())
     .execute(pool)
@@ -238,10 +248,12 @@ pub(super) async fn create_upload(pool: &PgPool, upload: &UploadRecord) -> Resul
         reason: "too large to record".into(),
     })?;
     sqlx::query(
-        "INSERT INTO uploads (ticket, blob_key, content_type, bytes, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO uploads (ticket, tenant, environment, blob_key, content_type, bytes, \
+         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(upload.ticket.as_str())
+    .bind(upload.tenant.as_str())
+    .bind(upload.environment.map(Environment::as_str))
     .bind(upload.blob_key.as_str())
     .bind(&upload.content_type)
     .bind(bytes)
@@ -296,12 +308,12 @@ pub(super) async fn purge_expired_uploads(
 
 /// See [`MetaStore::put_context`](thumbd_jobs::MetaStore::put_context).
 pub(super) async fn put_context(pool: &PgPool, context: &ContextRecord) -> Result<ContextChange> {
-    let env = context.environment;
+    let namespace = context.namespace();
     let mut tx = pool.begin().await?;
     let previous = lock_or_insert_context(&mut tx, context).await?;
     let old = previous.as_ref().map(|p| &p.thumbnail_id);
     let ids: Vec<&ThumbnailId> = old.into_iter().chain([&context.thumbnail_id]).collect();
-    lock_thumbnails(&mut tx, env, &ids).await?;
+    lock_thumbnails(&mut tx, &namespace, &ids).await?;
     let mut deleted_thumbnail = None;
     if let Some(old) = old {
         // A replacement keeps the first created_at.
@@ -309,7 +321,7 @@ pub(super) async fn put_context(pool: &PgPool, context: &ContextRecord) -> Resul
             "UPDATE contexts SET thumbnail_id = $3, body = $4::json, updated_at = $5 \
              WHERE environment = $1 AND context_id = $2",
         )
-        .bind(env.as_str())
+        .bind(namespace.key())
         .bind(context.context_id.as_str().as_bytes())
         .bind(context.thumbnail_id.as_str().as_bytes())
         .bind(&context.body)
@@ -317,7 +329,7 @@ pub(super) async fn put_context(pool: &PgPool, context: &ContextRecord) -> Resul
         .execute(&mut *tx)
         .await?;
         if *old != context.thumbnail_id {
-            deleted_thumbnail = delete_unreferenced(&mut tx, env, old).await?;
+            deleted_thumbnail = delete_unreferenced(&mut tx, &namespace, old).await?;
         }
     }
     tx.commit().await?;
@@ -339,7 +351,7 @@ async fn lock_or_insert_context(
             context_columns!(),
             " FROM contexts WHERE environment = $1 AND context_id = $2 FOR UPDATE"
         ))
-        .bind(context.environment.as_str())
+        .bind(context.namespace().key())
         .bind(context.context_id.as_str().as_bytes())
         .fetch_optional(&mut **tx)
         .await?;
@@ -351,7 +363,7 @@ async fn lock_or_insert_context(
              updated_at) VALUES ($1, $2, $3, $4::json, $5, $6) \
              ON CONFLICT (environment, context_id) DO NOTHING",
         )
-        .bind(context.environment.as_str())
+        .bind(context.namespace().key())
         .bind(context.context_id.as_str().as_bytes())
         .bind(context.thumbnail_id.as_str().as_bytes())
         .bind(&context.body)
@@ -370,7 +382,7 @@ async fn lock_or_insert_context(
 /// See [`MetaStore::context`](thumbd_jobs::MetaStore::context).
 pub(super) async fn context(
     pool: &PgPool,
-    environment: Environment,
+    namespace: &Namespace,
     id: &ContextId,
 ) -> Result<Option<ContextRecord>> {
     sqlx::query(concat!(
@@ -378,7 +390,7 @@ pub(super) async fn context(
         context_columns!(),
         " FROM contexts WHERE environment = $1 AND context_id = $2"
     ))
-    .bind(environment.as_str())
+    .bind(namespace.key())
     .bind(id.as_str().as_bytes())
     .fetch_optional(pool)
     .await?
@@ -390,7 +402,7 @@ pub(super) async fn context(
 /// See [`MetaStore::delete_context`](thumbd_jobs::MetaStore::delete_context).
 pub(super) async fn delete_context(
     pool: &PgPool,
-    environment: Environment,
+    namespace: &Namespace,
     id: &ContextId,
 ) -> Result<Option<ContextChange>> {
     let mut tx = pool.begin().await?;
@@ -400,16 +412,15 @@ pub(super) async fn delete_context(
          RETURNING ",
         context_columns!()
     ))
-    .bind(environment.as_str())
+    .bind(namespace.key())
     .bind(id.as_str().as_bytes())
     .fetch_optional(&mut *tx)
     .await?;
     let Some(previous) = previous.as_ref().map(context_from_row).transpose()? else {
         return Ok(None);
     };
-    lock_thumbnails(&mut tx, environment, &[&previous.thumbnail_id]).await?;
-    let deleted_thumbnail =
-        delete_unreferenced(&mut tx, environment, &previous.thumbnail_id).await?;
+    lock_thumbnails(&mut tx, namespace, &[&previous.thumbnail_id]).await?;
+    let deleted_thumbnail = delete_unreferenced(&mut tx, namespace, &previous.thumbnail_id).await?;
     tx.commit().await?;
     Ok(Some(ContextChange {
         previous: Some(previous),
@@ -422,15 +433,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lock_keys_are_fnv1a_and_per_environment() {
-        // Every process must compute the same key: pinned to FNV-1a's values.
+    fn lock_keys_are_fnv1a_and_per_namespace() {
+        // Every process must compute the same key: pinned to FNV-1a's values (the default
+        // tenant's are those of the environment alone, as before tenants).
         let id = ThumbnailId::parse("cover/42").unwrap();
-        assert_eq!(lock_key(Environment::Development, &id), 0x07d5_f0fd);
-        assert_eq!(lock_key(Environment::Production, &id), 0x71f1_0fad);
+        let dev = Namespace::default_tenant(Environment::Development);
+        assert_eq!(lock_key(&dev, &id), 0x07d5_f0fd);
+        assert_eq!(
+            lock_key(&Namespace::default_tenant(Environment::Production), &id),
+            0x71f1_0fad
+        );
+        let acme = Namespace::new(Tenant::parse("acme").unwrap(), Environment::Development);
+        assert_ne!(lock_key(&acme, &id), lock_key(&dev, &id));
         let nul = ThumbnailId::parse("a\0b").unwrap();
         assert_ne!(
-            lock_key(Environment::Development, &nul),
-            lock_key(Environment::Development, &ThumbnailId::parse("a").unwrap())
+            lock_key(&dev, &nul),
+            lock_key(&dev, &ThumbnailId::parse("a").unwrap())
         );
     }
 }

@@ -26,6 +26,7 @@ pub async fn schema(test: &str) -> Option<TestSchema> {
 /// A queued job for `thumbnail_id` in `development`.
 pub fn queued(thumbnail_id: &str, created_at: Timestamp) -> JobRecord {
     let message = JobMessage {
+        tenant: thumbd_jobs::Tenant::default(),
         job_id: None,
         environment: Environment::Development,
         thumbnail_id: ThumbnailId::parse(thumbnail_id).unwrap(),

@@ -12,14 +12,18 @@ use sqlx::sqlite::SqliteRow;
 use super::{SqliteDb, thumbnail_from_row};
 use crate::associations::{Claim, ContextChange, ContextRecord, IdempotencyKey, UploadRecord};
 use crate::error::{Error, Result};
-use crate::ids::{BlobKey, ContextId, Environment, JobId, ThumbnailId, UploadTicket};
+use crate::ids::{
+    BlobKey, ContextId, Environment, JobId, Namespace, Tenant, ThumbnailId, UploadTicket,
+};
 use crate::job::{JobRecord, ThumbnailRecord};
 use crate::timestamp::Timestamp;
 
 fn context_from_row(row: &SqliteRow) -> Result<ContextRecord> {
     let damaged = |e: Error| Error::Damaged(format!("context row: {e}"));
+    let namespace = Namespace::from_key(row.try_get("environment")?).map_err(damaged)?;
     Ok(ContextRecord {
-        environment: Environment::parse(row.try_get("environment")?).map_err(damaged)?,
+        tenant: namespace.tenant,
+        environment: namespace.environment,
         context_id: ContextId::parse(row.try_get("context_id")?).map_err(damaged)?,
         thumbnail_id: ThumbnailId::parse(row.try_get("thumbnail_id")?).map_err(damaged)?,
         body: row.try_get("body")?,
@@ -32,6 +36,12 @@ fn upload_from_row(row: &SqliteRow) -> Result<UploadRecord> {
     let damaged = |e: Error| Error::Damaged(format!("upload row: {e}"));
     Ok(UploadRecord {
         ticket: UploadTicket::parse(row.try_get("ticket")?).map_err(damaged)?,
+        tenant: Tenant::parse(row.try_get("tenant")?).map_err(damaged)?,
+        environment: row
+            .try_get::<Option<&str>, _>("environment")?
+            .map(Environment::parse)
+            .transpose()
+            .map_err(damaged)?,
         blob_key: BlobKey::parse(row.try_get("blob_key")?).map_err(damaged)?,
         content_type: row.try_get("content_type")?,
         bytes: u64::try_from(row.try_get::<i64, _>("bytes")?)
@@ -55,7 +65,7 @@ pub(super) async fn create_job_idempotent(
          WHERE client = ? AND environment = ? AND key = ?",
     )
     .bind(&key.client)
-    .bind(key.environment.as_str())
+    .bind(key.namespace().key())
     .bind(&key.key)
     .fetch_optional(&mut *tx)
     .await?;
@@ -74,7 +84,7 @@ pub(super) async fn create_job_idempotent(
          DO UPDATE SET job_id = excluded.job_id, created_at = excluded.created_at",
     )
     .bind(&key.client)
-    .bind(key.environment.as_str())
+    .bind(key.namespace().key())
     .bind(&key.key)
     .bind(job.id.to_string())
     .bind(job.created_at.0)
@@ -96,7 +106,7 @@ pub(super) async fn idempotent_job(
          WHERE client = ? AND environment = ? AND key = ? AND created_at > ?",
     )
     .bind(&key.client)
-    .bind(key.environment.as_str())
+    .bind(key.namespace().key())
     .bind(&key.key)
     .bind(fresh_after.0)
     .fetch_optional(&mut *db.read().await?)
@@ -116,7 +126,7 @@ pub(super) async fn release_idempotency_key(
          WHERE client = ? AND environment = ? AND key = ? AND job_id = ?",
     )
     .bind(&key.client)
-    .bind(key.environment.as_str())
+    .bind(key.namespace().key())
     .bind(&key.key)
     .bind(job.to_string())
     .execute(&mut *db.write().await?)
@@ -138,10 +148,12 @@ pub(super) async fn create_upload(db: &SqliteDb, upload: &UploadRecord) -> Resul
     let bytes =
         i64::try_from(upload.bytes).map_err(|_| Error::invalid("upload", "too large to record"))?;
     sqlx::query(
-        "INSERT INTO uploads (ticket, blob_key, content_type, bytes, created_at, expires_at) \
-         VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO uploads (ticket, tenant, environment, blob_key, content_type, bytes, \
+         created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(upload.ticket.as_str())
+    .bind(upload.tenant.as_str())
+    .bind(upload.environment.map(Environment::as_str))
     .bind(upload.blob_key.as_str())
     .bind(&upload.content_type)
     .bind(bytes)
@@ -190,11 +202,12 @@ pub(super) async fn purge_expired_uploads(
 
 /// See [`MetaStore::put_context`](crate::MetaStore::put_context).
 pub(super) async fn put_context(db: &SqliteDb, context: &ContextRecord) -> Result<ContextChange> {
-    let env = context.environment.as_str();
+    let namespace = context.namespace();
+    let env = namespace.key();
     let mut conn = db.write().await?;
     let mut tx = conn.begin().await?;
     let previous = sqlx::query("SELECT * FROM contexts WHERE environment = ? AND context_id = ?")
-        .bind(env)
+        .bind(&env)
         .bind(context.context_id.as_str())
         .fetch_optional(&mut *tx)
         .await?
@@ -208,7 +221,7 @@ pub(super) async fn put_context(db: &SqliteDb, context: &ContextRecord) -> Resul
          DO UPDATE SET thumbnail_id = excluded.thumbnail_id, body = excluded.body, \
          updated_at = excluded.updated_at",
     )
-    .bind(env)
+    .bind(&env)
     .bind(context.context_id.as_str())
     .bind(context.thumbnail_id.as_str())
     .bind(&context.body)
@@ -218,7 +231,7 @@ pub(super) async fn put_context(db: &SqliteDb, context: &ContextRecord) -> Resul
     .await?;
     let deleted_thumbnail = match &previous {
         Some(p) if p.thumbnail_id != context.thumbnail_id => {
-            delete_unreferenced(&mut tx, context.environment, &p.thumbnail_id).await?
+            delete_unreferenced(&mut tx, &namespace, &p.thumbnail_id).await?
         }
         _ => None,
     };
@@ -232,11 +245,11 @@ pub(super) async fn put_context(db: &SqliteDb, context: &ContextRecord) -> Resul
 /// See [`MetaStore::context`](crate::MetaStore::context).
 pub(super) async fn context(
     db: &SqliteDb,
-    environment: Environment,
+    namespace: &Namespace,
     id: &ContextId,
 ) -> Result<Option<ContextRecord>> {
     sqlx::query("SELECT * FROM contexts WHERE environment = ? AND context_id = ?")
-        .bind(environment.as_str())
+        .bind(namespace.key())
         .bind(id.as_str())
         .fetch_optional(&mut *db.read().await?)
         .await?
@@ -248,14 +261,14 @@ pub(super) async fn context(
 /// See [`MetaStore::delete_context`](crate::MetaStore::delete_context).
 pub(super) async fn delete_context(
     db: &SqliteDb,
-    environment: Environment,
+    namespace: &Namespace,
     id: &ContextId,
 ) -> Result<Option<ContextChange>> {
     let mut conn = db.write().await?;
     let mut tx = conn.begin().await?;
     let previous =
         sqlx::query("DELETE FROM contexts WHERE environment = ? AND context_id = ? RETURNING *")
-            .bind(environment.as_str())
+            .bind(namespace.key())
             .bind(id.as_str())
             .fetch_optional(&mut *tx)
             .await?
@@ -265,8 +278,7 @@ pub(super) async fn delete_context(
     let Some(previous) = previous else {
         return Ok(None);
     };
-    let deleted_thumbnail =
-        delete_unreferenced(&mut tx, environment, &previous.thumbnail_id).await?;
+    let deleted_thumbnail = delete_unreferenced(&mut tx, namespace, &previous.thumbnail_id).await?;
     tx.commit().await?;
     Ok(Some(ContextChange {
         previous: Some(previous),
@@ -277,14 +289,14 @@ pub(super) async fn delete_context(
 /// Deletes thumbnail `id` if no context references it any more; returns what was deleted.
 async fn delete_unreferenced(
     tx: &mut sqlx::SqliteConnection,
-    environment: Environment,
+    namespace: &Namespace,
     id: &ThumbnailId,
 ) -> Result<Option<ThumbnailRecord>> {
     sqlx::query(
         "DELETE FROM thumbnails WHERE environment = ?1 AND thumbnail_id = ?2 AND NOT EXISTS \
          (SELECT 1 FROM contexts WHERE environment = ?1 AND thumbnail_id = ?2) RETURNING *",
     )
-    .bind(environment.as_str())
+    .bind(namespace.key())
     .bind(id.as_str())
     .fetch_optional(tx)
     .await?
