@@ -85,6 +85,7 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
                 concurrency: settings.workers,
                 prefetch: settings.prefetch,
                 downloads: settings.downloads,
+                downloads_per_tenant: settings.downloads_per_tenant,
                 pixel_budget: settings.pixel_budget,
                 spec: settings.thumb_spec(),
                 fetch: thumbd_fetch::FetchOptions {

@@ -120,6 +120,11 @@ pub const KEYS: &[Key] = &[
         help: "URL sources a worker downloads at once, in slots of their own (a slow source never holds a `prefetch` slot)",
     },
     Key {
+        name: "downloads_per_tenant",
+        default: "8",
+        help: "of those, how many one tenant may hold at once (its next URL source waits in the queue)",
+    },
+    Key {
         name: "pixel_budget",
         default: "100000000",
         help: "decoding memory at once across a process's jobs, in pixels of 4 bytes (default 400 MB); a job counts what its decode really holds (a progressive JPEG's coefficients too)",
@@ -238,6 +243,7 @@ pub struct Settings {
     pub async_threads: Option<usize>,
     pub prefetch: usize,
     pub downloads: usize,
+    pub downloads_per_tenant: usize,
     pub pixel_budget: u64,
     pub max_body_bytes: usize,
     pub max_pixels: u64,
@@ -414,6 +420,7 @@ impl Settings {
                 Some(_) => p.positive("prefetch"),
             },
             downloads: p.positive("downloads"),
+            downloads_per_tenant: p.positive("downloads_per_tenant"),
             pixel_budget: p.positive("pixel_budget"),
             max_body_bytes: p.positive("max_body_bytes"),
             max_pixels: p.positive("max_pixels"),

@@ -21,6 +21,9 @@ pub struct WorkerOptions {
     /// one of these slots, not in one of the `prefetch` ones, so slow sources never keep
     /// image jobs from being leased. Default 16 (at most 16 × the input limit in memory).
     pub downloads: usize,
+    /// Of those, how many one tenant may hold at once; its next URL source waits in the
+    /// queue meanwhile. Default 8.
+    pub downloads_per_tenant: usize,
     /// Decoding memory allowed at once across all jobs, in pixels of 4 bytes: the budget is
     /// `pixel_budget × 4` bytes, and each job is admitted by what thumbcore says decoding
     /// its image will hold ([`ThumbSpec::decode_cost`]: decoded pixels, a progressive
@@ -65,6 +68,7 @@ impl Default for WorkerOptions {
             concurrency,
             prefetch: 2 * concurrency,
             downloads: 16,
+            downloads_per_tenant: 8,
             pixel_budget: 100_000_000,
             max_deliveries: 5,
             retry_base: Duration::from_secs(1),

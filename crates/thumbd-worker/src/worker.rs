@@ -8,13 +8,14 @@ use sha2::Digest as _;
 use thumbcore::{Thumbnail, Thumbnailer};
 use thumbd_jobs::{
     BlobKey, BlobStore, JobEvents, JobFailure, JobId, JobMessage, JobQueue, JobRecord, JobResult,
-    JobSource, Lease, LocalRun, LocalWorker, MetaStore, Timestamp, views::StatusView,
+    JobSource, Lease, LocalRun, LocalWorker, MetaStore, Tenant, Timestamp, views::StatusView,
 };
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
+use crate::downloads::Downloads;
 use crate::options::WorkerOptions;
 use crate::outcome::{Outcome, StepError};
 
@@ -43,8 +44,9 @@ pub struct Worker {
     /// leased ones: `prefetch` of them.
     local_slots: Arc<Semaphore>,
     local_permits: u32,
-    /// Jobs with a URL source in hand at once in [`Worker::run`], besides `prefetch` others.
-    downloads: Arc<Semaphore>,
+    /// Jobs with a URL source in hand at once in [`Worker::run`], besides `prefetch` others,
+    /// in all and per tenant.
+    downloads: Arc<Downloads>,
     /// Threads that run thumbcore: `concurrency` of them, at a lower CPU priority than the
     /// async runtime (and its blocking pool, which does file I/O for the API).
     images: Arc<rayon::ThreadPool>,
@@ -63,9 +65,12 @@ impl std::fmt::Debug for Worker {
 /// Pixels per budget permit: semaphores count in `u32`, budgets reach billions.
 const PIXELS_PER_PERMIT: u64 = 1024;
 
-/// Deliveries a URL source that keeps failing transiently (unreachable, 5xx, timeout) is
-/// tried before its job fails with `SourceFetchFailed`.
+/// Attempts at a URL source that keeps failing transiently (unreachable, 5xx, timeout)
+/// before its job fails with `SourceFetchFailed`.
 const URL_FETCH_ATTEMPTS: u32 = 3;
+
+/// How long a URL source's job whose tenant already downloads its share waits in the queue.
+const TENANT_DEFER: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Worker {
     /// A worker over the three backends; `events` tells waiting requests in this process.
@@ -102,7 +107,7 @@ impl Worker {
             .min(Thumbnailer::DEFAULT_SPARE_LIMIT),
             local_slots: Arc::new(Semaphore::new(local_permits as usize)),
             local_permits,
-            downloads: Arc::new(Semaphore::new(options.downloads.max(1))),
+            downloads: Downloads::new(options.downloads, options.downloads_per_tenant),
             images: Arc::new(images),
             fetcher: thumbd_fetch::Fetcher::new(options.fetch.clone()),
             options,
@@ -152,23 +157,27 @@ impl Worker {
                 Ok(Some(lease)) => {
                     failures = 0;
                     let worker = self.clone();
-                    let downloads = self.downloads.clone();
                     tasks.spawn(async move {
                         // A URL source trades its slot for a download slot: the loop leases
                         // the next job while a remote server takes its time. When every
-                        // download slot is taken it waits for one, its lease kept alive.
-                        let slot = if has_url_source(&lease) {
-                            let download = worker
-                                .heartbeat_while(Some(&lease), downloads.acquire_owned())
-                                .await
-                                .expect("never closed");
-                            drop(slot);
-                            download
-                        } else {
-                            slot
+                        // download slot is taken it waits for one, its lease kept alive. A
+                        // tenant already downloading its share here waits in the queue.
+                        let (slot, turn) = match url_source_tenant(&lease) {
+                            None => (slot, None),
+                            Some(tenant) => {
+                                let Some(turn) = worker.downloads.tenant_turn(&tenant) else {
+                                    drop(slot);
+                                    return worker.defer(lease, &tenant).await;
+                                };
+                                let download = worker
+                                    .heartbeat_while(Some(&lease), worker.downloads.slot())
+                                    .await;
+                                drop(slot);
+                                (download, Some(turn))
+                            }
                         };
                         let outcome = worker.process_one(lease).await;
-                        drop(slot);
+                        drop((slot, turn));
                         outcome
                     });
                 }
@@ -193,6 +202,23 @@ impl Worker {
         // And the jobs the API handed over (their requests may have stopped waiting).
         let _ = self.local_slots.acquire_many(self.local_permits).await;
         tracing::info!("worker stopped");
+    }
+
+    /// Puts back a delivery whose tenant already downloads its share of sources here: it
+    /// comes back after [`TENANT_DEFER`], nothing done (a retry is not a delivery).
+    async fn defer(&self, lease: Lease, tenant: &Tenant) -> Outcome {
+        let job = JobMessage::parse(&lease.payload)
+            .ok()
+            .and_then(|m| m.job_id)
+            .unwrap_or_else(|| JobId::derived_from(&lease.payload));
+        tracing::debug!(job_id = %job, %tenant, "the tenant's download slots are taken: deferred");
+        match self.queue.retry(&lease, TENANT_DEFER).await {
+            Ok(true) => Outcome::Retried {
+                job,
+                delay: TENANT_DEFER,
+            },
+            Ok(false) | Err(_) => Outcome::LeaseLost { job },
+        }
     }
 
     /// Processes one delivery completely, settling its lease (ack, retry or dead-letter),
@@ -375,10 +401,7 @@ impl Worker {
         let work = async {
             let original = match original {
                 Some(bytes) => bytes,
-                None => {
-                    let retries = lease.map_or(0, |l| l.retries);
-                    self.source_bytes(&message.source, retries).await?
-                }
+                None => self.source_bytes(&message.source, job.attempts).await?,
             };
             self.thumbnail(original).await
         };
@@ -460,9 +483,10 @@ impl Worker {
             .await)
     }
 
-    /// The original's bytes. `retries`: how often the job was retried before (a URL that
-    /// keeps failing transiently is tried [`URL_FETCH_ATTEMPTS`] times).
-    async fn source_bytes(&self, source: &JobSource, retries: u32) -> Result<Bytes, StepError> {
+    /// The original's bytes. `attempts`: the job's starts, this one included (a URL that
+    /// keeps failing transiently is tried [`URL_FETCH_ATTEMPTS`] times; a job deferred for
+    /// its tenant's share was not started).
+    async fn source_bytes(&self, source: &JobSource, attempts: u32) -> Result<Bytes, StepError> {
         match source {
             JobSource::Blob { blob_key } => self.blobs.get(blob_key).await?.ok_or_else(|| {
                 tracing::warn!(blob = %blob_key, "the job's original does not exist");
@@ -478,7 +502,7 @@ impl Worker {
                 Ok(Bytes::from(bytes))
             }
             JobSource::Url { url } => self.fetcher.fetch(url).await.map_err(|e| {
-                if e.is_transient() && retries + 1 < URL_FETCH_ATTEMPTS {
+                if e.is_transient() && attempts < URL_FETCH_ATTEMPTS {
                     StepError::Transient(thumbd_jobs::Error::unavailable("URL source", &e))
                 } else {
                     StepError::permanent(e.code(), e.to_string())
@@ -718,9 +742,12 @@ impl Worker {
     }
 }
 
-/// Whether a delivery's job downloads its source (a malformed payload does not).
-fn has_url_source(lease: &Lease) -> bool {
-    JobMessage::parse(&lease.payload).is_ok_and(|m| matches!(m.source, JobSource::Url { .. }))
+/// The tenant of a delivery whose job downloads its source (a malformed payload does not).
+fn url_source_tenant(lease: &Lease) -> Option<Tenant> {
+    JobMessage::parse(&lease.payload)
+        .ok()
+        .filter(|m| matches!(m.source, JobSource::Url { .. }))
+        .map(|m| m.tenant)
 }
 
 /// [`Worker::local`].

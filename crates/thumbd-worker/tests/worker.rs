@@ -148,10 +148,22 @@ impl Rig {
         self.enqueue(JobId::new(), id, JobSource::Url { url }).await
     }
 
+    /// A `{"url": …}` job of `tenant`.
+    async fn submit_url_for(&self, tenant: &str, id: &str, url: String) -> JobId {
+        self.enqueue_for(tenant, JobId::new(), id, JobSource::Url { url })
+            .await
+    }
+
     /// Queued record, then message.
     async fn enqueue(&self, job: JobId, id: &str, source: JobSource) -> JobId {
+        self.enqueue_for(thumbd_jobs::Tenant::DEFAULT, job, id, source)
+            .await
+    }
+
+    /// Queued record of `tenant`, then message.
+    async fn enqueue_for(&self, tenant: &str, job: JobId, id: &str, source: JobSource) -> JobId {
         let message = JobMessage {
-            tenant: thumbd_jobs::Tenant::default(),
+            tenant: thumbd_jobs::Tenant::parse(tenant).unwrap(),
             job_id: Some(job),
             environment: Environment::Development,
             thumbnail_id: ThumbnailId::parse(id).unwrap(),
@@ -691,6 +703,58 @@ async fn slow_url_sources_do_not_keep_image_jobs_from_running() {
     }
     open.send(true).unwrap();
     for id in slow {
+        assert_eq!(
+            finished_within(&rig.store, id, Duration::from_secs(20)).await,
+            Some(JobStatus::Succeeded)
+        );
+    }
+    stop.cancel();
+    run.await.unwrap();
+}
+
+#[tokio::test]
+async fn one_tenant_downloads_at_most_its_share_of_sources() {
+    // Four download slots, one per tenant: tenant a's second slow source waits in the queue
+    // (holding nothing), and tenant b's source is not held back by a's.
+    let rig = rig(
+        0,
+        WorkerOptions {
+            downloads: 4,
+            downloads_per_tenant: 1,
+            fetch: FetchOptions {
+                allow_private: true,
+                timeout: Duration::from_secs(60),
+                ..FetchOptions::default()
+            },
+            ..WorkerOptions::default()
+        },
+    )
+    .await;
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let slow = serve_gated(png(300, 200), gate).await;
+    let fast = serve(vec![("b.png", 200, png(200, 300))]).await;
+    let a1 = rig
+        .submit_url_for("a", "a-1", format!("{slow}/1.png"))
+        .await;
+    let a2 = rig
+        .submit_url_for("a", "a-2", format!("{slow}/2.png"))
+        .await;
+    let b = rig.submit_url_for("b", "b", format!("{fast}/b.png")).await;
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(rig.worker.clone().run(stop.clone()));
+    assert_eq!(
+        finished_within(&rig.store, b, Duration::from_secs(10)).await,
+        Some(JobStatus::Succeeded),
+        "tenant b's source while tenant a's is still answering"
+    );
+    let a2_record = rig.store.job(a2).await.unwrap().unwrap();
+    assert_eq!(
+        (a2_record.status, a2_record.attempts),
+        (JobStatus::Queued, 0),
+        "a's second source waits, not started"
+    );
+    open.send(true).unwrap();
+    for id in [a1, a2] {
         assert_eq!(
             finished_within(&rig.store, id, Duration::from_secs(20)).await,
             Some(JobStatus::Succeeded)
