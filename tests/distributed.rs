@@ -207,6 +207,18 @@ fn producers_publish_straight_to_the_exchange() {
             "replyTo": reply_to,
         });
         publish(serde_json::to_vec(&message).unwrap()).await;
+        // …the same thumbnailId for another tenant…
+        let other = serde_json::json!({
+            "jobId": TENANT_JOB,
+            "tenant": "acme",
+            "environment": "production",
+            "thumbnailId": "from-a-producer",
+            "source": {
+                "inline": base64::engine::general_purpose::STANDARD.encode(png(200, 300, 2)),
+                "contentType": "image/png"
+            },
+        });
+        publish(serde_json::to_vec(&other).unwrap()).await;
         // …and a malformed one.
         publish(b"{\"thumbnailId\": 42".to_vec()).await;
 
@@ -250,8 +262,32 @@ fn producers_publish_straight_to_the_exchange() {
     }
     // The producer's job has a status record like any other.
     assert_eq!(c.status(job)["status"], "succeeded");
+    // The tenant's job made the tenant's thumbnail, and only the tenant sees it.
+    let acme = c.token_for_tenant("acme");
+    let get = |path: &str, token: &str| {
+        let mut r = cluster::agent()
+            .get(format!("{}{path}", c.api()))
+            .header("authorization", &format!("Bearer {token}"))
+            .call()
+            .unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_vec().unwrap())
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = format!("/v1/status/{TENANT_JOB}");
+    while !String::from_utf8_lossy(&get(&status, &acme).1).contains("succeeded") {
+        assert!(Instant::now() < deadline, "the tenant's job never finished");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(get(&status, &c.token).0, 404, "another tenant's job");
+    let thumb = "/v1/thumbnails/from-a-producer?environment=production";
+    let (mine, theirs) = (get(thumb, &c.token), get(thumb, &acme));
+    assert_eq!((mine.0, theirs.0), (200, 200));
+    assert_ne!(mine.1, theirs.1, "one thumbnail per tenant");
     c.sigterm_all();
 }
+
+/// The job a producer publishes for the tenant `acme`.
+const TENANT_JOB: &str = "0192e4a0-0000-7000-8000-0000000acbe0";
 
 #[test]
 fn the_readme_pika_producer_runs_as_written() {

@@ -86,6 +86,25 @@ impl Cluster {
         })
     }
 
+    /// A read-write token of `tenant`, minted as the processes' secret allows.
+    pub fn token_for_tenant(&self, tenant: &str) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_thumbd"))
+            .args([
+                "token",
+                "--scope",
+                "thumbnails:write",
+                "--scope",
+                "thumbnails:read",
+                "--tenant",
+                tenant,
+            ])
+            .env("THUMBD_JWT_SECRET", SECRET)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
     pub fn spawn(&self, role: &str, name: &str) -> Proc {
         self.spawn_with(role, name, 1)
     }

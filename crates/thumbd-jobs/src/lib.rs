@@ -1,7 +1,8 @@
 //! thumbd-jobs: the job model and the three storage roles every thumbd process uses.
 //!
 //! - Identifiers, validated once with `parse`: [`JobId`], [`ThumbnailId`] (1–255 bytes, any
-//!   characters, never a path), [`Environment`], [`BlobKey`] (made by thumbd).
+//!   characters, never a path), [`Environment`], [`Tenant`], [`BlobKey`] (made by thumbd);
+//!   a [`Namespace`] (a tenant's environment) scopes every client key.
 //! - The model: [`JobMessage`] (the public queue message of SPEC §5), [`JobRecord`] and its
 //!   [`JobStatus`], [`ThumbnailRecord`].
 //! - The roles, as object-safe traits: [`JobQueue`] (leases, ack, retry, dead-letter),
@@ -18,12 +19,15 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use thumbd_jobs::{Environment, JobMessage, JobQueue, JobSource, SqliteDb, SqliteJobQueue, ThumbnailId};
+//! use thumbd_jobs::{
+//!     Environment, JobMessage, JobQueue, JobSource, SqliteDb, SqliteJobQueue, Tenant, ThumbnailId,
+//! };
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let queue = SqliteJobQueue::unlocked(SqliteDb::in_memory().await?, Duration::from_secs(30));
 //! let message = JobMessage {
 //!     job_id: None,
+//!     tenant: Tenant::default(),
 //!     environment: Environment::parse("development")?,
 //!     thumbnail_id: ThumbnailId::parse("cover/42")?,
 //!     source: JobSource::Url { url: "https://example.com/cover.png".into() },

@@ -11,14 +11,15 @@
 //! - [`TestSchema`]: a throwaway schema per test, so tests share one database.
 //!
 //! ```no_run
-//! use thumbd_jobs::{Environment, MetaStore, ThumbnailId};
+//! use thumbd_jobs::{Environment, MetaStore, Namespace, Tenant, ThumbnailId};
 //! use thumbd_postgres::PgMetaStore;
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let store = PgMetaStore::connect("postgres://thumbd@db.internal/thumbd").await?;
 //! store.ping().await?;
 //! let id = ThumbnailId::parse("cover/42")?;
-//! if let Some(thumb) = store.thumbnail(Environment::Production, &id).await? {
+//! let acme = Namespace::new(Tenant::parse("acme")?, Environment::Production);
+//! if let Some(thumb) = store.thumbnail(&acme, &id).await? {
 //!     println!("{id} is {} bytes at {}", thumb.result.bytes, thumb.result.blob_key);
 //! }
 //! # Ok::<(), thumbd_jobs::Error>(()) }).unwrap();
