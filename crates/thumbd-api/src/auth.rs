@@ -228,7 +228,8 @@ impl Auth {
     }
 
     /// The subject of the request's token if it carries a valid one (signature, `exp`),
-    /// whatever its scopes; for rate limiting. `None` with auth off.
+    /// whatever its scopes, as `TENANT/SUBJECT` for a tenant other than `default` (tenants
+    /// name their clients independently); for rate limiting. `None` with auth off.
     pub fn subject(&self, headers: &HeaderMap) -> Option<String> {
         let Mode::Jwt { key, validation } = &self.mode else {
             return None;
@@ -241,10 +242,18 @@ impl Auth {
             .filter(|(kind, _)| kind.eq_ignore_ascii_case("bearer"))?
             .1
             .trim();
-        jsonwebtoken::decode::<Claims>(token, key, validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, key, validation)
             .ok()?
-            .claims
-            .sub
+            .claims;
+        let subject = claims.sub?;
+        match claims
+            .other
+            .get(&self.tenant_claim)
+            .and_then(serde_json::Value::as_str)
+        {
+            Some(tenant) if tenant != Tenant::DEFAULT => Some(format!("{tenant}/{subject}")),
+            _ => Some(subject),
+        }
     }
 
     /// Checks the request's bearer token for `scope` in `environment` (when known).

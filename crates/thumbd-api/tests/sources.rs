@@ -743,6 +743,24 @@ async fn rate_limit_per_client_hit_and_recovered() {
         )
     );
     assert_eq!(rig.http(&base, send(&other)).await.code(), "JobNotFound");
+    // So has the same subject in another tenant.
+    let mut claims = thumbd_api::Claims::new(
+        "tester",
+        &[thumbd_api::Scope::Read],
+        None,
+        Duration::from_secs(60),
+    );
+    claims.other.insert("tenant".into(), "acme".into());
+    let same_subject_other_tenant = format!(
+        "Bearer {}",
+        thumbd_api::mint_hs256_claims(&secrecy::SecretString::from(SECRET), &claims)
+    );
+    assert_eq!(
+        rig.http(&base, send(&same_subject_other_tenant))
+            .await
+            .code(),
+        "JobNotFound"
+    );
     assert_eq!(
         rig.http(&base, get("/healthz", None)).await.status,
         StatusCode::OK
