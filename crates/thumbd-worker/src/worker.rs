@@ -340,12 +340,14 @@ impl Worker {
             code: code.into(),
             message: msg,
         };
-        if self
+        let applied = self
             .store
             .finish_failed(id, &failure, Timestamp::now())
-            .await?
-        {
-            self.store.make_durable(id).await?;
+            .await?;
+        // Durable before anyone hears of it and before the caller deletes the original —
+        // also when another delivery finished it first: that one may have stopped short.
+        self.store.make_durable(id).await?;
+        if applied {
             self.finished(id, message, None).await;
         }
         Ok(())
@@ -424,11 +426,10 @@ impl Worker {
             .written(usize::try_from(result.bytes).unwrap_or(usize::MAX));
         let now = Timestamp::now();
         let finished = self.store.finish_succeeded(id, &result, now).await?;
-        if finished.applied {
-            // Before the original goes and before anyone hears of it (a 201 follows): a
-            // record lost to a power loss would run the job again without its original.
-            self.store.make_durable(id).await?;
-        }
+        // Before the original goes and before anyone hears of it (a 201 follows): a record
+        // lost to a power loss would run the job again without its original. Also when
+        // another delivery finished it first: that one may not have got this far.
+        self.store.make_durable(id).await?;
         for orphan in &finished.orphaned {
             if let Err(e) = self.blobs.delete(orphan).await {
                 tracing::warn!(blob = %orphan, error = %e, "cannot delete a replaced thumbnail");

@@ -58,6 +58,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "upload_scope",
         include_str!("../../migrations/0006_upload_scope.sql"),
     ),
+    (
+        7,
+        "durable_marks",
+        include_str!("../../migrations/0007_durable_marks.sql"),
+    ),
 ];
 
 /// One SQLite database: a single writer connection (SQLite has one writer at a time; one

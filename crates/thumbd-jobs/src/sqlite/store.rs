@@ -113,11 +113,13 @@ impl MetaStore for SqliteMetaStore {
 
     async fn make_durable(&self, id: JobId) -> Result<()> {
         // The worker's commits use NORMAL; this one syncs the WAL (Durability::Full), which
-        // is sequential, so the job's finish before it is on disk too. It needs a write to
-        // commit: `published` (a local run's job never was; a finished job is never swept,
-        // so the mark changes nothing else).
+        // is sequential, so the job's finish before it is on disk too. It must write a frame
+        // to have anything to sync: it bumps a sequence no other commit touches (migration 7).
         self.db
-            .execute_durable(MARK_PUBLISHED, |q| q.bind(id.to_string()))
+            .execute_durable(
+                "UPDATE durable_marks SET seq = seq + 1, job_id = ? WHERE id = 1",
+                |q| q.bind(id.to_string()),
+            )
             .await
     }
 
@@ -387,5 +389,48 @@ impl MetaStore for SqliteMetaStore {
             .execute(&mut *self.db.read().await?)
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{Environment, Tenant};
+    use crate::job::JobMessage;
+
+    /// A commit that writes no WAL frame syncs nothing: `make_durable` must always write one,
+    /// also for a job marked published long before (the usual case).
+    #[tokio::test]
+    async fn make_durable_always_writes_a_frame_to_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteMetaStore::new(SqliteDb::open(&path).await.unwrap());
+        let message = JobMessage {
+            job_id: Some(JobId::new()),
+            tenant: Tenant::default(),
+            environment: Environment::Production,
+            thumbnail_id: ThumbnailId::parse("durable").unwrap(),
+            source: JobSource::Url {
+                url: "https://example.invalid/x.png".into(),
+            },
+            reply_to: None,
+        };
+        let job = JobRecord::queued(message.job_id.unwrap(), &message, Timestamp::now());
+        store.create_job(&job).await.unwrap();
+        store.mark_published(job.id).await.unwrap();
+        let wal = |_: ()| {
+            std::fs::metadata(dir.path().join("t.db-wal"))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        };
+        for _ in 0..3 {
+            let before = wal(());
+            store.make_durable(job.id).await.unwrap();
+            assert!(
+                wal(()) > before,
+                "a frame was written ({before} bytes before)"
+            );
+        }
+        assert_eq!(store.db.durable_commits(), 3, "each committed with FULL");
     }
 }
