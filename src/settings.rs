@@ -261,6 +261,18 @@ pub struct Settings {
     pub log_json: bool,
 }
 
+/// Claims thumbd reads for their own meaning: none of them can name the tenant.
+const RESERVED_CLAIMS: &[&str] = &[
+    "sub",
+    "exp",
+    "iat",
+    "nbf",
+    "iss",
+    "aud",
+    "scope",
+    "environment",
+];
+
 /// The shortest HS256 secret accepted (RFC 7518 §3.2: a key at least as long as the hash).
 const MIN_SECRET_BYTES: usize = 32;
 
@@ -401,8 +413,11 @@ impl Settings {
             jwt_audience: p.optional("jwt_audience"),
             tenant_claim: {
                 let claim = p.text("tenant_claim").trim().to_owned();
-                if claim.is_empty() {
-                    p.error("tenant_claim", "must name a claim");
+                if claim.is_empty() || RESERVED_CLAIMS.contains(&claim.as_str()) {
+                    p.error(
+                        "tenant_claim",
+                        "must name a claim of its own, not one thumbd reads for something else (sub, exp, iat, nbf, iss, aud, scope, environment)",
+                    );
                 }
                 claim
             },
@@ -793,6 +808,16 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_tenant_claim_cannot_be_one_read_for_something_else() {
+        for claim in ["iss", "aud", "sub", "environment", ""] {
+            let errors = load(None, &[("THUMBD_TENANT_CLAIM", claim)], &[]).unwrap_err();
+            assert!(errors[0].contains("tenant_claim"), "{claim}: {errors:?}");
+        }
+        let s = load(None, &[("THUMBD_TENANT_CLAIM", "org_id")], &[]).unwrap();
+        assert_eq!(s.tenant_claim, "org_id");
     }
 
     #[test]

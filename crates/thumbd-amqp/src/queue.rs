@@ -458,6 +458,24 @@ impl JobQueue for AmqpJobQueue {
         .await
     }
 
+    async fn put_back(&self, lease: &Lease, delay: Duration) -> Result<bool> {
+        let queue = self.topology.retry_queue(delay).to_owned();
+        // Nothing counted: this delivery's count, and the retries so far.
+        let mut headers = FieldTable::default();
+        headers.insert(
+            headers::THUMBD_RETRIES.into(),
+            AMQPValue::LongLongInt(lease.retries.into()),
+        );
+        self.forward(
+            lease,
+            lease.deliveries.saturating_sub(1),
+            "",
+            &queue,
+            headers,
+        )
+        .await
+    }
+
     async fn dead_letter(&self, lease: &Lease, reason: &str) -> Result<bool> {
         let mut headers = FieldTable::default();
         let reason: String = reason.chars().take(1000).collect();

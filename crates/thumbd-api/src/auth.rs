@@ -228,8 +228,8 @@ impl Auth {
     }
 
     /// The subject of the request's token if it carries a valid one (signature, `exp`),
-    /// whatever its scopes, as `TENANT/SUBJECT` for a tenant other than `default` (tenants
-    /// name their clients independently); for rate limiting. `None` with auth off.
+    /// whatever its scopes, as `TENANT/SUBJECT` (tenants name their clients independently);
+    /// for rate limiting. `None` with auth off.
     pub fn subject(&self, headers: &HeaderMap) -> Option<String> {
         let Mode::Jwt { key, validation } = &self.mode else {
             return None;
@@ -246,14 +246,13 @@ impl Auth {
             .ok()?
             .claims;
         let subject = claims.sub?;
-        match claims
+        let tenant = claims
             .other
             .get(&self.tenant_claim)
             .and_then(serde_json::Value::as_str)
-        {
-            Some(tenant) if tenant != Tenant::DEFAULT => Some(format!("{tenant}/{subject}")),
-            _ => Some(subject),
-        }
+            .unwrap_or(Tenant::DEFAULT);
+        // A tenant never contains `/`: no subject of one tenant reads as another's.
+        Some(format!("{tenant}/{subject}"))
     }
 
     /// Checks the request's bearer token for `scope` in `environment` (when known).

@@ -391,6 +391,18 @@ pub async fn job_queue(queue: &dyn JobQueue) {
         .unwrap()
         .expect("retried again");
     assert_eq!((lb2.deliveries, lb2.retries), (1, 2));
+    // Put back unprocessed: nothing counted.
+    assert!(queue.put_back(&lb2, Duration::ZERO).await.unwrap());
+    assert!(
+        !queue.ack(&lb2).await.unwrap(),
+        "a lease put back is no longer current"
+    );
+    let lb2 = queue
+        .lease(Duration::from_secs(3))
+        .await
+        .unwrap()
+        .expect("put back");
+    assert_eq!((lb2.deliveries, lb2.retries), (1, 2));
 
     // Dead-letter: never delivered again.
     assert!(queue.dead_letter(&lb2, "poison").await.unwrap());

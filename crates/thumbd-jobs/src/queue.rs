@@ -72,6 +72,11 @@ pub trait JobQueue: Send + Sync + 'static {
     /// the same [`Lease::deliveries`] as this one and one more [`Lease::retries`].
     async fn retry(&self, lease: &Lease, delay: Duration) -> Result<bool>;
 
+    /// Gives the message back unprocessed, to be delivered again after `delay` (a worker
+    /// with no room for it now): the next delivery has the same [`Lease::deliveries`] and
+    /// [`Lease::retries`] as this one.
+    async fn put_back(&self, lease: &Lease, delay: Duration) -> Result<bool>;
+
     /// Moves the message to the dead-letter store with `reason`; it is not delivered again.
     async fn dead_letter(&self, lease: &Lease, reason: &str) -> Result<bool>;
 

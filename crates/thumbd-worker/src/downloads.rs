@@ -50,12 +50,9 @@ impl Downloads {
         })
     }
 
-    /// One of the slots, when one is free.
-    pub(crate) async fn slot(&self) -> OwnedSemaphorePermit {
-        Arc::clone(&self.slots)
-            .acquire_owned()
-            .await
-            .expect("never closed")
+    /// One of the slots, if one is free.
+    pub(crate) fn try_slot(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.slots).try_acquire_owned().ok()
     }
 }
 

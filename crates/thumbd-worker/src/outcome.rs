@@ -54,12 +54,28 @@ pub(crate) enum StepError {
     /// The job cannot succeed: finish it `failed` with this code.
     #[error("{code}: {message}")]
     Permanent { code: &'static str, message: String },
-    /// The backend hiccupped: retry later.
+    /// A backend failed: retry later. A backend that is down (an error that says it is
+    /// transient) is waited out however long it takes; anything else counts toward the
+    /// limit ([`StepError::counts_toward_limit`]).
     #[error(transparent)]
     Transient(#[from] thumbd_jobs::Error),
+    /// Neither the input's fault nor a backend's (thumbcore's internal errors): retried, but
+    /// the job is given up on once it has been retried `max_deliveries` times in all.
+    #[error("{0}")]
+    Unexpected(String),
 }
 
 impl StepError {
+    /// Whether retrying it counts toward giving the job up: everything but a backend that
+    /// says it is down (which a job waits out), so an error that repeats for the same job
+    /// cannot make it loop for ever.
+    pub(crate) fn counts_toward_limit(&self) -> bool {
+        match self {
+            StepError::Transient(e) => !e.is_transient(),
+            StepError::Unexpected(_) | StepError::Permanent { .. } => true,
+        }
+    }
+
     pub(crate) fn permanent(code: &'static str, message: impl Into<String>) -> Self {
         StepError::Permanent {
             code,

@@ -69,8 +69,8 @@ const PIXELS_PER_PERMIT: u64 = 1024;
 /// before its job fails with `SourceFetchFailed`.
 const URL_FETCH_ATTEMPTS: u32 = 3;
 
-/// How long a URL source's job whose tenant already downloads its share waits in the queue.
-const TENANT_DEFER: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long a URL source's job waits in the queue when no download slot is free for it.
+const DOWNLOAD_DEFER: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Worker {
     /// A worker over the three backends; `events` tells waiting requests in this process.
@@ -160,18 +160,17 @@ impl Worker {
                     tasks.spawn(async move {
                         // A URL source trades its slot for a download slot: the loop leases
                         // the next job while a remote server takes its time. When every
-                        // download slot is taken it waits for one, its lease kept alive. A
-                        // tenant already downloading its share here waits in the queue.
+                        // download slot is taken, or its tenant already downloads its share
+                        // here, it goes back to the queue for a moment, holding nothing.
                         let (slot, turn) = match url_source_tenant(&lease) {
                             None => (slot, None),
                             Some(tenant) => {
-                                let Some(turn) = worker.downloads.tenant_turn(&tenant) else {
+                                let turn = worker.downloads.tenant_turn(&tenant);
+                                let download = worker.downloads.try_slot();
+                                let (Some(turn), Some(download)) = (turn, download) else {
                                     drop(slot);
                                     return worker.defer(lease, &tenant).await;
                                 };
-                                let download = worker
-                                    .heartbeat_while(Some(&lease), worker.downloads.slot())
-                                    .await;
                                 drop(slot);
                                 (download, Some(turn))
                             }
@@ -204,18 +203,19 @@ impl Worker {
         tracing::info!("worker stopped");
     }
 
-    /// Puts back a delivery whose tenant already downloads its share of sources here: it
-    /// comes back after [`TENANT_DEFER`], nothing done (a retry is not a delivery).
+    /// Puts back a delivery whose source cannot be downloaded here now (every download slot
+    /// taken, or its tenant's share): it comes back after [`DOWNLOAD_DEFER`], nothing done
+    /// and nothing counted.
     async fn defer(&self, lease: Lease, tenant: &Tenant) -> Outcome {
         let job = JobMessage::parse(&lease.payload)
             .ok()
             .and_then(|m| m.job_id)
             .unwrap_or_else(|| JobId::derived_from(&lease.payload));
-        tracing::debug!(job_id = %job, %tenant, "the tenant's download slots are taken: deferred");
-        match self.queue.retry(&lease, TENANT_DEFER).await {
+        tracing::debug!(job_id = %job, %tenant, "no download slot for the tenant: deferred");
+        match self.queue.put_back(&lease, DOWNLOAD_DEFER).await {
             Ok(true) => Outcome::Retried {
                 job,
-                delay: TENANT_DEFER,
+                delay: DOWNLOAD_DEFER,
             },
             Ok(false) | Err(_) => Outcome::LeaseLost { job },
         }
@@ -250,15 +250,7 @@ impl Worker {
                 "gave up after {} deliveries",
                 lease.deliveries.saturating_sub(1)
             );
-            let msg = "the job failed too many times; it was set aside".to_owned();
-            match self.fail(id, &message, "InternalError", msg).await {
-                // Finished (now or before): nothing will read its original again.
-                Ok(()) => self.delete_original(id, &message.source).await,
-                Err(e) => {
-                    tracing::error!(job_id = %id, error = %e, "cannot record the failure");
-                }
-            }
-            return self.dead_letter(&lease, Some(id), reason).await;
+            return self.give_up(&lease, id, &message, reason).await;
         }
 
         // Every log line of the job's work carries its id.
@@ -279,8 +271,36 @@ impl Worker {
                     Err(e) => self.retry(&lease, id, &e.into()).await,
                 }
             }
-            Err(e @ StepError::Transient(_)) => self.retry(&lease, id, &e).await,
+            Err(e)
+                if e.counts_toward_limit()
+                    && lease.retries.saturating_add(1) >= self.options.max_deliveries =>
+            {
+                tracing::error!(job_id = %id, error = %e, retries = lease.retries, "the same failure again: giving up");
+                let reason = format!("gave up after {} retries: {e}", lease.retries);
+                self.give_up(&lease, id, &message, reason).await
+            }
+            Err(e) => self.retry(&lease, id, &e).await,
         }
+    }
+
+    /// Fails job `id` `InternalError` (a fixed message; `reason` goes to the dead letter and
+    /// the log), deletes its original and dead-letters the message.
+    async fn give_up(
+        &self,
+        lease: &Lease,
+        id: JobId,
+        message: &JobMessage,
+        reason: String,
+    ) -> Outcome {
+        let msg = "the job failed too many times; it was set aside".to_owned();
+        match self.fail(id, message, "InternalError", msg).await {
+            // Finished (now or before): nothing will read its original again.
+            Ok(()) => self.delete_original(id, &message.source).await,
+            Err(e) => {
+                tracing::error!(job_id = %id, error = %e, "cannot record the failure");
+            }
+        }
+        self.dead_letter(lease, Some(id), reason).await
     }
 
     /// Runs a job the API of this process handed over with its `original` in memory (see
@@ -382,6 +402,20 @@ impl Worker {
                     })?
             }
         };
+        if let Some(lease) = lease
+            && (job.tenant != message.tenant
+                || job.environment != message.environment
+                || job.thumbnail_id != message.thumbnail_id)
+        {
+            // Another job's id (another tenant's, maybe): its source must not become that
+            // job's thumbnail. The record was started by this delivery: put it back.
+            if let Err(e) = self.store.requeue_job(id).await {
+                tracing::warn!(job_id = %id, error = %e, "cannot put a job back to queued");
+            }
+            let reason = "the message names a job whose record is for another thumbnail";
+            tracing::warn!(job_id = %id, reason, "dead-lettering");
+            return Ok(self.dead_letter(lease, Some(id), reason.into()).await);
+        }
         if job.status.is_finished() {
             tracing::info!(job_id = %id, status = job.status.as_str(), "already finished: skipping");
             // A finished job needs its original no more (a duplicate message, say one queued
@@ -532,7 +566,7 @@ impl Worker {
             if e.is_permanent() {
                 StepError::permanent(e.code(), e.to_string())
             } else {
-                StepError::Transient(thumbd_jobs::Error::Io(std::io::Error::other(e.to_string())))
+                StepError::Unexpected(e.to_string())
             }
         };
         let panicked = || {

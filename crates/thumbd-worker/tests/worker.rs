@@ -32,6 +32,8 @@ fn png(w: u32, h: u32) -> Vec<u8> {
 struct FlakyBlobs {
     inner: FsBlobStore,
     fail_puts: AtomicU32,
+    /// Thumbnail puts fail as damaged data (not a backend being down) while set.
+    damaged: std::sync::atomic::AtomicBool,
     /// The database's power-safe commits each time an original was deleted.
     db: SqliteDb,
     durable_at_delete: std::sync::Mutex<Vec<u64>>,
@@ -40,6 +42,11 @@ struct FlakyBlobs {
 #[async_trait]
 impl BlobStore for FlakyBlobs {
     async fn put(&self, key: &BlobKey, bytes: Bytes) -> thumbd_jobs::Result<()> {
+        if key.as_str().starts_with("thumbnails/") && self.damaged.load(Ordering::SeqCst) {
+            return Err(thumbd_jobs::Error::Damaged(
+                "injected: the same every time".into(),
+            ));
+        }
         if key.as_str().starts_with("thumbnails/")
             && self
                 .fail_puts
@@ -87,6 +94,7 @@ async fn rig_visible_for(fail_puts: u32, options: WorkerOptions, visibility: Dur
     let blobs = Arc::new(FlakyBlobs {
         inner: FsBlobStore::open(dir.path().join("blobs")).unwrap(),
         fail_puts: AtomicU32::new(fail_puts),
+        damaged: std::sync::atomic::AtomicBool::new(false),
         db,
         durable_at_delete: std::sync::Mutex::default(),
     });
@@ -428,6 +436,64 @@ async fn transient_errors_never_fail_a_job_however_long_they_last() {
 }
 
 #[tokio::test]
+async fn a_failure_that_is_not_a_backend_outage_gives_up_after_the_limit() {
+    // An error that repeats for the same job (not a backend that is down) must not make it
+    // loop for ever.
+    let options = WorkerOptions {
+        max_deliveries: 3,
+        ..WorkerOptions::default()
+    };
+    let rig = rig(0, options).await;
+    rig.blobs.damaged.store(true, Ordering::SeqCst);
+    let job = rig.submit("damaged", &png(200, 200)).await;
+    let outcomes = rig.worker.drain().await;
+    assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+    assert!(matches!(&outcomes[2], Outcome::DeadLettered { job: Some(j), .. } if *j == job));
+    let record = rig.store.job(job).await.unwrap().unwrap();
+    assert_eq!(
+        (record.status, record.error.unwrap().code.as_str()),
+        (JobStatus::Failed, "InternalError")
+    );
+}
+
+#[tokio::test]
+async fn a_message_that_does_not_match_its_jobs_record_is_dead_lettered() {
+    // A producer reusing another job's id (another tenant's, say) must not run its own
+    // source into that job's thumbnail.
+    let rig = rig(0, WorkerOptions::default()).await;
+    let job = rig.submit("theirs", &png(200, 200)).await;
+    let taken = rig
+        .queue
+        .lease(Duration::from_millis(50))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut message = JobMessage::parse(&taken.payload).unwrap();
+    assert!(rig.queue.ack(&taken).await.unwrap());
+    message.tenant = thumbd_jobs::Tenant::parse("intruder").unwrap();
+    rig.queue.push(&message).await.unwrap();
+    let outcomes = rig.worker.drain().await;
+    assert!(
+        matches!(&outcomes[..], [Outcome::DeadLettered { job: Some(j), .. }] if *j == job),
+        "{outcomes:?}"
+    );
+    let record = rig.store.job(job).await.unwrap().unwrap();
+    assert_eq!(record.status, JobStatus::Queued, "left for its own message");
+    let id = ThumbnailId::parse("theirs").unwrap();
+    for tenant in [thumbd_jobs::Tenant::DEFAULT, "intruder"] {
+        let ns = thumbd_jobs::Namespace::new(
+            thumbd_jobs::Tenant::parse(tenant).unwrap(),
+            Environment::Development,
+        );
+        assert_eq!(
+            rig.store.thumbnail(&ns, &id).await.unwrap(),
+            None,
+            "{tenant}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn deliveries_no_worker_settled_dead_letter_the_message() {
     // Workers that die on a message (an image that kills the process, say) never settle
     // it: past the limit, the next delivery gives up on it.
@@ -673,8 +739,10 @@ async fn slow_url_sources_do_not_keep_image_jobs_from_running() {
     .await;
     let (open, gate) = tokio::sync::watch::channel(false);
     let base = serve_gated(png(300, 200), gate).await;
+    // Three slow sources for two download slots: the third must not wait in the one slot
+    // image work has.
     let mut slow = Vec::new();
-    for i in 0..2 {
+    for i in 0..3 {
         slow.push(
             rig.submit_url(&format!("slow-{i}"), format!("{base}/slow-{i}.png"))
                 .await,

@@ -204,6 +204,25 @@ impl JobQueue for SqliteJobQueue {
         Ok(done)
     }
 
+    async fn put_back(&self, lease: &Lease, delay: Duration) -> Result<bool> {
+        let (id, nonce) = ids(lease);
+        let done = sqlx::query(
+            "UPDATE queue SET visible_at = ?, lease_nonce = NULL, deliveries = deliveries - 1 \
+             WHERE id = ? AND lease_nonce = ? AND dead_at IS NULL",
+        )
+        .bind(Timestamp::now().plus(delay).0)
+        .bind(id)
+        .bind(nonce)
+        .execute(&mut *self.db.write().await?)
+        .await?
+        .rows_affected()
+            == 1;
+        if done && delay.is_zero() {
+            self.pushed.notify_one();
+        }
+        Ok(done)
+    }
+
     async fn dead_letter(&self, lease: &Lease, reason: &str) -> Result<bool> {
         let (id, nonce) = ids(lease);
         let done = sqlx::query(
