@@ -98,6 +98,10 @@ struct TokenArgs {
     /// Data directory (setting `data_dir`), where the generated secret lives.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<String>,
+    /// Create the data directory's secret if it has none (else a missing secret is an
+    /// error: a token signed with a new secret would not work with a server using another).
+    #[arg(long)]
+    init: bool,
 }
 
 fn parse_scope(s: &str) -> Result<Scope, String> {
@@ -173,8 +177,10 @@ fn load_settings(
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    // Colour only for a person at a terminal: escape codes in a log file are noise.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -241,7 +247,8 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
     }
     let secret = match &settings.jwt_secret {
         Some(s) => s.clone(),
-        None => secret::load_or_create(&settings.data_dir)?,
+        None if args.init => secret::load_or_create(&settings.data_dir)?,
+        None => secret::load(&settings.data_dir)?,
     };
     let mut claims =
         thumbd_api::Claims::new(&args.subject, &args.scopes, args.environment, args.ttl);

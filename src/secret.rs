@@ -6,6 +6,24 @@ use std::path::Path;
 use anyhow::Context as _;
 use secrecy::SecretString;
 
+/// Reads `DATA_DIR/jwt-secret`, which `serve` (or `thumbd token --init`) created.
+pub fn load(data_dir: &Path) -> anyhow::Result<SecretString> {
+    let path = data_dir.join("jwt-secret");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => Ok(SecretString::from(s.trim().to_owned())),
+        Ok(_) => anyhow::bail!(
+            "{} is empty: delete it or set THUMBD_JWT_SECRET",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
+            "no secret in {}: point --data-dir (THUMBD_DATA_DIR, --config) at the directory of the \
+             `thumbd serve` whose tokens you want, set THUMBD_JWT_SECRET, or pass --init to create one",
+            path.display()
+        ),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
 /// Reads `DATA_DIR/jwt-secret`, creating it (random, 256 bits, mode 0600) if missing.
 pub fn load_or_create(data_dir: &Path) -> anyhow::Result<SecretString> {
     let path = data_dir.join("jwt-secret");

@@ -469,6 +469,53 @@ fn jpeg(w: u16, h: u16) -> Vec<u8> {
 }
 
 #[test]
+fn the_token_command_never_makes_a_secret_unasked() {
+    // Run from another directory than `serve`, it used to create ./thumbd-data and a new
+    // secret, and mint a token every server rejected.
+    let dir = tempfile::tempdir().unwrap();
+    let token = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_thumbd"))
+            .args(["token", "--scope", "thumbnails:read"])
+            .args(extra)
+            .current_dir(dir.path())
+            .env_remove("THUMBD_JWT_SECRET")
+            .env_remove("THUMBD_DATA_DIR")
+            .env_remove("THUMBD_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let out = token(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--init"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.path().join("thumbd-data").exists(), "nothing created");
+    let out = token(&["--init"]);
+    assert!(out.status.success());
+    assert!(dir.path().join("thumbd-data/jwt-secret").exists());
+    assert!(token(&[]).status.success(), "the secret is there now");
+}
+
+#[test]
+fn logs_written_to_a_file_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]);
+    let _ = Server::agent()
+        .get(format!(
+            "{}/v1/thumbnails/none?environment=production",
+            server.base
+        ))
+        .call();
+    drop(server);
+    let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
+    assert!(log.contains("INFO"), "{log}");
+    assert!(!log.contains('\u{1b}'), "escape codes in {log:?}");
+}
+
+#[test]
 fn token_command_mints_tokens_the_server_accepts() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
