@@ -270,21 +270,22 @@ fn migrate(config: &ConfigArgs) -> anyhow::Result<()> {
     runtime(None)?.block_on(async {
         match &settings.database {
             Database::Sqlite(path) => {
-                // Opening migrates; a second call reports that nothing is left.
+                // Opening migrates.
                 let db = thumbd_jobs::SqliteDb::open(path).await?;
-                let left = db.migrate().await?;
+                let applied = db.migrated_at_open();
                 db.close().await;
                 println!(
-                    "database {} is up to date ({left} migrations were pending after open)",
+                    "database {} is up to date ({applied} migrations applied)",
                     path.display()
                 );
             }
             Database::Postgres(url) => {
+                // Connecting migrates.
                 let store = thumbd_postgres::PgMetaStore::connect(url.expose_secret()).await?;
-                let left = store.migrate().await?;
+                let applied = store.migrated_at_connect();
                 store.close().await;
                 println!(
-                    "database {} is up to date ({left} migrations were pending after connect)",
+                    "database {} is up to date ({applied} migrations applied)",
                     thumbd_jobs::services::redact(url.expose_secret())
                 );
             }

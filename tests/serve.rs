@@ -708,3 +708,30 @@ fn tokens_are_printed_only_for_a_generated_secret() {
         "no secret generated while one was configured or for api"
     );
 }
+
+/// `thumbd migrate` says how many migrations it applied, not how many were left after.
+#[test]
+fn migrate_reports_what_it_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrate = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_thumbd"))
+            .args(["migrate", "--set"])
+            .arg(format!("data_dir={}", dir.path().display()))
+            .env_remove("THUMBD_DATABASE_URL")
+            .env_remove("THUMBD_DATA_DIR")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = migrate();
+    assert!(
+        first.contains("migrations applied") && !first.contains("(0 migrations"),
+        "{first}"
+    );
+    assert!(migrate().contains("(0 migrations applied)"));
+}

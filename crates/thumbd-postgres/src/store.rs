@@ -56,6 +56,8 @@ pub struct PgMetaStore {
     /// without harm (a job marked started, a job marked published): their commits skip the
     /// WAL flush, and the next durable commit flushes them anyway.
     relaxed: PgPool,
+    /// Migrations applied by [`PgMetaStore::connect`].
+    migrated_at_connect: usize,
 }
 
 impl PgMetaStore {
@@ -83,8 +85,12 @@ impl PgMetaStore {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .test_before_acquire(false)
             .connect_lazy_with(options.options([("synchronous_commit", "off")]));
-        let store = PgMetaStore { pool, relaxed };
-        store.migrate().await?;
+        let mut store = PgMetaStore {
+            pool,
+            relaxed,
+            migrated_at_connect: 0,
+        };
+        store.migrated_at_connect = store.migrate().await?;
         Ok(store)
     }
 
@@ -94,7 +100,13 @@ impl PgMetaStore {
         PgMetaStore {
             relaxed: pool.clone(),
             pool,
+            migrated_at_connect: 0,
         }
+    }
+
+    /// How many migrations connecting applied (0: the schema was up to date).
+    pub fn migrated_at_connect(&self) -> usize {
+        self.migrated_at_connect
     }
 
     /// The pool, for callers that share it.

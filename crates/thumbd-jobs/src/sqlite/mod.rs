@@ -82,6 +82,8 @@ pub struct SqliteDb {
     durability: Durability,
     /// Commits made with `synchronous = FULL` since open ([`SqliteDb::durable_commits`]).
     durable_commits: Arc<std::sync::atomic::AtomicU64>,
+    /// Migrations applied when this database was opened.
+    migrated_at_open: usize,
 }
 
 /// A connection to read with: a pooled reader, or the writer of an in-memory database.
@@ -160,9 +162,13 @@ impl SqliteDb {
             reader,
             durability,
             durable_commits: Arc::default(),
+            migrated_at_open: 0,
         };
-        db.migrate().await?;
-        Ok(db)
+        let migrated_at_open = db.migrate().await?;
+        Ok(SqliteDb {
+            migrated_at_open,
+            ..db
+        })
     }
 
     /// The writer connection, once any write before has finished with it.
@@ -177,6 +183,11 @@ impl SqliteDb {
             Some(pool) => Ok(ReadConn::Pooled(pool.acquire().await?)),
             None => Ok(ReadConn::Writer(self.write().await?)),
         }
+    }
+
+    /// How many migrations opening this database applied (0: it was up to date).
+    pub fn migrated_at_open(&self) -> usize {
+        self.migrated_at_open
     }
 
     /// Applies the migrations not yet applied; returns how many ran.
