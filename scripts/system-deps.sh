@@ -2,7 +2,8 @@
 # Installs the system packages thumbd builds against, when they are missing.
 # thumbcore links the operating system's libjpeg-turbo (SIMD included) through a small C shim:
 # it needs the libjpeg headers and a C compiler. Debian/Ubuntu only; elsewhere, install the
-# equivalent (libjpeg-turbo development files) by hand.
+# equivalent (libjpeg-turbo development files) by hand. Tested on Debian 12; Ubuntu's package
+# name is handled, not tested here.
 set -euo pipefail
 if [ -f /usr/include/jpeglib.h ] && command -v cc >/dev/null; then
   exit 0
@@ -14,4 +15,8 @@ fi
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq libjpeg62-turbo-dev gcc
+# Debian names libjpeg-turbo's development package libjpeg62-turbo-dev, Ubuntu
+# libjpeg-turbo8-dev.
+pkg=libjpeg62-turbo-dev
+apt-cache show "$pkg" >/dev/null 2>&1 || pkg=libjpeg-turbo8-dev
+$SUDO apt-get install -y -qq "$pkg" gcc
