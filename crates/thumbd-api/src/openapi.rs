@@ -70,7 +70,8 @@ pub(crate) fn finish(doc: &mut OpenApi) {
                 .bearer_format("JWT")
                 .description(Some(
                     "A JWT (HS256, RS256 or EdDSA, as the server is configured) whose `scope` \
-                     claim holds `read` and/or `write` and whose optional `environment` claim \
+                     claim holds `thumbnails:read` and/or `thumbnails:write` (space-separated) \
+                     and whose optional `environment` claim \
                      limits it to one environment; `thumbd token` mints one. The `tenant` claim \
                      (name configurable; 1-64 of A-Z a-z 0-9 . _ -) scopes every id: another \
                      tenant's thumbnails, contexts, uploads and jobs answer 404; a token without \

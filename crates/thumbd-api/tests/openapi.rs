@@ -185,6 +185,15 @@ async fn every_error_response_has_the_error_body_and_the_shared_ones_are_everywh
                 Some(1),
                 "{method} {path}: a /v1 operation needs the bearer scheme and its scope"
             );
+            // The scope names are the `scope` claim's values, as tokens carry them.
+            let scope = op["security"][0]["bearer"][0].as_str();
+            let expected =
+                if method.eq_ignore_ascii_case("get") || method.eq_ignore_ascii_case("head") {
+                    "thumbnails:read"
+                } else {
+                    "thumbnails:write"
+                };
+            assert_eq!(scope, Some(expected), "{method} {path}");
         }
         for status in wanted {
             assert!(statuses.contains(status), "{method} {path}: no {status}");

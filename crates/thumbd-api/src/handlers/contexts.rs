@@ -70,7 +70,7 @@ fn target(
     path = "/v1/contexts/{contextId}",
     operation_id = "putContext",
     tag = "contexts",
-    security(("bearer" = ["write"])),
+    security(("bearer" = ["thumbnails:write"])),
     params(
         ("contextId" = String, Path, description = "The context's id: 1–255 bytes of UTF-8 once percent-decoded"),
         ("environment" = Environment, Query, description = "The namespace"),
@@ -143,7 +143,7 @@ pub async fn put(
     path = "/v1/contexts/{contextId}",
     operation_id = "getContext",
     tag = "contexts",
-    security(("bearer" = ["read"])),
+    security(("bearer" = ["thumbnails:read"])),
     params(
         ("contextId" = String, Path, description = "The context's id: 1–255 bytes of UTF-8 once percent-decoded"),
         ("environment" = Environment, Query, description = "The namespace"),
@@ -179,7 +179,7 @@ pub async fn get(
     path = "/v1/contexts/{contextId}",
     operation_id = "deleteContext",
     tag = "contexts",
-    security(("bearer" = ["write"])),
+    security(("bearer" = ["thumbnails:write"])),
     params(
         ("contextId" = String, Path, description = "The context's id: 1–255 bytes of UTF-8 once percent-decoded"),
         ("environment" = Environment, Query, description = "The namespace"),

@@ -19,7 +19,7 @@ use thumbd_jobs::views::StatusView;
     path = "/v1/status/{jobId}",
     operation_id = "getStatus",
     tag = "jobs",
-    security(("bearer" = ["read"])),
+    security(("bearer" = ["thumbnails:read"])),
     params(("jobId" = String, Path, description = "The job's id, from a create's body or `Location`")),
     responses(
         (status = 200, description = "The job's status", body = StatusView,

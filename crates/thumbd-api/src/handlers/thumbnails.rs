@@ -88,7 +88,7 @@ enum CreateResponses {
     path = "/v1/thumbnails",
     operation_id = "createThumbnail",
     tag = "thumbnails",
-    security(("bearer" = ["write"])),
+    security(("bearer" = ["thumbnails:write"])),
     params(
         ("thumbnailId" = String, Query, description = "The thumbnail's id: 1–255 bytes of UTF-8 once percent-decoded, any characters"),
         ("environment" = Environment, Query, description = "The namespace"),
@@ -122,7 +122,7 @@ pub async fn post(
     path = "/v1/thumbnails/{id}",
     operation_id = "putThumbnail",
     tag = "thumbnails",
-    security(("bearer" = ["write"])),
+    security(("bearer" = ["thumbnails:write"])),
     params(
         ("id" = String, Path, description = "The thumbnailId: 1–255 bytes of UTF-8 once percent-decoded, any characters"),
         ("environment" = Environment, Query, description = "The namespace"),
@@ -571,7 +571,7 @@ fn target(
     path = "/v1/thumbnails/{id}",
     operation_id = "getThumbnail",
     tag = "thumbnails",
-    security(("bearer" = ["read"])),
+    security(("bearer" = ["thumbnails:read"])),
     params(
         ("id" = String, Path, description = "The thumbnailId: 1–255 bytes of UTF-8 once percent-decoded, any characters"),
         ("environment" = Environment, Query, description = "The namespace"),
@@ -655,7 +655,7 @@ pub async fn get(
     path = "/v1/thumbnails/{id}",
     operation_id = "headThumbnail",
     tag = "thumbnails",
-    security(("bearer" = ["read"])),
+    security(("bearer" = ["thumbnails:read"])),
     params(
         ("id" = String, Path, description = "The thumbnailId: 1–255 bytes of UTF-8 once percent-decoded, any characters"),
         ("environment" = Environment, Query, description = "The namespace"),
@@ -712,7 +712,7 @@ fn not_found(id: &ThumbnailId, environment: Environment) -> ApiError {
     path = "/v1/thumbnails/{id}",
     operation_id = "deleteThumbnail",
     tag = "thumbnails",
-    security(("bearer" = ["write"])),
+    security(("bearer" = ["thumbnails:write"])),
     params(
         ("id" = String, Path, description = "The thumbnailId: 1–255 bytes of UTF-8 once percent-decoded, any characters"),
         ("environment" = Environment, Query, description = "The namespace"),

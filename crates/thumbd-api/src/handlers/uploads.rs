@@ -81,7 +81,7 @@ fn upload_url(ticket: &UploadTicket) -> String {
     path = "/v1/uploads",
     operation_id = "createUpload",
     tag = "uploads",
-    security(("bearer" = ["write"])),
+    security(("bearer" = ["thumbnails:write"])),
     params(
         ("environment" = Option<Environment>, Query, nullable = false, description = "When given, only creates in this environment may use the ticket; else either environment of the uploading tenant"),
     ),
@@ -164,7 +164,7 @@ pub async fn post(
     path = "/v1/uploads/{ticket}",
     operation_id = "getUpload",
     tag = "uploads",
-    security(("bearer" = ["read"])),
+    security(("bearer" = ["thumbnails:read"])),
     params(("ticket" = String, Path, description = "The upload ticket")),
     responses(
         (status = 200, description = "The upload", body = UploadView),
