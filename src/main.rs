@@ -138,6 +138,14 @@ fn parse_ttl(s: &str) -> Result<Duration, String> {
 
 fn settings_help() -> String {
     let mut out = String::from("Settings (TOML key / environment variable, default):\n");
+    out.push_str(&format!(
+        "  (secrets from files: {})\n",
+        crate::settings::FILE_KEYS
+            .iter()
+            .map(|k| format!("{}_FILE", env_var(k)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
     for k in KEYS {
         let default = if k.default.is_empty() {
             "unset"

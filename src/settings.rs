@@ -273,6 +273,10 @@ const RESERVED_CLAIMS: &[&str] = &[
     "environment",
 ];
 
+/// Settings that may come from a file named by `THUMBD_<KEY>_FILE`: the secrets and the URLs
+/// that carry passwords.
+pub const FILE_KEYS: &[&str] = &["jwt_secret", "database_url", "amqp_url"];
+
 /// The shortest HS256 secret accepted (RFC 7518 §3.2: a key at least as long as the hash).
 const MIN_SECRET_BYTES: usize = 32;
 
@@ -370,7 +374,28 @@ impl Settings {
         for key in KEYS {
             let var = env_var(key.name);
             if let Some(v) = env.get(&var) {
-                raw.insert(key.name, (v.clone(), Origin::Env(var)));
+                raw.insert(key.name, (v.clone(), Origin::Env(var.clone())));
+            }
+            // A secret may come from a file (a Kubernetes secret mounted as one), its
+            // content read once here, never printed.
+            let file_var = format!("{var}_FILE");
+            if let Some(path) = env.get(&file_var) {
+                if !FILE_KEYS.contains(&key.name) {
+                    continue;
+                }
+                if env.contains_key(&var) {
+                    errors.push(format!("{var} and {file_var} are both set: keep one"));
+                    continue;
+                }
+                match std::fs::read_to_string(path) {
+                    Ok(text) => {
+                        raw.insert(
+                            key.name,
+                            (text.trim_end().to_owned(), Origin::Env(file_var)),
+                        );
+                    }
+                    Err(e) => errors.push(format!("{file_var}: cannot read {path}: {e}")),
+                }
             }
         }
         for (k, v) in flags {
@@ -818,6 +843,39 @@ mod tests {
         }
         let s = load(None, &[("THUMBD_TENANT_CLAIM", "org_id")], &[]).unwrap();
         assert_eq!(s.tenant_claim, "org_id");
+    }
+
+    #[test]
+    fn secrets_may_come_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("jwt-secret");
+        std::fs::write(&secret, "s3cret-from-a-mounted-file-0123456789\n").unwrap();
+        let file = secret.to_str().unwrap();
+        let s = load(None, &[("THUMBD_JWT_SECRET_FILE", file)], &[]).unwrap();
+        assert_eq!(
+            s.jwt_secret.unwrap().expose_secret(),
+            "s3cret-from-a-mounted-file-0123456789",
+            "the file's content, without its trailing newline"
+        );
+        let errors = load(
+            None,
+            &[
+                ("THUMBD_JWT_SECRET_FILE", file),
+                ("THUMBD_JWT_SECRET", "x".repeat(40).as_str()),
+            ],
+            &[],
+        )
+        .unwrap_err();
+        assert!(errors[0].contains("both set"), "{errors:?}");
+        let missing = dir.path().join("none");
+        let errors = load(
+            None,
+            &[("THUMBD_JWT_SECRET_FILE", missing.to_str().unwrap())],
+            &[],
+        )
+        .unwrap_err();
+        assert!(errors[0].contains("cannot read"), "{errors:?}");
+        assert!(!errors.join(" ").contains("s3cret"));
     }
 
     #[test]
