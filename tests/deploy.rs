@@ -634,7 +634,42 @@ fn kubernetes_manifests_agree_with_the_binary() {
                 grace >= 30,
                 "{name}: {grace} s is too short for jobs in flight"
             );
+        } else {
+            // Endpoints drop the pod during preStop, then requests drain (up to max_wait).
+            let pre_stop = strings(&c["lifecycle"]["preStop"]["exec"]["command"]);
+            assert_eq!(
+                pre_stop.first().map(String::as_str),
+                Some("sleep"),
+                "{name}: preStop"
+            );
+            let pause: i64 = pre_stop[1].parse().expect("seconds");
+            let max_wait: i64 = settings()
+                .into_iter()
+                .find(|s| s.key == "max_wait")
+                .expect("max_wait")
+                .default
+                .parse()
+                .unwrap();
+            assert!(
+                pause + max_wait < grace,
+                "{name}: preStop {pause} s + max_wait {max_wait} s leave no room in {grace} s"
+            );
         }
+        let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+        assert_eq!(
+            str_of(&annotations["prometheus.io/scrape"], "scrape annotation"),
+            "true",
+            "{name}"
+        );
+        assert_eq!(
+            str_of(&annotations["prometheus.io/port"], "port annotation").parse::<i64>(),
+            Ok(listen),
+            "{name}: metrics on the listen port"
+        );
+        assert_eq!(
+            str_of(&annotations["prometheus.io/path"], "path annotation"),
+            "/metrics"
+        );
     }
 
     let service = get(&objects, "Service", "thumbd-api");
@@ -744,6 +779,10 @@ fn dockerfile_runs_thumbd_as_non_root_on_the_listen_port() {
     );
     let text = read("Dockerfile");
     assert!(text.contains("cargo build --release --locked --bin thumbd"));
+    assert!(
+        text.contains("strip --strip-debug /usr/local/bin/thumbd"),
+        "the image ships the binary without its debug info"
+    );
 
     let all = |op: &str| -> Vec<&str> {
         stage
