@@ -210,7 +210,14 @@ fn runtime(threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn main() -> ExitCode {
-    let command = Cli::command().after_long_help(settings_help());
+    // Every command that reads settings lists them (`--help`).
+    let help = settings_help();
+    let command = ["serve", "api", "worker", "token", "migrate"]
+        .into_iter()
+        .fold(
+            Cli::command().after_long_help(help.clone()),
+            |command, name| command.mut_subcommand(name, |sub| sub.after_long_help(help.clone())),
+        );
     let cli = match Cli::from_arg_matches(&command.get_matches()) {
         Ok(cli) => cli,
         Err(e) => e.exit(),

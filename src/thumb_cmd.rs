@@ -84,7 +84,16 @@ pub fn run(args: ThumbArgs) -> anyhow::Result<ExitCode> {
 
     let bar = if std::io::stderr().is_terminal() {
         ProgressBar::new(jobs.len() as u64).with_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} eta {eta}")
+            ProgressStyle::with_template("{bar:40} {pos}/{len} {rate} eta {eta}")
+                .map(|style| {
+                    // indicatif's own {per_sec} prints "8,800.8524/s".
+                    style.with_key(
+                        "rate",
+                        |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = write!(w, "{:.0} images/s", state.per_sec());
+                        },
+                    )
+                })
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         )
     } else {

@@ -735,3 +735,19 @@ fn migrate_reports_what_it_applied() {
     );
     assert!(migrate().contains("(0 migrations applied)"));
 }
+
+/// Every command that reads settings lists them in its `--help`, not only `thumbd --help`.
+#[test]
+fn each_command_lists_its_settings() {
+    for command in ["serve", "api", "worker", "token", "migrate"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_thumbd"))
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            help.contains("THUMBD_LISTEN") && help.contains("THUMBD_JWT_SECRET"),
+            "thumbd {command} --help:\n{help}"
+        );
+    }
+}
