@@ -57,21 +57,7 @@ impl Cluster {
             .block_on(TestSchema::create(&pg_url))
             .expect("test schema");
         let namespace = format!("thumbd-test-{test}-{}", std::process::id());
-        let token = {
-            let out = Command::new(env!("CARGO_BIN_EXE_thumbd"))
-                .args([
-                    "token",
-                    "--scope",
-                    "thumbnails:write",
-                    "--scope",
-                    "thumbnails:read",
-                ])
-                .env("THUMBD_JWT_SECRET", SECRET)
-                .output()
-                .unwrap();
-            assert!(out.status.success());
-            String::from_utf8(out.stdout).unwrap().trim().to_owned()
-        };
+        let token = mint(&[]);
         Some(Cluster {
             rt,
             amqp_url,
@@ -88,21 +74,7 @@ impl Cluster {
 
     /// A read-write token of `tenant`, minted as the processes' secret allows.
     pub fn token_for_tenant(&self, tenant: &str) -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_thumbd"))
-            .args([
-                "token",
-                "--scope",
-                "thumbnails:write",
-                "--scope",
-                "thumbnails:read",
-                "--tenant",
-                tenant,
-            ])
-            .env("THUMBD_JWT_SECRET", SECRET)
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        mint(&["--tenant", tenant])
     }
 
     pub fn spawn(&self, role: &str, name: &str) -> Proc {
@@ -286,6 +258,24 @@ impl Drop for Cluster {
             }
         });
     }
+}
+
+/// A read-write token from `thumbd token … EXTRA` with the processes' secret.
+fn mint(extra: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_thumbd"))
+        .args([
+            "token",
+            "--scope",
+            "thumbnails:write",
+            "--scope",
+            "thumbnails:read",
+        ])
+        .args(extra)
+        .env("THUMBD_JWT_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 pub fn agent() -> ureq::Agent {

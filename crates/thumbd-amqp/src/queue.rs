@@ -315,6 +315,27 @@ impl AmqpJobQueue {
         Ok(q.message_count().into())
     }
 
+    /// Sends `lease`'s message to the delay queue for `delay`, then acks the delivery. A
+    /// message given back is not a lost delivery: the copy carries this delivery's count,
+    /// not one more, and `retries`.
+    async fn give_back(&self, lease: &Lease, delay: Duration, retries: u32) -> Result<bool> {
+        let queue = self.topology.retry_queue(delay).to_owned();
+        let mut headers = FieldTable::default();
+        headers.insert(
+            headers::THUMBD_RETRIES.into(),
+            AMQPValue::LongLongInt(retries.into()),
+        );
+        // Through the default exchange, straight to the delay queue.
+        self.forward(
+            lease,
+            lease.deliveries.saturating_sub(1),
+            "",
+            &queue,
+            headers,
+        )
+        .await
+    }
+
     /// Publishes `lease`'s message to `exchange` with `headers` (and `deliveries` so far),
     /// then acks the delivery.
     async fn forward(
@@ -439,41 +460,12 @@ impl JobQueue for AmqpJobQueue {
     }
 
     async fn retry(&self, lease: &Lease, delay: Duration) -> Result<bool> {
-        let queue = self.topology.retry_queue(delay).to_owned();
-        // A retry is not a lost delivery: the copy carries this delivery's count, not one
-        // more, and one more retry.
-        let mut headers = FieldTable::default();
-        headers.insert(
-            headers::THUMBD_RETRIES.into(),
-            AMQPValue::LongLongInt(lease.retries.saturating_add(1).into()),
-        );
-        // Through the default exchange, straight to the delay queue.
-        self.forward(
-            lease,
-            lease.deliveries.saturating_sub(1),
-            "",
-            &queue,
-            headers,
-        )
-        .await
+        self.give_back(lease, delay, lease.retries.saturating_add(1))
+            .await
     }
 
     async fn put_back(&self, lease: &Lease, delay: Duration) -> Result<bool> {
-        let queue = self.topology.retry_queue(delay).to_owned();
-        // Nothing counted: this delivery's count, and the retries so far.
-        let mut headers = FieldTable::default();
-        headers.insert(
-            headers::THUMBD_RETRIES.into(),
-            AMQPValue::LongLongInt(lease.retries.into()),
-        );
-        self.forward(
-            lease,
-            lease.deliveries.saturating_sub(1),
-            "",
-            &queue,
-            headers,
-        )
-        .await
+        self.give_back(lease, delay, lease.retries).await
     }
 
     async fn dead_letter(&self, lease: &Lease, reason: &str) -> Result<bool> {

@@ -100,6 +100,29 @@ impl SqliteJobQueue {
         Ok(())
     }
 
+    /// Makes a leased message visible again after `delay`, its delivery not counted and
+    /// `retries` more retries counted (`retry`: 1; `put_back`: 0).
+    async fn give_back(&self, lease: &Lease, delay: Duration, retries: i64) -> Result<bool> {
+        let (id, nonce) = ids(lease);
+        let done = sqlx::query(
+            "UPDATE queue SET visible_at = ?, lease_nonce = NULL, \
+                 deliveries = deliveries - 1, retries = retries + ? \
+             WHERE id = ? AND lease_nonce = ? AND dead_at IS NULL",
+        )
+        .bind(Timestamp::now().plus(delay).0)
+        .bind(retries)
+        .bind(id)
+        .bind(nonce)
+        .execute(&mut *self.db.write().await?)
+        .await?
+        .rows_affected()
+            == 1;
+        if done && delay.is_zero() {
+            self.pushed.notify_one();
+        }
+        Ok(done)
+    }
+
     async fn try_lease(&self) -> Result<Option<Lease>> {
         let now = Timestamp::now();
         let nonce = rand::random::<u32>();
@@ -185,42 +208,11 @@ impl JobQueue for SqliteJobQueue {
     }
 
     async fn retry(&self, lease: &Lease, delay: Duration) -> Result<bool> {
-        let (id, nonce) = ids(lease);
-        let done = sqlx::query(
-            "UPDATE queue SET visible_at = ?, lease_nonce = NULL, \
-                 deliveries = deliveries - 1, retries = retries + 1 \
-             WHERE id = ? AND lease_nonce = ? AND dead_at IS NULL",
-        )
-        .bind(Timestamp::now().plus(delay).0)
-        .bind(id)
-        .bind(nonce)
-        .execute(&mut *self.db.write().await?)
-        .await?
-        .rows_affected()
-            == 1;
-        if done && delay.is_zero() {
-            self.pushed.notify_one();
-        }
-        Ok(done)
+        self.give_back(lease, delay, 1).await
     }
 
     async fn put_back(&self, lease: &Lease, delay: Duration) -> Result<bool> {
-        let (id, nonce) = ids(lease);
-        let done = sqlx::query(
-            "UPDATE queue SET visible_at = ?, lease_nonce = NULL, deliveries = deliveries - 1 \
-             WHERE id = ? AND lease_nonce = ? AND dead_at IS NULL",
-        )
-        .bind(Timestamp::now().plus(delay).0)
-        .bind(id)
-        .bind(nonce)
-        .execute(&mut *self.db.write().await?)
-        .await?
-        .rows_affected()
-            == 1;
-        if done && delay.is_zero() {
-            self.pushed.notify_one();
-        }
-        Ok(done)
+        self.give_back(lease, delay, 0).await
     }
 
     async fn dead_letter(&self, lease: &Lease, reason: &str) -> Result<bool> {
