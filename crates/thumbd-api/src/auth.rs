@@ -57,7 +57,7 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aud: Option<serde_json::Value>,
     /// Every other claim, among them the tenant's (named by `tenant_claim`, `tenant` by
-    /// default; SPEC §8).
+    /// default; README "Tenants").
     #[serde(flatten)]
     pub other: serde_json::Map<String, serde_json::Value>,
 }

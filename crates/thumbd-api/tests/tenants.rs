@@ -1,4 +1,5 @@
-//! Tenants (SPEC §8) through the router: two tenants using the same thumbnailId, contextId
+//! Tenants (README, "Tenants") through the router: two tenants using the same thumbnailId,
+//! contextId
 //! and Idempotency-Key never see, replace or delete each other's data; another tenant's
 //! job, upload or thumbnail answers 404, never 403.
 

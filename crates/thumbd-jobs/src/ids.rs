@@ -199,7 +199,8 @@ impl fmt::Display for Environment {
     }
 }
 
-/// Whose data a key belongs to (SPEC §8): 1–64 characters of `[A-Za-z0-9._-]`, from the
+/// Whose data a key belongs to (README, "Tenants"): 1–64 characters of `[A-Za-z0-9._-]`,
+/// from the
 /// caller's token (or a queue producer's message); [`Tenant::default`] is `default`, the
 /// tenant of a token without the claim.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -237,7 +238,8 @@ impl Default for Tenant {
 
 text_newtype!(Tenant);
 
-/// The scope of every client key (SPEC §8): a tenant's environment. Two namespaces never see
+/// The scope of every client key (README, "Tenants"): a tenant's environment. Two
+/// namespaces never see
 /// each other's thumbnails, contexts, uploads, jobs or idempotency keys.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Namespace {

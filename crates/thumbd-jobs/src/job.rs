@@ -54,7 +54,7 @@ pub struct JobMessage {
     /// The job's id; producers may leave it out and thumbd derives one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<JobId>,
-    /// Whose job (SPEC §8); `default` when a producer names none.
+    /// Whose job (README, "Tenants"); `default` when a producer names none.
     #[serde(default, skip_serializing_if = "Tenant::is_default")]
     pub tenant: Tenant,
     /// The tenant's environment.

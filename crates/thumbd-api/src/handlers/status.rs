@@ -38,7 +38,7 @@ pub async fn get(
     let caller = state.auth.authorize(&headers, Scope::Read, None)?;
     let not_found = || ApiError::not_found("JobNotFound", format!("there is no job {id:?}"));
     let job_id = JobId::parse(&id).map_err(|_| not_found())?;
-    // Another tenant's job is as unknown as one that never was (SPEC §8: never 403).
+    // Another tenant's job is as unknown as one that never was (README "Tenants": never 403).
     let Some(job) = state
         .store
         .job(job_id)

@@ -410,7 +410,8 @@ pub(super) async fn contexts(store: &dyn MetaStore, now: Timestamp) {
     );
 }
 
-/// Runs the tenant checks (SPEC §8): the same thumbnailId, contextId and idempotency key in
+/// Runs the tenant checks (README, "Tenants"): the same thumbnailId, contextId and
+/// idempotency key in
 /// two tenants' same environment are separate keys.
 pub(super) async fn tenants(store: &dyn MetaStore, now: Timestamp) {
     let env = Environment::Production;
