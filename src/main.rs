@@ -183,17 +183,23 @@ fn load_settings(
 }
 
 fn init_logging(json: bool) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    // Colour only for a person at a terminal: escape codes in a log file are noise.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter);
     if json {
-        builder.json().init();
+        // One flat object per line: `timestamp`, `level`, `message`, the event's fields and
+        // its spans' (`request_id`, `route`, `tenant`, `job_id`), each key once.
+        registry
+            .with(tracing_flat_json::FlatJsonLayer::new(std::io::stderr))
+            .init();
     } else {
-        builder.init();
+        // Colour only for a person at a terminal: escape codes in a log file are noise.
+        let layer = tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_writer(std::io::stderr);
+        registry.with(layer).init();
     }
 }
 

@@ -361,7 +361,7 @@ fn settings_errors_are_reported_together() {
 }
 
 /// Runs the README's `sh` block after `<!-- example:{name} -->` as written, in a fresh
-/// folder holding `photo.jpg` and `logo.png`, against a running server; returns the folder
+/// folder holding a copy of the repository's `samples/`, against a running server; returns the folder
 /// and stdout.
 fn run_readme_example(name: &str) -> (tempfile::TempDir, String) {
     let readme =
@@ -376,8 +376,11 @@ fn run_readme_example(name: &str) -> (tempfile::TempDir, String) {
 
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
-    std::fs::write(dir.path().join("photo.jpg"), jpeg(1200, 800)).unwrap();
-    std::fs::write(dir.path().join("logo.png"), png(400, 300, 5)).unwrap();
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    std::fs::create_dir(dir.path().join("samples")).unwrap();
+    for file in ["photo.jpg", "logo.png"] {
+        std::fs::copy(samples.join(file), dir.path().join("samples").join(file)).unwrap();
+    }
     let out = Command::new("bash")
         .args(["-euo", "pipefail", "-c", code])
         .current_dir(dir.path())
@@ -427,7 +430,7 @@ fn readme_sources_example_runs_as_written() {
 
 /// `log_format = json`: one JSON object per line, requests with their id, jobs with theirs.
 #[test]
-fn json_logs_carry_request_and_job_ids() {
+fn json_logs_are_flat_with_an_access_line_per_request() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Server::start(&data, &["--set", "log_format=json"]);
@@ -436,6 +439,16 @@ fn json_logs_carry_request_and_job_ids() {
     assert_eq!(status, 202, "{body}");
     let job = body["id"].as_str().unwrap().to_owned();
     server.wait_all(std::slice::from_ref(&job), Duration::from_secs(20));
+    let missing = agent
+        .get(format!(
+            "{}/v1/thumbnails/none?environment=production",
+            server.base
+        ))
+        .header("Authorization", &format!("Bearer {}", server.token))
+        .header("X-Request-Id", "trace-me-7")
+        .call()
+        .unwrap();
+    assert_eq!(missing.status(), 404);
     drop(server);
     let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
     let lines: Vec<Value> = log
@@ -443,29 +456,35 @@ fn json_logs_carry_request_and_job_ids() {
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
-    let accepted = lines
-        .iter()
-        .find(|l| l["fields"]["message"] == "job accepted")
-        .unwrap_or_else(|| panic!("no 'job accepted' line in:\n{log}"));
-    assert_eq!(accepted["fields"]["job_id"], job.as_str());
-    let request_id = accepted["span"]["request_id"].as_str().unwrap_or("");
+    let find = |what: &dyn Fn(&Value) -> bool| {
+        lines
+            .iter()
+            .find(|l| what(l))
+            .unwrap_or_else(|| panic!("no such line in:\n{log}"))
+            .clone()
+    };
+    let accepted = find(&|l| l["message"] == "job accepted");
+    assert_eq!(accepted["job_id"], job.as_str());
+    let request_id = accepted["request_id"].as_str().unwrap_or("");
     assert_eq!(request_id.len(), 36, "a UUID request id: {accepted}");
-    let succeeded = lines
-        .iter()
-        .find(|l| l["fields"]["message"] == "job succeeded")
-        .unwrap_or_else(|| panic!("no 'job succeeded' line in:\n{log}"));
-    assert_eq!(succeeded["span"]["job_id"], job.as_str(), "{succeeded}");
-}
-
-fn jpeg(w: u16, h: u16) -> Vec<u8> {
-    let mut out = Vec::new();
-    let data: Vec<u8> = (0..usize::from(w) * usize::from(h) * 3)
-        .map(|i| u8::try_from(i % 211).unwrap())
-        .collect();
-    jpeg_encoder::Encoder::new(&mut out, 90)
-        .encode(&data, w, h, jpeg_encoder::ColorType::Rgb)
-        .unwrap();
-    out
+    let succeeded = find(&|l| l["message"] == "job succeeded");
+    assert_eq!(succeeded["job_id"], job.as_str(), "{succeeded}");
+    // The access line of the create: its request id, route, status and tenant.
+    let answered = find(&|l| l["message"] == "answered" && l["request_id"] == request_id);
+    assert_eq!(answered["level"], "INFO");
+    assert_eq!(answered["method"], "POST");
+    assert_eq!(answered["route"], "/v1/thumbnails");
+    assert_eq!(answered["status"], 202);
+    assert_eq!(answered["tenant"], "default");
+    assert!(answered["duration_ms"].as_f64().is_some(), "{answered}");
+    // A client's own request id is kept; a 404 is answered, not an error.
+    let not_found = find(&|l| l["request_id"] == "trace-me-7" && l["message"] == "answered");
+    assert_eq!(not_found["route"], "/v1/thumbnails/{id}", "{not_found}");
+    assert_eq!(not_found["status"], 404);
+    assert!(
+        !lines.iter().any(|l| l["level"] == "ERROR"),
+        "nothing here is an error:\n{log}"
+    );
 }
 
 #[test]
@@ -649,6 +668,24 @@ fn url_sources_are_fetched_only_where_allowed() {
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["result"]["width"], 330);
     assert_eq!(body["result"]["height"], 248);
+
+    // A source that refuses connections: tried three times (1 s, then 2 s apart), then the
+    // job fails. The client's bad URL is no warning or error for the operator.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/gone.png", listener.local_addr().unwrap())
+    };
+    let (status, body) = put_url(&server, "refused", &closed);
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "SourceFetchFailed", "{body}");
+    drop(server);
+    let log = std::fs::read_to_string(dir.path().join("open.log")).unwrap();
+    assert_eq!(
+        log.matches("URL source failed: retrying").count(),
+        2,
+        "{log}"
+    );
+    assert!(!log.contains(" WARN ") && !log.contains(" ERROR "), "{log}");
 }
 
 /// `serve` prints a token only while it uses the secret it generated; a configured key is

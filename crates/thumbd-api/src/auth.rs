@@ -310,6 +310,8 @@ impl Auth {
                 )));
             }
         };
+        // For the access log line of this request (see `with_common_layers`).
+        tracing::Span::current().record("tenant", tracing::field::display(&tenant));
         Ok(Caller {
             subject: claims.sub,
             tenant,

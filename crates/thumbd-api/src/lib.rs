@@ -198,24 +198,70 @@ fn operations_routes() -> OpenApiRouter<AppState> {
 /// and tracing.
 fn with_common_layers(routes: OpenApiRouter<AppState>, state: AppState) -> Router {
     Router::from(routes)
-        .route_layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state)
-        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
-            tracing::error!("a handler panicked");
-            ApiError::internal().into_response()
-        }))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                tracing::error!("a handler panicked");
+                ApiError::internal().into_response()
+            },
+        ))
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-            let id = req
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(access_log)
+                // A 5xx is in the access line; its cause was logged where it happened.
+                .on_failure(()),
+        )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// The span every event of a request is logged in: its method, route (the path template, or
+/// `unmatched`), path, request id, and the tenant once the token is read (`Auth::authorize`).
+/// Probes and scrapes get a `probe` span at debug.
+fn request_span(req: &Request<axum::body::Body>) -> tracing::Span {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str());
+    if matches!(route, "/healthz" | "/readyz" | "/metrics") {
+        return tracing::debug_span!("probe", method = %req.method(), route, request_id = %id);
+    }
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        route,
+        path = %req.uri().path(),
+        request_id = %id,
+        tenant = tracing::field::Empty,
+    )
+}
+
+/// The access log: one line per request answered, in the request's span; at info, except
+/// probes and scrapes (`/healthz`, `/readyz`, `/metrics`: every few seconds, all alike) at
+/// debug.
+fn access_log(response: &Response, latency: std::time::Duration, span: &tracing::Span) {
+    let status = response.status().as_u16();
+    // Whole microseconds, shown as milliseconds: `12.345`, not `12.345000000000001`.
+    let duration_ms = latency.as_micros() as f64 / 1000.0;
+    // A disabled span (no metadata) is a probe's debug span, or logging is off below info.
+    if span.metadata().is_none_or(|m| m.name() == "probe") {
+        tracing::debug!(status, duration_ms, "answered");
+    } else {
+        tracing::info!(status, duration_ms, "answered");
+    }
 }
 
 /// Unknown routes are outside the route layers: counted here, as `unmatched`.

@@ -63,6 +63,11 @@ pub(crate) enum StepError {
     /// the job is given up on once it has been retried `max_deliveries` times in all.
     #[error("{0}")]
     Unexpected(String),
+    /// The client's URL source failed in a way that may pass (a timeout, a 503): retried
+    /// until the job's fetch attempts run out, then `SourceFetchFailed`. The client's
+    /// problem, not the operator's: logged at info.
+    #[error("URL source: {0}")]
+    Source(String),
 }
 
 impl StepError {
@@ -72,6 +77,8 @@ impl StepError {
     pub(crate) fn counts_toward_limit(&self) -> bool {
         match self {
             StepError::Transient(e) => !e.is_transient(),
+            // Bounded by the fetch attempts instead.
+            StepError::Source(_) => false,
             StepError::Unexpected(_) | StepError::Permanent { .. } => true,
         }
     }

@@ -538,7 +538,7 @@ impl Worker {
             }
             JobSource::Url { url } => self.fetcher.fetch(url).await.map_err(|e| {
                 if e.is_transient() && attempts < URL_FETCH_ATTEMPTS {
-                    StepError::Transient(thumbd_jobs::Error::unavailable("URL source", &e))
+                    StepError::Source(e.to_string())
                 } else {
                     StepError::permanent(e.code(), e.to_string())
                 }
@@ -757,7 +757,11 @@ impl Worker {
 
     async fn retry(&self, lease: &Lease, id: JobId, error: &StepError) -> Outcome {
         let delay = self.options.backoff(lease.retries.saturating_add(1));
-        tracing::warn!(job_id = %id, %error, retry_in = ?delay, "transient failure: retrying");
+        if matches!(error, StepError::Source(_)) {
+            tracing::info!(job_id = %id, %error, retry_in = ?delay, "URL source failed: retrying");
+        } else {
+            tracing::warn!(job_id = %id, %error, retry_in = ?delay, "transient failure: retrying");
+        }
         if let Err(e) = self.store.requeue_job(id).await {
             tracing::warn!(job_id = %id, error = %e, "cannot mark the job queued again");
         }
