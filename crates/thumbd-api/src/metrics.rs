@@ -3,12 +3,18 @@
 //! [`Metrics`] owns the process's registry: the worker registers its job metrics into the
 //! same [`Registry`] before it is handed over (see `thumbd_worker::WorkerMetrics`), and the
 //! API adds its own here: requests by route, method and status, their latency, bytes in and
-//! out, jobs accepted by source, and the queue's depth (read from the queue at each scrape).
+//! out, jobs accepted by source, the queue's depth (read from the queue at each scrape) and
+//! `thumbd_build_info{version}`. Beside them, unprefixed, the standard `process_*` metrics
+//! ([`process`]). A scraper gets OpenMetrics text unless it asks for Prometheus' text format
+//! ([`format`]).
+
+mod format;
+mod process;
 
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -49,10 +55,17 @@ struct StateLabels {
     state: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    version: &'static str,
+}
+
 /// The API's metrics and the registry they are exported from.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    /// `process_*`, without the `thumbd_` prefix.
+    process: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     received: Counter,
@@ -103,8 +116,22 @@ impl Metrics {
             "Messages in the job queue by state (ready, leased, delayed, dead), read at scrape time",
             queue.clone(),
         );
+        let build = Family::<VersionLabels, Gauge>::default();
+        build
+            .get_or_create(&VersionLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "Always 1; the version of thumbd this process runs is its label",
+            build,
+        );
+        let mut process = Registry::default();
+        process.register_collector(Box::new(process::ProcessCollector));
         Metrics {
             registry,
+            process,
             requests,
             latency,
             received,
@@ -194,18 +221,22 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
 
 /// Prometheus metrics.
 ///
-/// OpenMetrics text; every name starts with `thumbd_`. No token needed, not rate limited.
+/// OpenMetrics text, or Prometheus' text format 0.0.4 when `Accept` prefers `text/plain`.
+/// thumbd's own names start with `thumbd_`; the standard `process_*` metrics are beside them.
+/// No token needed, not rate limited.
 #[utoipa::path(
     get,
     path = "/metrics",
     operation_id = "metrics",
     tag = "operations",
     responses(
-        (status = 200, description = "The process's metrics", body = String,
-            content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        (status = 200, description = "The process's metrics", body = String, content(
+            (String = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            (String = "text/plain; version=0.0.4; charset=utf-8"),
+        )),
     )
 )]
-pub async fn export(State(state): State<AppState>) -> Response {
+pub async fn export(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match state.queue.depth().await {
         Ok(depth) => {
             for (name, value) in [
@@ -223,15 +254,28 @@ pub async fn export(State(state): State<AppState>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "cannot read the queue depth for /metrics"),
     }
+    let format = format::Format::negotiate(&headers);
     let mut text = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &state.metrics.registry) {
+    let encoded =
+        prometheus_client::encoding::text::encode_registry(&mut text, &state.metrics.registry)
+            .and_then(|()| {
+                prometheus_client::encoding::text::encode_registry(
+                    &mut text,
+                    &state.metrics.process,
+                )
+            })
+            .and_then(|()| prometheus_client::encoding::text::encode_eof(&mut text));
+    if let Err(e) = encoded {
         tracing::error!(error = %e, "cannot encode metrics");
         return ApiError::internal().into_response();
+    }
+    if format == format::Format::Text {
+        text = format::openmetrics_to_text(&text);
     }
     let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        HeaderValue::from_static(format.content_type()),
     );
     response
 }

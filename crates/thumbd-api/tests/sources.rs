@@ -860,9 +860,48 @@ async fn metrics_move_when_requests_are_made() {
         after
             .lines()
             .filter(|l| !l.starts_with('#'))
-            .all(|l| l.starts_with("thumbd_")),
+            .all(|l| l.starts_with("thumbd_") || l.starts_with("process_")),
         "{after}"
     );
+    let version = format!(
+        r#"thumbd_build_info{{version="{}"}}"#,
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(value(&after, &version), 1.0, "{after}");
+    // This process's own readings: it has spent CPU, holds memory and files, started lately.
+    assert!(value(&after, "process_cpu_seconds_total") > 0.0, "{after}");
+    assert!(
+        value(&after, "process_resident_memory_bytes") > 1e6,
+        "{after}"
+    );
+    assert!(value(&after, "process_open_fds") >= 3.0, "{after}");
+    let started = value(&after, "process_start_time_seconds");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(started > now - 3600.0 && started <= now + 1.0, "{after}");
+    assert!(after.ends_with("# EOF\n"), "{after}");
+
+    // A scraper that prefers Prometheus' text format gets it: no EOF, counters named with
+    // `_total`, everything else alike.
+    let mut ask = get("/metrics", None);
+    ask.headers_mut().insert(
+        "accept",
+        "text/plain;version=0.0.4;q=0.9,*/*;q=0.1".parse().unwrap(),
+    );
+    let text = rig.http(&base, ask).await;
+    assert_eq!(
+        text.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = String::from_utf8(text.body.to_vec()).unwrap();
+    assert!(!text.contains("# EOF"), "{text}");
+    assert!(
+        text.contains("# TYPE thumbd_http_requests_total counter\n"),
+        "{text}"
+    );
+    assert_eq!(value(&text, &version), 1.0, "{text}");
 }
 
 #[tokio::test]
