@@ -33,12 +33,16 @@ pub struct ThumbArgs {
     /// Size budget in bytes; 0 turns it off.
     #[arg(long, default_value_t = 300_000)]
     budget: usize,
-    /// Largest input file accepted, in bytes.
-    #[arg(long, default_value_t = Limits::default().max_input_bytes)]
-    max_bytes: usize,
+    /// Largest input file read, in bytes. No limit unless given: the pixel limit still
+    /// bounds the memory a file can take.
+    #[arg(long, value_name = "BYTES")]
+    max_bytes: Option<u64>,
     /// Largest input accepted, in pixels.
     #[arg(long, default_value_t = Limits::default().max_pixels)]
     max_pixels: u64,
+    /// Smallest input accepted, in pixels per side.
+    #[arg(long, value_name = "PIXELS", default_value_t = Limits::default().min_width)]
+    min_size: u32,
     /// Images processed at once (default: one per core).
     #[arg(short, long)]
     jobs: Option<usize>,
@@ -57,7 +61,7 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
 
 /// Runs the command; the exit code is 1 when any input failed.
 pub fn run(args: ThumbArgs) -> anyhow::Result<ExitCode> {
-    let files = collect_inputs(&args.inputs)?;
+    let Inputs { files, unreadable } = collect_inputs(&args.inputs);
     if files.is_empty() {
         bail!("no .png/.jpg/.jpeg files found in the given inputs");
     }
@@ -70,8 +74,10 @@ pub fn run(args: ThumbArgs) -> anyhow::Result<ExitCode> {
         jpeg_quality: args.quality,
         budget_bytes: (args.budget > 0).then_some(args.budget),
         limits: Limits {
-            max_input_bytes: args.max_bytes,
+            max_input_bytes: usize::MAX,
             max_pixels: args.max_pixels,
+            min_width: args.min_size,
+            min_height: args.min_size,
             ..Limits::default()
         },
         ..ThumbSpec::default()
@@ -104,7 +110,7 @@ pub fn run(args: ThumbArgs) -> anyhow::Result<ExitCode> {
         jobs.par_iter()
             .progress_with(bar.clone())
             .map_init(Thumbnailer::new, |t, (input, output)| {
-                let r = one(t, input, output, &spec);
+                let r = one(t, input, output, &spec, args.max_bytes);
                 if let Err((code, msg)) = &r {
                     bar.suspend(|| eprintln!("failed: {}: {code}: {msg}", input.display()));
                 }
@@ -116,14 +122,17 @@ pub fn run(args: ThumbArgs) -> anyhow::Result<ExitCode> {
     let elapsed = started.elapsed().as_secs_f64();
 
     let mut failed: BTreeMap<String, usize> = BTreeMap::new();
+    if unreadable > 0 {
+        failed.insert("Unreadable".to_owned(), unreadable);
+    }
     for (code, _) in results.iter().filter_map(|r| r.as_ref().err()) {
         *failed.entry(code.clone()).or_default() += 1;
     }
-    let done = results.len() - failed.values().sum::<usize>();
+    let done = results.len() + unreadable - failed.values().sum::<usize>();
     let by_code: Vec<String> = failed.iter().map(|(c, n)| format!("{c}: {n}")).collect();
     eprintln!(
         "done {done}, failed {}{} in {elapsed:.2} s ({:.1} images/s) -> {}",
-        results.len() - done,
+        results.len() + unreadable - done,
         if by_code.is_empty() {
             String::new()
         } else {
@@ -145,13 +154,17 @@ fn one(
     input: &Path,
     output: &Path,
     spec: &ThumbSpec,
+    max_bytes: Option<u64>,
 ) -> Result<(), (String, String)> {
     let io = |e: std::io::Error| ("IoError".to_owned(), e.to_string());
     let len = std::fs::metadata(input).map_err(io)?.len();
-    // Refuse before reading a huge file into memory.
-    spec.limits
-        .check_input_len(usize::try_from(len).unwrap_or(usize::MAX))
-        .map_err(|e| (e.code().to_owned(), e.to_string()))?;
+    // Refuse before reading a file over the limit into memory.
+    if let Some(max) = max_bytes.filter(|&max| len > max) {
+        return Err((
+            "FileTooLarge".to_owned(),
+            format!("the file has {len} bytes, over --max-bytes {max}"),
+        ));
+    }
     let bytes = std::fs::read(input).map_err(io)?;
     let thumb = t
         .thumbnail(&bytes, spec)
@@ -167,36 +180,58 @@ fn is_image_name(p: &Path) -> bool {
     })
 }
 
-/// Files named on the command line are taken as they are; folders are searched recursively
-/// for image extensions. The order is deterministic (sorted within each folder).
-fn collect_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for input in inputs {
-        let meta =
-            std::fs::metadata(input).with_context(|| format!("cannot read {}", input.display()))?;
-        if meta.is_dir() {
-            walk(input, &mut files)?;
-        } else {
-            files.push(input.clone());
-        }
-    }
-    Ok(files)
+/// The files to thumbnail, and how many entries could not be read (each already reported).
+struct Inputs {
+    files: Vec<PathBuf>,
+    unreadable: usize,
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot list {}", dir.display()))?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            walk(&path, files)?;
-        } else if is_image_name(&path) {
-            files.push(path);
+/// Files named on the command line are taken as they are; folders are searched recursively
+/// for image extensions, following symbolic links. A link back to a folder being searched is
+/// reported and skipped; an entry that cannot be read is reported and counted, and the search
+/// goes on. A file reached twice (two names, two links) is taken once. The order is
+/// deterministic: arguments in order, each folder's entries sorted by name.
+fn collect_inputs(inputs: &[PathBuf]) -> Inputs {
+    let mut found = Inputs {
+        files: Vec::new(),
+        unreadable: 0,
+    };
+    let mut seen = std::collections::HashSet::new();
+    for input in inputs {
+        let entries = walkdir::WalkDir::new(input)
+            .follow_links(true)
+            .sort_by_file_name();
+        for entry in entries {
+            match entry {
+                Ok(e) if e.file_type().is_dir() => {}
+                Ok(e) if e.depth() == 0 || is_image_name(e.path()) => {
+                    let path = e.into_path();
+                    // Canonical paths tell one file reached by two names apart from two files.
+                    if seen.insert(std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone())) {
+                        found.files.push(path);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => match e.loop_ancestor() {
+                    Some(ancestor) => eprintln!(
+                        "skipped: {}: a link back to {}, already being searched",
+                        e.path().unwrap_or(input).display(),
+                        ancestor.display()
+                    ),
+                    None => {
+                        found.unreadable += 1;
+                        eprintln!(
+                            "failed: {}: Unreadable: {}",
+                            e.path().unwrap_or(input).display(),
+                            e.io_error()
+                                .map_or_else(|| e.to_string(), ToString::to_string)
+                        );
+                    }
+                },
+            }
         }
     }
-    Ok(())
+    found
 }
 
 /// `name.png` per input, in `out`; inputs with the same stem get `-2`, `-3`, … in order.

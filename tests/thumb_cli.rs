@@ -107,3 +107,128 @@ fn format_and_size_flags() {
     assert_eq!(bad.status.code(), Some(2), "clap usage error");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A PNG of noise (it does not compress): `w × h × 3` bytes and a little more.
+fn noise_png(w: u32, h: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    let mut wr = enc.write_header().unwrap();
+    let mut x: u32 = 0x9E37_79B9;
+    let data: Vec<u8> = (0..w * h * 3)
+        .map(|_| {
+            // xorshift32: cheap bytes no deflate can shrink.
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x.to_le_bytes()[0]
+        })
+        .collect();
+    wr.write_image_data(&data).unwrap();
+    wr.finish().unwrap();
+    out
+}
+
+#[test]
+fn local_files_have_no_size_limit_unless_asked_and_min_size_lifts_the_floor() {
+    let dir = scratch("limits");
+    let big = dir.join("big.png");
+    std::fs::write(&big, noise_png(1400, 1400)).unwrap();
+    let big_len = std::fs::metadata(&big).unwrap().len();
+    assert!(
+        big_len > 5 * 1024 * 1024,
+        "over the API's default body limit"
+    );
+    let small = dir.join("small.png");
+    std::fs::write(&small, png(40, 30)).unwrap();
+    let out = dir.join("out");
+
+    let run = thumbd(&[
+        big.as_os_str(),
+        small.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--min-size".as_ref(),
+        "30".as_ref(),
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert_eq!(png_size(&out.join("big.png")), (330, 330));
+    assert_eq!(
+        png_size(&out.join("small.png")),
+        (40, 30),
+        "kept, never upscaled"
+    );
+
+    let limited = thumbd(&[
+        big.as_os_str(),
+        "-o".as_ref(),
+        dir.join("out2").as_os_str(),
+        "--max-bytes".as_ref(),
+        "5000000".as_ref(),
+    ]);
+    let stderr = String::from_utf8_lossy(&limited.stderr);
+    assert_eq!(limited.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "big.png: FileTooLarge: the file has {big_len} bytes, over --max-bytes 5000000"
+        )),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_symlink_loop_is_reported_once_and_each_image_made_once() {
+    let dir = scratch("loop");
+    let input = dir.join("in");
+    std::fs::create_dir_all(input.join("sub")).unwrap();
+    std::fs::write(input.join("a.png"), png(200, 100)).unwrap();
+    std::fs::write(input.join("sub/b.jpg"), jpeg(100, 200)).unwrap();
+    // A link back to the top, and a second name for a file.
+    std::os::unix::fs::symlink(&input, input.join("sub/loop")).unwrap();
+    std::os::unix::fs::symlink(input.join("a.png"), input.join("sub/again.png")).unwrap();
+    let out = dir.join("out");
+
+    let run = thumbd(&[input.as_os_str(), "-o".as_ref(), out.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "a loop loses nothing: {stderr}");
+    assert!(
+        stderr.contains("sub/loop: a link back to"),
+        "the loop is reported: {stderr}"
+    );
+    let mut made: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    made.sort();
+    assert_eq!(made, ["a.png", "b.png"], "{stderr}");
+    assert!(stderr.contains("done 2, failed 0"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_missing_input_is_counted_and_the_rest_made() {
+    let dir = scratch("unreadable");
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(input.join("a.png"), png(200, 100)).unwrap();
+    let out = dir.join("out");
+    let missing = dir.join("missing.png");
+
+    let run = thumbd(&[
+        input.as_os_str(),
+        missing.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("missing.png: Unreadable:"), "{stderr}");
+    assert!(
+        stderr.contains("done 1, failed 1 (Unreadable: 1)"),
+        "{stderr}"
+    );
+    assert_eq!(png_size(&out.join("a.png")), (200, 100));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
