@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ParallelProgressIterator, ProgressBar, ProgressStyle};
 use rayon::prelude::*;
-use thumbcore::{ImageFormat, Limits, ThumbSpec, Thumbnailer};
+use thumbcore::{ImageFormat, Limits, ResizeSpace, ThumbSpec, Thumbnailer};
 
 /// Arguments of `thumbd thumb`.
 #[derive(Args, Debug)]
@@ -39,6 +39,9 @@ pub struct ThumbArgs {
     /// Largest input accepted, in pixels.
     #[arg(long, default_value_t = Limits::default().max_pixels)]
     max_pixels: u64,
+    /// The space the resize averages in: srgb or linear (linear light).
+    #[arg(long, env = "THUMBD_RESIZE_SPACE", default_value = "srgb")]
+    resize_space: ResizeSpace,
     /// Images processed at once (default: one per core).
     #[arg(short, long)]
     jobs: Option<usize>,
@@ -69,6 +72,7 @@ pub fn run(args: ThumbArgs) -> anyhow::Result<ExitCode> {
         format: args.format,
         jpeg_quality: args.quality,
         budget_bytes: (args.budget > 0).then_some(args.budget),
+        resize_space: args.resize_space,
         limits: Limits {
             max_input_bytes: args.max_bytes,
             max_pixels: args.max_pixels,
