@@ -7,11 +7,13 @@ For every PNG/JPEG up to 5 MB in FOLDER it measures, with all three tools on the
 in the same run:
   * per-image time with process start-up excluded: each CLI is run on 1 and on K copies of the
     file in one invocation, and (t_K - t_1) / (K - 1) is taken, median of R repeats; Pillow is
-    timed in-process (draft + thumbnail(LANCZOS) + PNG save);
+    timed in-process (thumbnail(LANCZOS), whose defaults draft the JPEG and box-reduce
+    leaving 2x for Lanczos, + PNG save);
   * output bytes;
   * quality: DSSIM = (1 - SSIM) / 2 (per-channel SSIM, 7x7 window, mean over RGB; alpha
     composited over mid-gray) against a reference made from a full decode: Pillow, EXIF
-    transposed, ICC converted to sRGB, Lanczos3 in gamma space to the same output size.
+    transposed, ICC converted to sRGB, Lanczos3 in gamma space to the same output size
+    (benches/quality.py, which also scores synthetic images and reports per class).
 Then batch throughput over the whole folder on 2 cores: `thumbd thumb FOLDER` (rayon, two
 threads) against `xargs -P2 -n1 vipsthumbnail` (one process per image, as a shell pipeline
 would run it) and `xargs -P2 -n N/2 vipsthumbnail` (start-up amortised), and peak RSS on a
@@ -23,7 +25,10 @@ Needs: vipsthumbnail (Debian libvips-tools), Pillow and numpy (pip).
 import argparse, io, math, os, platform, shutil, statistics, subprocess, sys, tempfile, time
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image
+
+# Quality scoring (reference, DSSIM) and Pillow's thumbnail are shared with quality.py.
+from quality import pillow_thumb, score
 
 BOX = 330
 MAX_BYTES = 5 * 1024 * 1024
@@ -46,67 +51,6 @@ def per_image(cmd_for, path, tmp, k, repeats):
     one = statistics.median(run(cmd_for(copies[:1])) for _ in range(repeats))
     many = statistics.median(run(cmd_for(copies)) for _ in range(repeats))
     return max(many - one, 1e-6) / (k - 1), one
-
-
-def pillow_thumb(path, out):
-    im = Image.open(path)
-    im.draft("RGB", (BOX, BOX))
-    im.thumbnail((BOX, BOX), Image.LANCZOS)
-    if im.mode not in ("RGB", "RGBA", "L", "LA"):
-        im = im.convert("RGB")
-    im.save(out)
-
-
-def to_rgb_float(im):
-    """RGB float array; alpha composited over mid-gray."""
-    im = im.convert("RGBA")
-    bg = Image.new("RGBA", im.size, (128, 128, 128, 255))
-    return np.asarray(Image.alpha_composite(bg, im).convert("RGB"), dtype=np.float64)
-
-
-def reference(path, size):
-    im = Image.open(path)
-    icc = im.info.get("icc_profile")
-    im = ImageOps.exif_transpose(im)
-    if im.mode == "I;16" or im.mode.startswith("I"):
-        im = im.point(lambda v: v / 256).convert("L")
-    if icc:
-        try:
-            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            mode = "RGBA" if "A" in im.mode else "RGB"
-            im = ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode=mode)
-        except Exception:
-            pass
-    if im.mode not in ("RGB", "RGBA"):
-        im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
-    return im.resize(size, Image.LANCZOS, reducing_gap=None)
-
-
-def box_mean(a, r=3):
-    """Mean over a (2r+1)^2 window, valid region only."""
-    c = np.cumsum(np.cumsum(np.pad(a, ((1, 0), (1, 0))), 0), 1)
-    n = 2 * r + 1
-    return (c[n:, n:] - c[:-n, n:] - c[n:, :-n] + c[:-n, :-n]) / (n * n)
-
-
-def dssim(a, b):
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    vals = []
-    for ch in range(3):
-        x, y = a[..., ch], b[..., ch]
-        mx, my = box_mean(x), box_mean(y)
-        vx = box_mean(x * x) - mx * mx
-        vy = box_mean(y * y) - my * my
-        cxy = box_mean(x * y) - mx * my
-        s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-        vals.append(s.mean())
-    return (1 - float(np.mean(vals))) / 2
-
-
-def score(out_path, src_path):
-    out = Image.open(out_path)
-    ref = reference(src_path, out.size)
-    return dssim(to_rgb_float(out), to_rgb_float(ref))
 
 
 def peak_rss_kb(cmd):
@@ -191,7 +135,7 @@ def main():
     import PIL
     lines = [
         f"Machine: {os.cpu_count()} cores, {cpu}; {platform.platform()}; {vips_v}; Pillow {PIL.__version__}.",
-        f"Command: `python3 benches/compare.py {args.folder} --copies {args.copies} --repeats {args.repeats}` "
+        f"Command: `python3 benches/compare.py {os.path.basename(os.path.normpath(args.folder))} --copies {args.copies} --repeats {args.repeats}` "
         f"({len(files)} files up to 5 MB).",
         "",
         "| image | MP | thumbd ms | vips ms | Pillow ms | thumbd/vips | bytes thumbd / vips / Pillow | DSSIM thumbd / vips / Pillow |",

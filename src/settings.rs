@@ -155,6 +155,11 @@ pub const KEYS: &[Key] = &[
         help: "size the encoder aims under; 0 = no budget",
     },
     Key {
+        name: "resize_space",
+        default: "srgb",
+        help: "`srgb`: Lanczos3 on sRGB values, as vipsthumbnail and Pillow do; `linear`: in linear light, so text, line art and fine bright-on-dark detail keep their weight (about twice the resize time and memory)",
+    },
+    Key {
         name: "wait",
         default: "2",
         help: "seconds a create waits for its job before answering 202",
@@ -250,6 +255,7 @@ pub struct Settings {
     pub thumbnail_size: (u32, u32),
     pub output_format: ImageFormat,
     pub budget_bytes: usize,
+    pub resize_space: thumbcore::ResizeSpace,
     pub wait: Duration,
     pub max_wait: Duration,
     pub upload_ttl: Duration,
@@ -467,6 +473,7 @@ impl Settings {
             thumbnail_size: p.size("thumbnail_size"),
             output_format: p.parse("output_format", "png, jpeg or webp"),
             budget_bytes: p.parse("budget_bytes", "a whole number of bytes (0 = no budget)"),
+            resize_space: p.parse("resize_space", "srgb or linear"),
             wait: Duration::from_secs(p.parse("wait", "whole seconds")),
             max_wait: Duration::from_secs(p.parse("max_wait", "whole seconds")),
             upload_ttl: Duration::from_secs(p.positive("upload_ttl")),
@@ -518,6 +525,7 @@ impl Settings {
             max_height: self.thumbnail_size.1,
             format: self.output_format,
             budget_bytes: (self.budget_bytes > 0).then_some(self.budget_bytes),
+            resize_space: self.resize_space,
             limits: self.limits(),
             ..thumbcore::ThumbSpec::default()
         }

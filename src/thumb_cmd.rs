@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ParallelProgressIterator, ProgressBar, ProgressStyle};
 use rayon::prelude::*;
-use thumbcore::{ImageFormat, Limits, ThumbSpec, Thumbnailer};
+use thumbcore::{ImageFormat, Limits, ResizeSpace, ThumbSpec, Thumbnailer};
 
 /// Arguments of `thumbd thumb`.
 #[derive(Args, Debug)]
@@ -43,6 +43,9 @@ pub struct ThumbArgs {
     /// Smallest input accepted, in pixels per side.
     #[arg(long, value_name = "PIXELS", default_value_t = Limits::default().min_width)]
     min_size: u32,
+    /// The space the resize averages in: srgb or linear (linear light).
+    #[arg(long, env = "THUMBD_RESIZE_SPACE", default_value = "srgb")]
+    resize_space: ResizeSpace,
     /// Images processed at once (default: one per core).
     #[arg(short, long)]
     jobs: Option<usize>,
@@ -73,6 +76,7 @@ pub fn run(args: ThumbArgs) -> anyhow::Result<ExitCode> {
         format: args.format,
         jpeg_quality: args.quality,
         budget_bytes: (args.budget > 0).then_some(args.budget),
+        resize_space: args.resize_space,
         limits: Limits {
             max_input_bytes: usize::MAX,
             max_pixels: args.max_pixels,

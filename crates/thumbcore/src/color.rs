@@ -36,6 +36,9 @@ pub(crate) fn to_srgb(pixels: Pixels, icc: Option<&[u8]>) -> Result<Pixels> {
             ) else {
                 return Ok(pixels);
             };
+            if moves_nothing(&*transform, layout) {
+                return Ok(pixels);
+            }
             let mut out = try_zeroed(pixels.data.len())?;
             if transform.transform(&pixels.data, &mut out).is_err() {
                 return Ok(pixels);
@@ -46,6 +49,37 @@ pub(crate) fn to_srgb(pixels: Pixels, icc: Option<&[u8]>) -> Result<Pixels> {
             })
         }
     }
+}
+
+/// Whether the transform leaves every channel value (grays, and ramps of each primary and
+/// secondary) within one level of where it was: then the profile is sRGB, or as good as,
+/// and what the transform would change is its own fixed-point rounding, not colour.
+/// moxcms's 8-bit sRGB → sRGB transform lowers about half the samples by one level, which
+/// on smooth pictures is the largest difference from a reference conversion (DSSIM 0.0032
+/// against 0.0008 without it on a 1920×1280 wallpaper).
+fn moves_nothing(transform: &dyn moxcms::TransformExecutor<u8>, layout: PixelLayout) -> bool {
+    let rgb: Vec<[u8; 3]> = (0..=255u8)
+        .flat_map(|v| {
+            [
+                [v, v, v],
+                [v, 0, 0],
+                [0, v, 0],
+                [0, 0, v],
+                [v, v, 0],
+                [0, v, v],
+                [v, 0, v],
+            ]
+        })
+        .collect();
+    let probe: Vec<u8> = match layout {
+        PixelLayout::Gray => (0..=255).collect(),
+        PixelLayout::GrayAlpha => (0..=255).flat_map(|v| [v, 255]).collect(),
+        PixelLayout::Rgb => rgb.iter().flatten().copied().collect(),
+        _ => rgb.iter().flat_map(|&[r, g, b]| [r, g, b, 255]).collect(),
+    };
+    let mut out = vec![0; probe.len()];
+    transform.transform(&probe, &mut out).is_ok()
+        && probe.iter().zip(&out).all(|(a, b)| a.abs_diff(*b) <= 1)
 }
 
 fn cmyk_to_rgb(pixels: Pixels, inverted: bool, profile: Option<&ColorProfile>) -> Result<Pixels> {

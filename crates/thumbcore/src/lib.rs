@@ -48,4 +48,5 @@ pub use geometry::fit;
 pub use limits::Limits;
 pub use orientation::Orientation;
 pub use probe::{ImageInfo, JpegLayout, probe};
+pub use resize::ResizeSpace;
 pub use thumbnailer::{Frame, ThumbSpec, Thumbnail, Thumbnailer, thumbnail_batch};

@@ -13,7 +13,7 @@ use crate::geometry::{dct_scale, fit};
 use crate::limits::{Deadline, Limits};
 use crate::orientation;
 use crate::probe::{ImageInfo, probe};
-use crate::resize::resize;
+use crate::resize::{ResizeSpace, resize};
 
 /// What thumbnail to make. `Default` is SPEC §4: PNG inside 330×330, 300 KB budget.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,10 +28,8 @@ pub struct ThumbSpec {
     pub jpeg_quality: u8,
     /// Size to aim under, in bytes; `None` for no budget. Default 300 000.
     pub budget_bytes: Option<usize>,
-    /// How much larger than the output a DCT-scaled JPEG decode must stay, per side.
-    /// 1.0 decodes as small as the output allows (fastest); 2.0 leaves a factor of two to
-    /// the Lanczos3 resize, as vipsthumbnail does. Default 1.0.
-    pub jpeg_prescale_headroom: f32,
+    /// The space the resize averages in. Default sRGB.
+    pub resize_space: ResizeSpace,
     /// Input limits, checked before any pixel is decoded, and the time limit.
     pub limits: Limits,
 }
@@ -44,7 +42,7 @@ impl Default for ThumbSpec {
             format: ImageFormat::Png,
             jpeg_quality: 85,
             budget_bytes: Some(300_000),
-            jpeg_prescale_headroom: 1.0,
+            resize_space: ResizeSpace::Srgb,
             limits: Limits::default(),
         }
     }
@@ -69,7 +67,6 @@ impl ThumbSpec {
         let denom = u64::from(dct_scale(
             (info.stored_width, info.stored_height),
             stored(output, info),
-            self.jpeg_prescale_headroom,
         ));
         (
             u64::from(info.stored_width).div_ceil(denom),
@@ -81,7 +78,8 @@ impl ThumbSpec {
     /// pixels (JPEG: at the reduced DCT scale), libjpeg's full-size coefficient buffers for
     /// a progressive or multi-scan JPEG ([`ImageInfo::coefficient_bytes`]; the decoder is
     /// held to this much), for PNG with alpha the premultiplied copy the resizer makes, and
-    /// the resizer's intermediate image (output width × decoded height). Workers admit jobs
+    /// the resizer's intermediate image (output width × decoded height); in linear light,
+    /// the 16-bit copy of the decoded image too, and twice the bytes for the other two. Workers admit jobs
     /// against a budget of these, so a burst of large images queues instead of exhausting
     /// memory. Small buffers (the thumbnail, tables, rows) are not counted.
     pub fn decode_cost(&self, info: &ImageInfo) -> u64 {
@@ -95,13 +93,15 @@ impl ThumbSpec {
             _ => (u64::from(info.stored_width), u64::from(info.stored_height)),
         };
         let pixels = w * h * channels;
-        let premultiplied = if channels % 2 == 0 && info.format == ImageFormat::Png {
-            pixels
-        } else {
-            0
-        };
-        let intermediate = u64::from(output.0) * h * channels;
-        pixels + premultiplied + intermediate + info.coefficient_bytes()
+        let has_alpha = channels % 2 == 0 && info.format == ImageFormat::Png;
+        // Linear light resizes a 16-bit copy of the decoded image (CMYK is never mapped).
+        let cmyk = info.format == ImageFormat::Jpeg && channels == 4;
+        let linear = self.resize_space == ResizeSpace::Linear && !cmyk;
+        let sample = if linear { 2 } else { 1 };
+        let wide = if linear { 2 * pixels } else { 0 };
+        let premultiplied = if has_alpha { pixels * sample } else { 0 };
+        let intermediate = u64::from(output.0) * h * channels * sample;
+        pixels + wide + premultiplied + intermediate + info.coefficient_bytes()
     }
 }
 
@@ -194,7 +194,7 @@ impl Thumbnailer {
     }
 
     /// Stage 1: checks the limits from the header, then decodes. JPEG is decoded at the
-    /// smallest DCT scale that still covers the output size. Held to
+    /// smallest DCT scale that is still twice the output size on both sides. Held to
     /// [`Limits::max_duration`] on its own.
     pub fn decode(&mut self, bytes: &[u8], spec: &ThumbSpec) -> Result<Frame> {
         self.decode_until(bytes, spec, &Deadline::start(&spec.limits))
@@ -210,12 +210,12 @@ impl Thumbnailer {
         let info = probe(bytes)?;
         spec.limits.check(&info)?;
         let output = fit(info.width, info.height, spec.max_width, spec.max_height);
+        let mut denom = 1;
         let decoded = match info.format {
             ImageFormat::Jpeg => {
-                let denom = dct_scale(
+                denom = dct_scale(
                     (info.stored_width, info.stored_height),
                     stored(output, &info),
-                    spec.jpeg_prescale_headroom,
                 );
                 let decoder = match &mut self.jpeg {
                     Some(d) => d,
@@ -231,11 +231,17 @@ impl Thumbnailer {
             }
             _ => decode_png(bytes, &spec.limits, self.spare.take(), deadline)?,
         };
+        let extent = (
+            f64::from(info.stored_width) / f64::from(denom),
+            f64::from(info.stored_height) / f64::from(denom),
+        );
         Ok(Frame {
             pixels: decoded.pixels,
             icc: decoded.icc,
             info,
             output,
+            extent,
+            space: spec.resize_space,
         })
     }
 
@@ -243,7 +249,14 @@ impl Thumbnailer {
     /// opaque alpha dropped, and EXIF orientation applied.
     pub fn resize(&mut self, frame: Frame) -> Result<Frame> {
         let (w, h) = stored(frame.output, &frame.info);
-        let (resized, done) = resize(&mut self.resizer, frame.pixels, w as usize, h as usize)?;
+        let (resized, done) = resize(
+            &mut self.resizer,
+            frame.pixels,
+            w as usize,
+            h as usize,
+            frame.extent,
+            frame.space,
+        )?;
         // The resizer keeps its buffers (for an image with alpha, a premultiplied copy of the
         // whole decoded image) for the next call: no more of them than a spare buffer.
         if self.resizer.size_of_internal_buffers() > self.spare_limit {
@@ -273,6 +286,8 @@ impl Thumbnailer {
             icc: None,
             info: frame.info,
             output: frame.output,
+            extent: (f64::from(to_u32(width)), f64::from(to_u32(height))),
+            space: frame.space,
         })
     }
 
@@ -291,6 +306,11 @@ pub struct Frame {
     info: ImageInfo,
     /// The final thumbnail size, upright.
     output: (u32, u32),
+    /// How many of `pixels`' columns and rows the picture covers: fewer than there are
+    /// when a DCT-scaled decode rounded its size up (see [`Thumbnailer::resize`]).
+    extent: (f64, f64),
+    /// What [`Thumbnailer::resize`] averages in.
+    space: ResizeSpace,
 }
 
 impl Frame {
@@ -303,6 +323,10 @@ impl Frame {
     pub fn info(&self) -> &ImageInfo {
         &self.info
     }
+}
+
+fn to_u32(v: usize) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
 }
 
 /// The output size in stored coordinates: resizing happens before orientation.

@@ -136,9 +136,16 @@ fn a_single_scan_baseline_file_costs_its_output_only() {
     assert!(!info.jpeg.as_ref().unwrap().multi_scan);
     assert_eq!(info.coefficient_bytes(), 0);
     let spec = ThumbSpec::default();
-    // 1/4 scale: 400×300 RGB, plus the resizer's intermediate rows.
-    assert_eq!(spec.decoded_pixels(&info), 400 * 300);
-    assert!(spec.decode_cost(&info) < 400 * 300 * 3 * 2);
+    // 1/2 scale (1/4 would leave less than twice the 330×248 output): 800×600 RGB, plus
+    // the resizer's intermediate rows.
+    assert_eq!(spec.decoded_pixels(&info), 800 * 600);
+    assert!(spec.decode_cost(&info) < 800 * 600 * 3 * 2);
+    // In linear light the resizer also holds a 16-bit copy.
+    let linear = ThumbSpec {
+        resize_space: thumbcore::ResizeSpace::Linear,
+        ..ThumbSpec::default()
+    };
+    assert!(linear.decode_cost(&info) >= 800 * 600 * 3 * 3);
 }
 
 #[test]

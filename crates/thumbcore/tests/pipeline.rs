@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use thumbcore::{BudgetStep, ImageFormat, Orientation, ThumbSpec, Thumbnailer, probe};
+use thumbcore::{BudgetStep, ImageFormat, Orientation, ResizeSpace, ThumbSpec, Thumbnailer, probe};
 
 fn thumb(bytes: &[u8]) -> thumbcore::Thumbnail {
     Thumbnailer::new()
@@ -325,9 +325,13 @@ fn interlaced_png_decodes_like_its_non_interlaced_twin() {
 
 #[test]
 fn progressive_jpeg_matches_baseline() {
-    // Same coefficients, different scan order: large enough to hit the 1/8 DCT scale (and
-    // the early stop after the needed scans) and small enough for the full-size path.
-    let mut spec = ThumbSpec::default();
+    // Same coefficients, different scan order. With a 160 px box, 2800×2100 decodes at
+    // 1/8 (and stops early, after the needed scans), 1000×700 at 1/2, 300×200 at full size.
+    let mut spec = ThumbSpec {
+        max_width: 160,
+        max_height: 160,
+        ..ThumbSpec::default()
+    };
     spec.limits.max_input_bytes = usize::MAX;
     let thumb = |b: &[u8]| Thumbnailer::new().thumbnail(b, &spec).unwrap();
     for (w, h) in [(2800u16, 2100u16), (1000, 700), (300, 200)] {
@@ -357,6 +361,127 @@ fn progressive_jpeg_matches_baseline() {
             "{w}×{h}: progressive differs from baseline by {max_diff}"
         );
     }
+}
+
+/// A gray image, one 8-bit value per pixel.
+fn png_gray(w: u32, h: u32, data: &[u8]) -> Vec<u8> {
+    png(
+        w,
+        h,
+        png::ColorType::Grayscale,
+        png::BitDepth::Eight,
+        data,
+        None,
+        None,
+    )
+}
+
+#[test]
+fn a_dct_scaled_decode_is_resized_from_the_picture_not_its_rounded_up_size() {
+    // 1365 px wide decodes at 1/2 as 683 px, the last one only half covered. A sine of
+    // period 40 px: resizing all 683 px onto 330 would stretch the picture by half a
+    // source pixel and put the right end of the thumbnail ~1 px (of 40) out of phase
+    // (mean error ~10 levels there); resized from 682.5 px it matches the PNG's.
+    let (w, h) = (1365u16, 200u16);
+    let row: Vec<u8> = (0..w)
+        .map(|x| {
+            (128.0 + 100.0 * (f64::from(x) * std::f64::consts::TAU / 40.0).sin()).round() as u8
+        })
+        .collect();
+    let data: Vec<u8> = (0..h).flat_map(|_| row.iter().copied()).collect();
+    let from_png = decode_png(&thumb(&png_gray(w.into(), h.into(), &data)).bytes);
+    let jpeg_bytes = jpeg(w, h, jpeg_encoder::ColorType::Luma, &data, false, &[], None);
+    let from_jpeg = decode_png(&thumb(&jpeg_bytes).bytes);
+    assert_eq!((from_jpeg.width, from_jpeg.height), (330, 48));
+    let (cols, rows) = (from_png.width, from_png.height);
+    let right_end: Vec<f64> = (10..rows - 10)
+        .flat_map(|y| (cols - 30..cols).map(move |x| y * cols + x))
+        .map(|i| f64::from(from_png.data[i].abs_diff(from_jpeg.data[i])))
+        .collect();
+    let mean = right_end.iter().sum::<f64>() / right_end.len() as f64;
+    assert!(mean < 2.0, "right end off by {mean:.2} levels on average");
+}
+
+/// Mean of the central `n`×`n` pixels' first channel, and of their last (alpha) one.
+fn centre_mean(d: &Decoded, n: usize) -> (f64, f64) {
+    let ch = d.data.len() / (d.width * d.height);
+    let (x0, y0) = ((d.width - n) / 2, (d.height - n) / 2);
+    let px: Vec<&[u8]> = (y0..y0 + n)
+        .flat_map(|y| (x0..x0 + n).map(move |x| (y * d.width + x) * ch))
+        .map(|i| &d.data[i..i + ch])
+        .collect();
+    let mean = |c: usize| px.iter().map(|p| f64::from(p[c])).sum::<f64>() / px.len() as f64;
+    (mean(0), mean(ch - 1))
+}
+
+#[test]
+fn linear_light_averages_light_and_srgb_averages_values() {
+    // A 1-px black and white checkerboard reduced 2.5×: half the light, which is sRGB 188
+    // in linear light, while averaging the sRGB values gives their mean, 128.
+    let (w, h) = (500usize, 500usize);
+    let board: Vec<u8> = (0..w * h)
+        .map(|i| if (i % w + i / w) % 2 == 0 { 0 } else { 255 })
+        .collect();
+    let png = png_gray(500, 500, &board);
+    let gray = |space| {
+        let spec = ThumbSpec {
+            max_width: 200,
+            max_height: 200,
+            resize_space: space,
+            ..ThumbSpec::default()
+        };
+        centre_mean(
+            &decode_png(&Thumbnailer::new().thumbnail(&png, &spec).unwrap().bytes),
+            100,
+        )
+        .0
+    };
+    let (srgb, linear) = (gray(ResizeSpace::Srgb), gray(ResizeSpace::Linear));
+    assert!((srgb - 128.0).abs() < 3.0, "srgb {srgb}");
+    assert!((linear - 188.0).abs() < 3.0, "linear {linear}");
+}
+
+#[test]
+fn linear_light_premultiplies_alpha_in_linear_light() {
+    // White, opaque, alternating with fully transparent red: the red must not bleed in (it
+    // has no weight), so the colour stays white and alpha is the mean coverage, 128.
+    let (w, h) = (500usize, 500usize);
+    let data: Vec<u8> = (0..w * h)
+        .flat_map(|i| {
+            if (i % w + i / w) % 2 == 0 {
+                [255, 0, 0, 0]
+            } else {
+                [255, 255, 255, 255]
+            }
+        })
+        .collect();
+    let png = png(
+        500,
+        500,
+        png::ColorType::Rgba,
+        png::BitDepth::Eight,
+        &data,
+        None,
+        None,
+    );
+    let spec = ThumbSpec {
+        max_width: 200,
+        max_height: 200,
+        resize_space: ResizeSpace::Linear,
+        ..ThumbSpec::default()
+    };
+    let d = decode_png(&Thumbnailer::new().thumbnail(&png, &spec).unwrap().bytes);
+    let ch = d.data.len() / (d.width * d.height);
+    assert_eq!(ch, 4, "alpha kept");
+    let (x0, y0) = (50, 50);
+    for y in y0..y0 + 100 {
+        for x in x0..x0 + 100 {
+            let p = &d.data[(y * d.width + x) * 4..][..4];
+            assert!(p[1] >= 250 && p[2] >= 250, "red bled in at {x},{y}: {p:?}");
+        }
+    }
+    let alpha = centre_mean(&d, 100).1;
+    assert!((alpha - 128.0).abs() < 3.0, "alpha {alpha}");
 }
 
 /// sRGB transfer function and its inverse, for reference colours computed here.

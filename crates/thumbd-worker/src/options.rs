@@ -124,7 +124,7 @@ mod tests {
 
     #[test]
     fn the_budget_admits_by_decode_cost_not_by_output_pixels() {
-        // A 2000×2000 progressive 4:4:4 JPEG: decoded at 1/4 it is 500×500 pixels, but
+        // A 2000×2000 progressive 4:4:4 JPEG: decoded at 1/2 it is 1000×1000 pixels, but
         // libjpeg holds 250 × 250 blocks × 3 components × 128 bytes = 24 MB of coefficients.
         let mut jpeg = vec![0xFF, 0xD8];
         jpeg.extend_from_slice(&[0xFF, 0xC2, 0, 17, 8, 0x07, 0xD0, 0x07, 0xD0, 3]);
@@ -134,8 +134,8 @@ mod tests {
         jpeg.extend_from_slice(&[0xFF, 0xDA, 0, 12, 3, 1, 0, 2, 0, 3, 0, 0, 0, 0]);
         let info = thumbcore::probe(&jpeg).unwrap();
         let o = WorkerOptions {
-            // 1 M pixels: 4 MB, far more than the output, far less than the decode.
-            pixel_budget: 1_000_000,
+            // 4 M pixels: 16 MB, far more than the output, far less than the decode.
+            pixel_budget: 4_000_000,
             ..WorkerOptions::default()
         };
         let cost = o.spec.decode_cost(&info);
