@@ -84,7 +84,6 @@ pub fn run(args: ThumbArgs) -> anyhow::Result<ExitCode> {
             min_height: args.min_size,
             ..Limits::default()
         },
-        ..ThumbSpec::default()
     };
     let jobs = output_names(&files, &args.output, args.format);
     let pool = rayon::ThreadPoolBuilder::new()
