@@ -40,9 +40,9 @@ impl std::str::FromStr for ResizeSpace {
 /// pixels: a DCT-scaled JPEG decode is rounded up to whole pixels (1365 / 2 → 683), and
 /// its last column and row hold only part of a pixel's worth of picture, so the resize maps
 /// 682.5 source pixels, not 683, onto the output (as Pillow's `draft` box does); otherwise
-/// the picture is stretched by up to a pixel and fine detail lands out of phase. CMYK has no alpha, so its fourth channel is never used to
-/// premultiply; it is resized as it is stored whatever `space` says (its values are not
-/// sRGB).
+/// the picture is stretched by up to a pixel and fine detail lands out of phase. CMYK has
+/// no alpha, so its fourth channel is never used to premultiply; it is resized as it is
+/// stored whatever `space` says (its values are not sRGB).
 pub(crate) fn resize(
     resizer: &mut fir::Resizer,
     src: Pixels,

@@ -79,9 +79,10 @@ impl ThumbSpec {
     /// a progressive or multi-scan JPEG ([`ImageInfo::coefficient_bytes`]; the decoder is
     /// held to this much), for PNG with alpha the premultiplied copy the resizer makes, and
     /// the resizer's intermediate image (output width × decoded height); in linear light,
-    /// the 16-bit copy of the decoded image too, and twice the bytes for the other two. Workers admit jobs
-    /// against a budget of these, so a burst of large images queues instead of exhausting
-    /// memory. Small buffers (the thumbnail, tables, rows) are not counted.
+    /// the 16-bit copy of the decoded image too, and twice the bytes for the other two.
+    /// Workers admit jobs against a budget of these, so a burst of large images queues
+    /// instead of exhausting memory. Small buffers (the thumbnail, tables, rows) are not
+    /// counted.
     pub fn decode_cost(&self, info: &ImageInfo) -> u64 {
         let channels = u64::from(info.channels.clamp(1, 4));
         let output = stored(
