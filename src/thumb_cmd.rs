@@ -171,7 +171,7 @@ fn one(
     let bytes = std::fs::read(input).map_err(io)?;
     let thumb = t
         .thumbnail(&bytes, spec)
-        .map_err(|e| (e.code().to_owned(), e.to_string()))?;
+        .map_err(|e| (e.code().as_str().to_owned(), e.to_string()))?;
     std::fs::write(output, &thumb.bytes).map_err(io)
 }
 

@@ -1,4 +1,6 @@
-//! The one error type of thumbcore, with the stable wire codes of SPEC §3.
+//! The one error type of thumbcore, with its stable wire [`Code`]s.
+
+pub use thumbd_codes::Code;
 
 /// What went wrong while probing or thumbnailing an image.
 ///
@@ -65,17 +67,17 @@ pub enum Error {
 }
 
 impl Error {
-    /// The stable code of SPEC §3 (`InvalidThumbnailFormat`, `CorruptImage`, …).
-    pub fn code(&self) -> &'static str {
+    /// The stable code (`InvalidThumbnailFormat`, `CorruptImage`, …).
+    pub fn code(&self) -> Code {
         match self {
-            Error::InvalidFormat(_) => "InvalidThumbnailFormat",
-            Error::UnsupportedContentType(_) => "InvalidHeaderValue",
-            Error::InputTooLarge { .. } => "RequestTooLarge",
-            Error::TooSmall { .. } => "ThumbnailTooSmall",
-            Error::DimensionsTooLarge { .. } => "ImageDimensionsTooLarge",
-            Error::Corrupt(_) => "CorruptImage",
-            Error::ProcessingTimeout { .. } => "ProcessingTimeout",
-            Error::Internal(_) => "InternalError",
+            Error::InvalidFormat(_) => Code::InvalidThumbnailFormat,
+            Error::UnsupportedContentType(_) => Code::InvalidHeaderValue,
+            Error::InputTooLarge { .. } => Code::RequestTooLarge,
+            Error::TooSmall { .. } => Code::ThumbnailTooSmall,
+            Error::DimensionsTooLarge { .. } => Code::ImageDimensionsTooLarge,
+            Error::Corrupt(_) => Code::CorruptImage,
+            Error::ProcessingTimeout { .. } => Code::ProcessingTimeout,
+            Error::Internal(_) => Code::InternalError,
         }
     }
 

@@ -58,8 +58,11 @@ fn run_all(paths: Vec<PathBuf>, spec: ThumbSpec) -> (usize, usize) {
         let mut t = Thumbnailer::new();
         for p in paths {
             let bytes = std::fs::read(&p).unwrap();
-            let probed = probe(&bytes).map(|_| ()).map_err(|e| e.code());
-            let result = t.thumbnail(&bytes, &spec).map(|_| ()).map_err(|e| e.code());
+            let probed = probe(&bytes).map(|_| ()).map_err(|e| e.code().as_str());
+            let result = t
+                .thumbnail(&bytes, &spec)
+                .map(|_| ())
+                .map_err(|e| e.code().as_str());
             tx.send((p, probed, result)).unwrap();
         }
     });

@@ -1,122 +1,93 @@
-//! `ApiError`: every failure as the JSON body of SPEC §3, with its HTTP status. The only
-//! place that maps codes to statuses.
+//! `ApiError`: every failure as the JSON error body, with its HTTP status; [`status_of`] is the
+//! only place that maps a [`Code`] to a status.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use thumbd_codes::Code;
 use utoipa::ToSchema;
 
-/// Every stable code an answer (or a failed job's `error`) can carry, with its status and
-/// meaning: the `code` enum of the OpenAPI document. `tests/openapi.rs` checks this list
-/// against the code strings in the sources, both ways, so it cannot go stale silently.
-pub(crate) const CODES: [(&str, &str); 26] = [
-    (
-        "InvalidQueryParameter",
-        "400: a query or path parameter is missing, repeated or invalid (target: its name)",
-    ),
-    (
-        "InvalidRequestBody",
-        "400: the JSON or multipart body is malformed or lacks a field (target: the field)",
-    ),
-    (
-        "HeaderNotFound",
-        "401: no `Authorization` header (target: authorization)",
-    ),
-    (
-        "InvalidToken",
-        "401: the bearer token is malformed, badly signed, expired or of the wrong algorithm",
-    ),
-    (
-        "InsufficientPermissions",
-        "403: the token lacks the scope, or is limited to the other environment",
-    ),
-    (
-        "ThumbnailNotFound",
-        "404: no such thumbnail in this environment",
-    ),
-    ("JobNotFound", "404: no such job"),
-    (
-        "ContextNotFound",
-        "404: no such context in this environment",
-    ),
-    (
-        "UploadTicketNotFound",
-        "404: no such upload ticket, or it has expired",
-    ),
-    ("RouteNotFound", "404: no such endpoint"),
-    (
-        "MethodNotAllowed",
-        "405: the endpoint exists, not with this method",
-    ),
-    (
-        "RequestTooLarge",
-        "413: the body is over the limit (decided from Content-Length or while streaming)",
-    ),
-    (
-        "InvalidThumbnailRequest",
-        "422: the image or its headers are not acceptable; `details[0]` says why",
-    ),
-    (
-        "MissingRequiredHeader",
-        "422 detail: no `Content-Type` (target: content-type)",
-    ),
-    (
-        "InvalidHeaderValue",
-        "422 detail: an unsupported `Content-Type` (e.g. image/gif) or a bad `Idempotency-Key`",
-    ),
-    (
-        "InvalidThumbnailFormat",
-        "422 detail: the bytes are not a PNG or JPEG, or not the declared type",
-    ),
-    (
-        "ThumbnailTooSmall",
-        "422 detail: under 80×80 pixels after orientation",
-    ),
-    (
-        "ImageDimensionsTooLarge",
-        "422 detail: over the pixel limit",
-    ),
-    ("CorruptImage", "422 detail: the image cannot be decoded"),
-    (
-        "ProcessingTimeout",
-        "422 detail (of a job): making the thumbnail took longer than the job time limit",
-    ),
-    (
-        "TooManyRequests",
-        "429: over this client's rate limit; retry after `Retry-After` seconds",
-    ),
-    (
-        "SourceFetchFailed",
-        "502 (or a failed job): the URL source could not be downloaded",
-    ),
-    (
-        "SourceNotAllowed",
-        "502 (or a failed job): the URL source points somewhere thumbd may not go",
-    ),
-    (
-        "SourceTooLarge",
-        "502 (or a failed job): the URL source is over the size limit",
-    ),
-    (
-        "InternalError",
-        "500: a bug or an inconsistency; the cause is in the server's log, not the body",
-    ),
-    (
-        "ServiceUnavailable",
-        "503: the store, queue or blob store is unreachable; retry after `Retry-After`",
-    ),
-];
+/// The HTTP status of an answer whose code is `code`: the only place that decides it. The
+/// codes that only appear as a 422 `InvalidThumbnailRequest`'s detail answer 422; codes that
+/// only a failed job carries are answered as the job's failure would be
+/// ([`ApiError::from_image_code`]).
+pub fn status_of(code: Code) -> StatusCode {
+    match code {
+        Code::InvalidQueryParameter | Code::InvalidRequestBody => StatusCode::BAD_REQUEST,
+        Code::HeaderNotFound | Code::InvalidToken => StatusCode::UNAUTHORIZED,
+        Code::InsufficientPermissions => StatusCode::FORBIDDEN,
+        Code::ThumbnailNotFound
+        | Code::JobNotFound
+        | Code::ContextNotFound
+        | Code::UploadTicketNotFound
+        | Code::RouteNotFound => StatusCode::NOT_FOUND,
+        Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        Code::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Code::InvalidThumbnailRequest
+        | Code::MissingRequiredHeader
+        | Code::InvalidHeaderValue
+        | Code::InvalidThumbnailFormat
+        | Code::ThumbnailTooSmall
+        | Code::ImageDimensionsTooLarge
+        | Code::CorruptImage
+        | Code::ProcessingTimeout => StatusCode::UNPROCESSABLE_ENTITY,
+        Code::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+        Code::SourceFetchFailed | Code::SourceNotAllowed | Code::SourceTooLarge => {
+            StatusCode::BAD_GATEWAY
+        }
+        Code::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+        Code::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
 
-/// The schema of `code`: a string from [`CODES`], each explained in the description.
+/// Whether `code` is given only as the detail of a 422 `InvalidThumbnailRequest`.
+fn is_detail(code: Code) -> bool {
+    matches!(
+        code,
+        Code::MissingRequiredHeader
+            | Code::InvalidHeaderValue
+            | Code::InvalidThumbnailFormat
+            | Code::ThumbnailTooSmall
+            | Code::ImageDimensionsTooLarge
+            | Code::CorruptImage
+            | Code::ProcessingTimeout
+    )
+}
+
+/// One line of the error table: `` `CorruptImage` (422 detail): the image cannot be decoded``.
+pub fn describe_code(code: Code) -> String {
+    let detail = if is_detail(code) { " detail" } else { "" };
+    format!(
+        "`{code}` ({}{detail}): {}",
+        status_of(code).as_u16(),
+        code.meaning()
+    )
+}
+
+/// The README's error table: a row per code, in [`Code::ALL`]'s order.
+pub fn error_table() -> String {
+    let mut table = String::from("| code | status | meaning |\n|---|---|---|\n");
+    for &code in Code::ALL {
+        let detail = if is_detail(code) { " (a detail)" } else { "" };
+        table.push_str(&format!(
+            "| `{code}` | {}{detail} | {} |\n",
+            status_of(code).as_u16(),
+            code.meaning().replace('|', "\\|")
+        ));
+    }
+    table
+}
+
+/// The schema of `code`: one of [`Code::ALL`], each explained in the description.
 fn code_schema() -> utoipa::openapi::schema::Object {
     use utoipa::openapi::schema::{ObjectBuilder, Type};
-    let mut description = String::from("A stable code (SPEC §3):\n");
-    for (code, meaning) in CODES {
-        description.push_str(&format!("- `{code}`: {meaning}\n"));
+    let mut description = String::from("A stable code:\n");
+    for &code in Code::ALL {
+        description.push_str(&format!("- {}\n", describe_code(code)));
     }
     ObjectBuilder::new()
         .schema_type(Type::String)
-        .enum_values(Some(CODES.map(|(code, _)| code)))
+        .enum_values(Some(Code::ALL.iter().map(|c| c.as_str())))
         .description(Some(description))
         .build()
 }
@@ -126,7 +97,7 @@ fn code_schema() -> utoipa::openapi::schema::Object {
 pub struct ErrorDetail {
     /// Stable code.
     #[schema(schema_with = code_schema)]
-    pub code: String,
+    pub code: Code,
     /// Human-readable message.
     pub message: String,
     /// What the error is about (a parameter, a header, `body`).
@@ -162,11 +133,11 @@ struct ErrorObject<'a> {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+    fn new(code: Code, message: impl Into<String>) -> Self {
         ApiError {
-            status,
+            status: status_of(code),
             detail: ErrorDetail {
-                code: code.into(),
+                code,
                 message: message.into(),
                 target: None,
             },
@@ -188,25 +159,24 @@ impl ApiError {
     }
 
     /// The stable code.
-    pub fn code(&self) -> &str {
-        &self.detail.code
+    pub fn code(&self) -> Code {
+        self.detail.code
     }
 
     /// 400 `InvalidQueryParameter` about `param`.
     pub fn invalid_query(param: &str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "InvalidQueryParameter", message).with_target(param)
+        Self::new(Code::InvalidQueryParameter, message).with_target(param)
     }
 
     /// 400 `InvalidRequestBody`.
     pub fn invalid_body(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "InvalidRequestBody", message).with_target("body")
+        Self::new(Code::InvalidRequestBody, message).with_target("body")
     }
 
     /// 401 `HeaderNotFound`: no `Authorization` header.
     pub fn no_auth_header() -> Self {
         let mut e = Self::new(
-            StatusCode::UNAUTHORIZED,
-            "HeaderNotFound",
+            Code::HeaderNotFound,
             "the Authorization header is missing: send `Authorization: Bearer <token>`",
         )
         .with_target("authorization");
@@ -216,36 +186,31 @@ impl ApiError {
 
     /// 401 `InvalidToken`.
     pub fn invalid_token(message: impl Into<String>) -> Self {
-        let mut e = Self::new(StatusCode::UNAUTHORIZED, "InvalidToken", message)
-            .with_target("authorization");
+        let mut e = Self::new(Code::InvalidToken, message).with_target("authorization");
         e.www_authenticate = true;
         e
     }
 
     /// 403 `InsufficientPermissions`.
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "InsufficientPermissions", message)
+        Self::new(Code::InsufficientPermissions, message)
     }
 
     /// 404 with a resource-specific code (`ThumbnailNotFound`, `JobNotFound`, …).
-    pub fn not_found(code: &str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, code, message)
+    pub fn not_found(code: Code, message: impl Into<String>) -> Self {
+        debug_assert_eq!(status_of(code), StatusCode::NOT_FOUND, "{code}");
+        Self::new(code, message)
     }
 
     /// 404 `RouteNotFound`: no such endpoint.
     pub fn no_route(path: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "RouteNotFound",
-            format!("there is no endpoint {path}"),
-        )
+        Self::new(Code::RouteNotFound, format!("there is no endpoint {path}"))
     }
 
     /// 405 `MethodNotAllowed`.
     pub fn method_not_allowed(method: &str, path: &str) -> Self {
         Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "MethodNotAllowed",
+            Code::MethodNotAllowed,
             format!("{method} is not allowed on {path}"),
         )
     }
@@ -253,56 +218,68 @@ impl ApiError {
     /// 413 `RequestTooLarge`.
     pub fn too_large(limit: usize) -> Self {
         Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "RequestTooLarge",
+            Code::RequestTooLarge,
             format!("the request body is over the limit of {limit} bytes"),
         )
         .with_target("body")
     }
 
     /// 422 `InvalidThumbnailRequest` with one detail.
-    pub fn invalid_thumbnail(code: &str, message: impl Into<String>, target: Option<&str>) -> Self {
+    pub fn invalid_thumbnail(code: Code, message: impl Into<String>, target: Option<&str>) -> Self {
         let detail = ErrorDetail {
-            code: code.into(),
+            code,
             message: message.into(),
             target: target.map(Into::into),
         };
         let mut e = Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "InvalidThumbnailRequest",
+            Code::InvalidThumbnailRequest,
             format!("the thumbnail request is invalid: {}", detail.message),
         );
         e.details.push(detail);
         e
     }
 
-    /// The answer for a thumbcore error found synchronously (or by a job that failed while
-    /// the request waited).
-    pub fn from_image_code(code: &str, message: impl Into<String>) -> Self {
+    /// The answer for a thumbcore error found synchronously, or for the failure of a job
+    /// the request waited for: every code decided here, with no wildcard.
+    pub fn from_image_code(code: Code, message: impl Into<String>) -> Self {
         match code {
-            "RequestTooLarge" => Self::new(StatusCode::PAYLOAD_TOO_LARGE, code, message),
-            "InvalidHeaderValue" => Self::invalid_thumbnail(code, message, Some("content-type")),
-            "InvalidThumbnailFormat"
-            | "ThumbnailTooSmall"
-            | "ImageDimensionsTooLarge"
-            | "CorruptImage"
-            | "ProcessingTimeout"
-            | "MissingRequiredHeader" => Self::invalid_thumbnail(code, message, Some("body")),
-            "SourceNotAllowed" | "SourceFetchFailed" | "SourceTooLarge" => {
-                Self::new(StatusCode::BAD_GATEWAY, code, message)
+            Code::RequestTooLarge => Self::new(code, message),
+            Code::InvalidHeaderValue => {
+                Self::invalid_thumbnail(code, message, Some("content-type"))
             }
-            "InvalidRequestBody" => Self::invalid_body(message),
+            Code::InvalidThumbnailFormat
+            | Code::ThumbnailTooSmall
+            | Code::ImageDimensionsTooLarge
+            | Code::CorruptImage
+            | Code::ProcessingTimeout
+            | Code::MissingRequiredHeader => Self::invalid_thumbnail(code, message, Some("body")),
+            Code::SourceNotAllowed | Code::SourceFetchFailed | Code::SourceTooLarge => {
+                Self::new(code, message)
+            }
+            Code::InvalidRequestBody => Self::invalid_body(message),
             // A job the queue refused (replayed through its idempotency key).
-            "ServiceUnavailable" => Self::unavailable(message),
-            _ => Self::internal(),
+            Code::ServiceUnavailable => Self::unavailable(message),
+            // Not a job's failure: the message is not for the client.
+            Code::InternalError
+            | Code::InvalidQueryParameter
+            | Code::HeaderNotFound
+            | Code::InvalidToken
+            | Code::InsufficientPermissions
+            | Code::ThumbnailNotFound
+            | Code::JobNotFound
+            | Code::ContextNotFound
+            | Code::UploadTicketNotFound
+            | Code::RouteNotFound
+            | Code::MethodNotAllowed
+            | Code::InvalidThumbnailRequest
+            | Code::TooManyRequests => Self::internal(),
         }
     }
 
     /// 429 `TooManyRequests`, with `Retry-After` (whole seconds, at least 1) from `wait`.
     pub fn too_many_requests(wait: std::time::Duration) -> Self {
         let mut e = Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TooManyRequests",
+            Code::TooManyRequests,
             "too many requests from this client; slow down and retry after the time in Retry-After",
         );
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -313,19 +290,14 @@ impl ApiError {
     /// 500 `InternalError`; the cause belongs in the log, not the body.
     pub fn internal() -> Self {
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalError",
+            Code::InternalError,
             "an internal error occurred; it has been logged",
         )
     }
 
     /// 503 `ServiceUnavailable` with `Retry-After`.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        let mut e = Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailable",
-            message,
-        );
+        let mut e = Self::new(Code::ServiceUnavailable, message);
         e.retry_after = Some(5);
         e
     }
@@ -370,14 +342,37 @@ impl IntoResponse for ApiError {
 mod tests {
     use super::*;
 
+    /// The README's error table is [`error_table`]. `THUMBD_UPDATE_README=1 cargo test
+    /// --workspace readme` rewrites it (and the settings table).
+    #[test]
+    fn readme_error_table_is_the_code_enum() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+        let readme = std::fs::read_to_string(&path).unwrap();
+        let (head, rest) = readme
+            .split_once("<!-- codes:table -->\n")
+            .expect("start marker");
+        let (_, tail) = rest.split_once("<!-- codes:end -->").expect("end marker");
+        let expected = format!(
+            "{head}<!-- codes:table -->\n{}<!-- codes:end -->{tail}",
+            error_table()
+        );
+        if std::env::var_os("THUMBD_UPDATE_README").is_some() {
+            std::fs::write(&path, &expected).unwrap();
+        }
+        assert!(
+            readme == expected,
+            "README error table is stale: run THUMBD_UPDATE_README=1 cargo test --workspace readme"
+        );
+    }
+
     #[test]
     fn a_job_that_ran_out_of_time_is_the_inputs_fault() {
         // Like CorruptImage: a 422 whose detail names the code (the same bytes would take as
         // long again, so it is not a 5xx to retry).
-        for code in ["CorruptImage", "ProcessingTimeout"] {
+        for code in [Code::CorruptImage, Code::ProcessingTimeout] {
             let e = ApiError::from_image_code(code, "too slow");
             assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY, "{code}");
-            assert_eq!(e.detail.code, "InvalidThumbnailRequest", "{code}");
+            assert_eq!(e.detail.code, Code::InvalidThumbnailRequest, "{code}");
             assert_eq!(e.details[0].code, code);
         }
     }

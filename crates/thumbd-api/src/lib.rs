@@ -70,7 +70,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use auth::{Auth, Caller, Claims, PublicKeyAlgorithm, Scope, mint_hs256, mint_hs256_claims};
-pub use error::{ApiError, ErrorDetail};
+pub use error::{ApiError, ErrorDetail, describe_code, error_table, status_of};
 pub use handlers::health::Readiness;
 pub use handlers::thumbnails::IDEMPOTENCY_WINDOW;
 pub use metrics::Metrics;

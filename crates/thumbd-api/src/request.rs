@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
+use thumbd_codes::Code;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts};
@@ -164,7 +165,7 @@ pub fn idempotency_key(
     let key = value.to_str().unwrap_or("").trim();
     if key.is_empty() || key.len() > ThumbnailId::MAX_BYTES {
         return Err(ApiError::invalid_thumbnail(
-            "InvalidHeaderValue",
+            Code::InvalidHeaderValue,
             "Idempotency-Key must be 1 to 255 visible ASCII characters",
             Some("idempotency-key"),
         ));
@@ -230,7 +231,7 @@ pub fn json_source(bytes: &[u8]) -> Result<JsonSource, ApiError> {
 /// 404 `UploadTicketNotFound`.
 pub fn ticket_not_found() -> ApiError {
     ApiError::not_found(
-        "UploadTicketNotFound",
+        Code::UploadTicketNotFound,
         "there is no such upload ticket, or it has expired",
     )
 }
@@ -272,7 +273,7 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     match body_kind(headers) {
         Ok(BodyKind::Json) => Ok(()),
         Ok(_) => Err(ApiError::invalid_thumbnail(
-            "InvalidHeaderValue",
+            Code::InvalidHeaderValue,
             "this endpoint takes application/json",
             Some("content-type"),
         )),
@@ -307,7 +308,7 @@ impl BodyKind {
 pub fn body_kind(headers: &HeaderMap) -> Result<BodyKind, ApiError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Err(ApiError::invalid_thumbnail(
-            "MissingRequiredHeader",
+            Code::MissingRequiredHeader,
             "the Content-Type header is required (image/png, image/jpeg or application/json)",
             Some("content-type"),
         ));
@@ -325,7 +326,7 @@ pub fn body_kind(headers: &HeaderMap) -> Result<BodyKind, ApiError> {
         "image/jpeg" | "image/jpg" => Ok(BodyKind::Jpeg),
         "application/json" => Ok(BodyKind::Json),
         _ => Err(ApiError::invalid_thumbnail(
-            "InvalidHeaderValue",
+            Code::InvalidHeaderValue,
             format!(
                 "Content-Type {:?} is not supported: use image/png, image/jpeg or application/json",
                 value.to_str().unwrap_or("(not text)")

@@ -1,4 +1,6 @@
-//! `FetchError`: why a URL source could not be fetched, with its SPEC §3 code.
+//! `FetchError`: why a URL source could not be fetched, with its stable code.
+
+use thumbd_codes::Code;
 
 /// The cause of a failure, kept for the logs (never in the message).
 pub type Cause = Box<dyn std::error::Error + Send + Sync>;
@@ -36,12 +38,12 @@ pub enum FetchError {
 }
 
 impl FetchError {
-    /// The stable SPEC §3 code: `SourceNotAllowed`, `SourceFetchFailed` or `SourceTooLarge`.
-    pub fn code(&self) -> &'static str {
+    /// The stable code: `SourceNotAllowed`, `SourceFetchFailed` or `SourceTooLarge`.
+    pub fn code(&self) -> Code {
         match self {
-            FetchError::NotAllowed(_) => "SourceNotAllowed",
-            FetchError::Failed { .. } => "SourceFetchFailed",
-            FetchError::TooLarge { .. } => "SourceTooLarge",
+            FetchError::NotAllowed(_) => Code::SourceNotAllowed,
+            FetchError::Failed { .. } => Code::SourceFetchFailed,
+            FetchError::TooLarge { .. } => Code::SourceTooLarge,
         }
     }
 

@@ -45,7 +45,7 @@ async fn fails(fetcher: &Fetcher, url: &str) -> FetchError {
 
 fn assert_code(e: &FetchError, code: &str, transient: bool, url: &str) {
     assert_eq!(
-        (e.code(), e.is_transient()),
+        (e.code().as_str(), e.is_transient()),
         (code, transient),
         "{url}: {e} ({e:?})"
     );

@@ -122,7 +122,7 @@ pub async fn meta_store(store: &dyn MetaStore) {
         "a started, unpublished job"
     );
     let failure = JobFailure {
-        code: "CorruptImage".into(),
+        code: thumbd_codes::Code::CorruptImage,
         message: "no".into(),
     };
     assert!(store.finish_failed(run.id, &failure, now).await.unwrap());
@@ -177,7 +177,7 @@ pub async fn meta_store(store: &dyn MetaStore) {
     let again = store.finish_succeeded(job.id, &result, now).await.unwrap();
     assert!(!again.applied, "a redelivered job must not finish twice");
     let failure = JobFailure {
-        code: "CorruptImage".into(),
+        code: thumbd_codes::Code::CorruptImage,
         message: "late".into(),
     };
     assert!(!store.finish_failed(job.id, &failure, now).await.unwrap());

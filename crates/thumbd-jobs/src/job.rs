@@ -3,6 +3,7 @@
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
+use thumbd_codes::Code;
 
 use crate::error::{Error, Result};
 use crate::ids::{BlobKey, Environment, JobId, Namespace, Tenant, ThumbnailId};
@@ -142,11 +143,11 @@ pub struct JobResult {
     pub budget: String,
 }
 
-/// Why a job failed: a stable SPEC §3 code and a message.
+/// Why a job failed: a stable code and a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobFailure {
     /// Stable code, e.g. `CorruptImage`.
-    pub code: String,
+    pub code: Code,
     /// Human-readable detail.
     pub message: String,
 }

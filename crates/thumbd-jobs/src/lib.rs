@@ -75,4 +75,5 @@ pub use local::{LocalRun, LocalWorker};
 pub use queue::{JobQueue, Lease, LeaseToken, QueueDepth};
 pub use sqlite::{SqliteDb, SqliteJobQueue, SqliteMetaStore};
 pub use store::{Finished, MetaStore};
+pub use thumbd_codes::Code;
 pub use timestamp::Timestamp;

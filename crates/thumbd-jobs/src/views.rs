@@ -82,8 +82,9 @@ pub struct ResultView {
 /// Why a job failed.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErrorView {
-    /// Stable SPEC §3 code.
-    pub code: String,
+    /// Stable code.
+    #[schema(value_type = String)]
+    pub code: thumbd_codes::Code,
     /// Details.
     pub message: String,
 }
@@ -108,7 +109,7 @@ impl From<&JobRecord> for StatusView {
                 url: thumbnail_url(&job.thumbnail_id, job.environment),
             }),
             error: job.error.as_ref().map(|e| ErrorView {
-                code: e.code.clone(),
+                code: e.code,
                 message: e.message.clone(),
             }),
         }

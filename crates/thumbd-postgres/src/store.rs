@@ -193,10 +193,15 @@ impl JobColumns {
             finished_at: self.finished_at.map(Timestamp),
             attempts: u32::try_from(self.attempts).unwrap_or_default(),
             result: self.result,
-            error: self.error_code.map(|code| JobFailure {
-                code,
-                message: self.error_message.unwrap_or_default(),
-            }),
+            error: match self.error_code {
+                Some(code) => Some(JobFailure {
+                    code: code
+                        .parse()
+                        .map_err(|e| Error::Damaged(format!("job row: {e}")))?,
+                    message: self.error_message.unwrap_or_default(),
+                }),
+                None => None,
+            },
         })
     }
 }
@@ -385,7 +390,7 @@ impl MetaStore for PgMetaStore {
              RETURNING thumbd_job_payload(jobs) AS payload) SELECT pg_notify($5, payload) FROM done",
         )
         .bind(now.0)
-        .bind(&failure.code)
+        .bind(failure.code.as_str())
         .bind(&message)
         .bind(id.to_string())
         .bind(FINISHED_CHANNEL)

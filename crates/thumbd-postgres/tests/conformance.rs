@@ -187,7 +187,7 @@ async fn purge_finished_jobs() {
     let t0 = Timestamp::now();
     let at = |ms| t0.plus(Duration::from_millis(ms));
     let failure = JobFailure {
-        code: "CorruptImage".into(),
+        code: thumbd_jobs::Code::CorruptImage,
         message: "bad".into(),
     };
 
@@ -270,7 +270,7 @@ async fn strings_postgres_text_cannot_hold() {
     // A failure message keeps everything but the NUL.
     store.start_job(job.id, now).await.unwrap();
     let failure = JobFailure {
-        code: "SourceFetchFailed".into(),
+        code: thumbd_jobs::Code::SourceFetchFailed,
         message: "cannot fetch \0".into(),
     };
     assert!(store.finish_failed(job.id, &failure, now).await.unwrap());
@@ -327,7 +327,7 @@ async fn finished_jobs_are_announced_with_their_records() {
     let job = queued("announced-failed", now);
     assert!(store.create_job(&job).await.unwrap());
     let failure = thumbd_jobs::JobFailure {
-        code: "SourceFetchFailed".into(),
+        code: thumbd_jobs::Code::SourceFetchFailed,
         message: "cannot fetch \"it\"".into(),
     };
     assert!(store.finish_failed(job.id, &failure, now).await.unwrap());
@@ -338,7 +338,7 @@ async fn finished_jobs_are_announced_with_their_records() {
     // A record too long for a notification: announced by its id alone.
     let job = queued("announced-long", now);
     let failure = thumbd_jobs::JobFailure {
-        code: "SourceFetchFailed".into(),
+        code: thumbd_jobs::Code::SourceFetchFailed,
         message: "x".repeat(9000),
     };
     assert!(store.create_job(&job).await.unwrap());

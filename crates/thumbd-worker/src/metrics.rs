@@ -62,7 +62,7 @@ impl WorkerMetrics {
     pub(crate) fn processed(&self, outcome: &Outcome, seconds: f64) {
         let (outcome, code) = match outcome {
             Outcome::Succeeded { .. } => ("succeeded", String::new()),
-            Outcome::Failed { code, .. } => ("failed", code.clone()),
+            Outcome::Failed { code, .. } => ("failed", code.as_str().to_owned()),
             Outcome::Skipped { .. } => ("skipped", String::new()),
             Outcome::Retried { .. } => ("retried", String::new()),
             Outcome::DeadLettered { .. } => ("dead_lettered", String::new()),

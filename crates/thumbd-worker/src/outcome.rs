@@ -1,6 +1,7 @@
 //! What happened to one delivery, and the error that decides between retry and give-up.
 
 use std::time::Duration;
+use thumbd_codes::Code;
 
 use thumbd_jobs::JobId;
 
@@ -18,8 +19,8 @@ pub enum Outcome {
     Failed {
         /// The job.
         job: JobId,
-        /// SPEC §3 code.
-        code: String,
+        /// Its code.
+        code: Code,
     },
     /// The job had already finished (a redelivery): acked without doing anything.
     Skipped {
@@ -53,7 +54,7 @@ pub enum Outcome {
 pub(crate) enum StepError {
     /// The job cannot succeed: finish it `failed` with this code.
     #[error("{code}: {message}")]
-    Permanent { code: &'static str, message: String },
+    Permanent { code: Code, message: String },
     /// A backend failed: retry later. A backend that is down (an error that says it is
     /// transient) is waited out however long it takes; anything else counts toward the
     /// limit ([`StepError::counts_toward_limit`]).
@@ -83,10 +84,50 @@ impl StepError {
         }
     }
 
-    pub(crate) fn permanent(code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn permanent(code: Code, message: impl Into<String>) -> Self {
         StepError::Permanent {
             code,
             message: message.into(),
+        }
+    }
+
+    /// The step error for a failure of the image work (thumbcore's) with `code`: every code
+    /// decided here, with no wildcard, so a new one does not build until it is.
+    pub(crate) fn from_image(code: Code, message: String) -> Self {
+        match code {
+            // The input's fault: the same bytes fail again.
+            Code::InvalidThumbnailFormat
+            | Code::InvalidHeaderValue
+            | Code::MissingRequiredHeader
+            | Code::RequestTooLarge
+            | Code::ThumbnailTooSmall
+            | Code::ImageDimensionsTooLarge
+            | Code::CorruptImage
+            | Code::ProcessingTimeout
+            | Code::SourceFetchFailed
+            | Code::SourceNotAllowed
+            | Code::SourceTooLarge => StepError::permanent(code, message),
+            // Neither the input's fault nor a backend's (memory could not be reserved, a
+            // bug): retried, within the job's limit.
+            Code::InternalError => StepError::Unexpected(message),
+            // A backend: waited out.
+            Code::ServiceUnavailable => {
+                StepError::Transient(thumbd_jobs::Error::unavailable("image work", &message))
+            }
+            // Codes of a request, not of image work: a job that meets one cannot succeed.
+            Code::InvalidQueryParameter
+            | Code::InvalidRequestBody
+            | Code::HeaderNotFound
+            | Code::InvalidToken
+            | Code::InsufficientPermissions
+            | Code::ThumbnailNotFound
+            | Code::JobNotFound
+            | Code::ContextNotFound
+            | Code::UploadTicketNotFound
+            | Code::RouteNotFound
+            | Code::MethodNotAllowed
+            | Code::InvalidThumbnailRequest
+            | Code::TooManyRequests => StepError::permanent(code, message),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
+use thumbd_codes::Code;
 
 use bytes::Bytes;
 use sha2::Digest as _;
@@ -262,10 +263,7 @@ impl Worker {
                 match self.fail(id, &message, code, msg).await {
                     Ok(()) => {
                         self.delete_original(id, &message.source).await;
-                        let outcome = Outcome::Failed {
-                            job: id,
-                            code: code.into(),
-                        };
+                        let outcome = Outcome::Failed { job: id, code };
                         self.settle_ack(Some(&lease), id, outcome).await
                     }
                     Err(e) => self.retry(&lease, id, &e.into()).await,
@@ -293,7 +291,7 @@ impl Worker {
         reason: String,
     ) -> Outcome {
         let msg = "the job failed too many times; it was set aside".to_owned();
-        match self.fail(id, message, "InternalError", msg).await {
+        match self.fail(id, message, Code::InternalError, msg).await {
             // Finished (now or before): nothing will read its original again.
             Ok(()) => self.delete_original(id, &message.source).await,
             Err(e) => {
@@ -312,10 +310,7 @@ impl Worker {
             Err(StepError::Permanent { code, message: msg }) => self
                 .fail(id, message, code, msg)
                 .await
-                .map(|()| Outcome::Failed {
-                    job: id,
-                    code: code.into(),
-                })
+                .map(|()| Outcome::Failed { job: id, code })
                 .map_err(StepError::from),
             other => other,
         };
@@ -352,14 +347,11 @@ impl Worker {
         &self,
         id: JobId,
         message: &JobMessage,
-        code: &'static str,
+        code: Code,
         msg: String,
     ) -> thumbd_jobs::Result<()> {
-        tracing::info!(job_id = %id, code, message = %msg, "job failed");
-        let failure = JobFailure {
-            code: code.into(),
-            message: msg,
-        };
+        tracing::info!(job_id = %id, %code, message = %msg, "job failed");
+        let failure = JobFailure { code, message: msg };
         let applied = self
             .store
             .finish_failed(id, &failure, Timestamp::now())
@@ -525,15 +517,18 @@ impl Worker {
         match source {
             JobSource::Blob { blob_key } => self.blobs.get(blob_key).await?.ok_or_else(|| {
                 tracing::warn!(blob = %blob_key, "the job's original does not exist");
-                StepError::permanent("SourceFetchFailed", "the original image is not available")
+                StepError::permanent(
+                    Code::SourceFetchFailed,
+                    "the original image is not available",
+                )
             }),
             JobSource::Inline { content_type, .. } => {
                 let bytes = source
                     .inline_bytes()
                     .expect("inline source")
-                    .map_err(|e| StepError::permanent("InvalidRequestBody", e.to_string()))?;
+                    .map_err(|e| StepError::permanent(Code::InvalidRequestBody, e.to_string()))?;
                 thumbcore::check_declared_type(content_type, &bytes)
-                    .map_err(|e| StepError::permanent(e.code(), e.to_string()))?;
+                    .map_err(|e| StepError::from_image(e.code(), e.to_string()))?;
                 Ok(Bytes::from(bytes))
             }
             JobSource::Url { url } => self.fetcher.fetch(url).await.map_err(|e| {
@@ -562,17 +557,11 @@ impl Worker {
         const DONE: u8 = 1;
         const GIVEN_UP: u8 = 2;
         let spec = &self.options.spec;
-        let image_error = |e: thumbcore::Error| {
-            if e.is_permanent() {
-                StepError::permanent(e.code(), e.to_string())
-            } else {
-                StepError::Unexpected(e.to_string())
-            }
-        };
+        let image_error = |e: thumbcore::Error| StepError::from_image(e.code(), e.to_string());
         let panicked = || {
             // A panic in thumbcore is a bug; the input must not loop through workers.
             tracing::error!("thumbcore panicked");
-            StepError::permanent("InternalError", "the image could not be processed")
+            StepError::permanent(Code::InternalError, "the image could not be processed")
         };
         spec.limits
             .check_input_len(original.len())
@@ -659,7 +648,7 @@ impl Worker {
                             "thumbcore did not answer within the time limit: the job fails, its image thread is left to finish"
                         );
                         return Err(StepError::permanent(
-                            "ProcessingTimeout",
+                            Code::ProcessingTimeout,
                             format!("processing the image took longer than the limit of {limit:?}"),
                         ));
                     }

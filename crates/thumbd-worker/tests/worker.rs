@@ -327,11 +327,11 @@ async fn image_errors_fail_the_job_with_their_code() {
         vec![
             Outcome::Failed {
                 job: corrupt,
-                code: "CorruptImage".into()
+                code: thumbd_jobs::Code::CorruptImage
             },
             Outcome::Failed {
                 job: small,
-                code: "ThumbnailTooSmall".into()
+                code: thumbd_jobs::Code::ThumbnailTooSmall
             },
         ]
     );
@@ -551,7 +551,7 @@ async fn producer_messages_without_records_or_ids() {
         .unwrap();
     let outcomes = rig.worker.drain().await;
     assert!(
-        matches!(&outcomes[..], [Outcome::Failed { code, .. }] if code == "InvalidThumbnailFormat"),
+        matches!(&outcomes[..], [Outcome::Failed { code, .. }] if *code == thumbd_jobs::Code::InvalidThumbnailFormat),
         "{outcomes:?}"
     );
 }
@@ -592,7 +592,7 @@ async fn an_unknown_blob_fails_the_job() {
     rig.queue.push(&message).await.unwrap();
     let outcomes = rig.worker.drain().await;
     assert!(
-        matches!(&outcomes[..], [Outcome::Failed { code, .. }] if code == "SourceFetchFailed"),
+        matches!(&outcomes[..], [Outcome::Failed { code, .. }] if *code == thumbd_jobs::Code::SourceFetchFailed),
         "{outcomes:?}"
     );
 }
@@ -896,7 +896,7 @@ async fn url_sources_are_downloaded_then_thumbnailed_like_uploads() {
             },
             Outcome::Failed {
                 job: page,
-                code: "InvalidThumbnailFormat".into()
+                code: thumbd_jobs::Code::InvalidThumbnailFormat
             },
         ]
     );
@@ -915,7 +915,7 @@ async fn url_sources_on_private_addresses_are_refused_by_default() {
         outcomes,
         vec![Outcome::Failed {
             job,
-            code: "SourceNotAllowed".into()
+            code: thumbd_jobs::Code::SourceNotAllowed
         }]
     );
     let record = rig.store.job(job).await.unwrap().unwrap();
@@ -940,7 +940,7 @@ async fn url_sources_failing_transiently_retry_then_fail() {
                 Outcome::Retried { .. },
                 Outcome::Retried { .. },
                 Outcome::Failed { code, .. },
-            ] if code == "SourceFetchFailed"
+            ] if *code == thumbd_jobs::Code::SourceFetchFailed
         ),
         "{outcomes:?}"
     );
@@ -958,7 +958,7 @@ async fn url_sources_failing_transiently_retry_then_fail() {
         outcomes,
         vec![Outcome::Failed {
             job: gone,
-            code: "SourceFetchFailed".into()
+            code: thumbd_jobs::Code::SourceFetchFailed
         }]
     );
 }
@@ -1074,7 +1074,7 @@ async fn a_job_over_the_time_limit_fails_with_processing_timeout() {
         outcomes,
         vec![Outcome::Failed {
             job: slow,
-            code: "ProcessingTimeout".into()
+            code: thumbd_jobs::Code::ProcessingTimeout
         }]
     );
     let record = rig.store.job(slow).await.unwrap().unwrap();

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use thumbd_codes::Code;
 use thumbd_jobs::{
     ContextChange, ContextId, ContextRecord, Environment, Namespace, ThumbnailId, Timestamp,
 };
@@ -244,7 +245,7 @@ fn view(record: ContextRecord) -> Result<ContextView, ApiError> {
 
 fn not_found(id: &ContextId, environment: Environment) -> ApiError {
     ApiError::not_found(
-        "ContextNotFound",
+        Code::ContextNotFound,
         format!("there is no context {:?} in {environment}", id.as_str()),
     )
 }

@@ -3,6 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use thumbd_codes::Code;
 use thumbd_jobs::JobId;
 
 use crate::AppState;
@@ -36,7 +37,7 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     // Authenticate before revealing whether the id exists.
     let caller = state.auth.authorize(&headers, Scope::Read, None)?;
-    let not_found = || ApiError::not_found("JobNotFound", format!("there is no job {id:?}"));
+    let not_found = || ApiError::not_found(Code::JobNotFound, format!("there is no job {id:?}"));
     let job_id = JobId::parse(&id).map_err(|_| not_found())?;
     // Another tenant's job is as unknown as one that never was (README "Tenants": never 403).
     let Some(job) = state

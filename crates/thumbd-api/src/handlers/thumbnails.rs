@@ -1,6 +1,7 @@
 //! `/v1/thumbnails`: create or replace (both forms), get (and HEAD), delete.
 
 use std::time::Duration;
+use thumbd_codes::Code;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
@@ -414,7 +415,7 @@ async fn replay(
         && known.thumbnail_id != *target
     {
         return Err(ApiError::invalid_thumbnail(
-            "InvalidHeaderValue",
+            Code::InvalidHeaderValue,
             format!(
                 "this Idempotency-Key was used in the last 24 h for thumbnail {:?}, not this one",
                 known.thumbnail_id.as_str()
@@ -453,7 +454,7 @@ pub(crate) fn check_image(
     let image_error = |e: thumbcore::Error| ApiError::from_image_code(e.code(), e.to_string());
     if bytes.is_empty() {
         return Err(ApiError::invalid_thumbnail(
-            "InvalidThumbnailFormat",
+            Code::InvalidThumbnailFormat,
             "the body is empty",
             Some("body"),
         ));
@@ -534,7 +535,7 @@ fn job_response(record: &JobRecord) -> Result<Response, ApiError> {
         JobStatus::Failed => {
             let e = record.error.as_ref();
             Err(ApiError::from_image_code(
-                e.map_or("InternalError", |e| e.code.as_str()),
+                e.map_or(Code::InternalError, |e| e.code),
                 e.map_or(String::new(), |e| e.message.clone()),
             ))
         }
@@ -701,7 +702,7 @@ fn if_none_match(headers: &HeaderMap, tag: &str) -> bool {
 
 fn not_found(id: &ThumbnailId, environment: Environment) -> ApiError {
     ApiError::not_found(
-        "ThumbnailNotFound",
+        Code::ThumbnailNotFound,
         format!("there is no thumbnail {:?} in {environment}", id.as_str()),
     )
 }
@@ -754,7 +755,7 @@ async fn not_accepted(
     tracing::warn!(job_id = %id, %error, "the job could not be queued");
     // The cause stays in the log: a job's record is the client's to read.
     let failure = JobFailure {
-        code: "ServiceUnavailable".into(),
+        code: Code::ServiceUnavailable,
         message: "the job could not be queued; retry later".into(),
     };
     let recorded = match state

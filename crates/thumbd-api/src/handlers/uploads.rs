@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use serde::Serialize;
+use thumbd_codes::Code;
 use thumbd_jobs::{BlobKey, Environment, Timestamp, UploadRecord, UploadTicket};
 use utoipa::ToSchema;
 
@@ -114,7 +115,7 @@ pub async fn post(
         let kind = body_kind(&headers)?;
         if kind == BodyKind::Json {
             return Err(ApiError::invalid_thumbnail(
-                "InvalidHeaderValue",
+                Code::InvalidHeaderValue,
                 "upload the image itself (image/png, image/jpeg) or as multipart/form-data",
                 Some("content-type"),
             ));
@@ -202,7 +203,7 @@ fn multipart_boundary(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
     multer::parse_boundary(value).map(Some).map_err(|_| {
         ApiError::invalid_thumbnail(
-            "InvalidHeaderValue",
+            Code::InvalidHeaderValue,
             "multipart/form-data needs a boundary parameter",
             Some("content-type"),
         )
@@ -260,7 +261,7 @@ async fn read_multipart(
             None | Some("application/octet-stream") => sniffed(&bytes)?,
             Some(other) => {
                 return Err(ApiError::invalid_thumbnail(
-                    "InvalidHeaderValue",
+                    Code::InvalidHeaderValue,
                     format!(
                         "the file part's type {other:?} is not supported: use image/png or image/jpeg"
                     ),
@@ -278,7 +279,7 @@ fn sniffed(bytes: &[u8]) -> Result<BodyKind, ApiError> {
         Some(thumbcore::ImageFormat::Png) => Ok(BodyKind::Png),
         Some(thumbcore::ImageFormat::Jpeg) => Ok(BodyKind::Jpeg),
         _ => Err(ApiError::invalid_thumbnail(
-            "InvalidThumbnailFormat",
+            Code::InvalidThumbnailFormat,
             "the file is not a PNG or JPEG image",
             Some("file"),
         )),

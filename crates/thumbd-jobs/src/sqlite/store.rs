@@ -51,7 +51,9 @@ fn job_from_row(row: &SqliteRow) -> Result<JobRecord> {
         result: result.map(|r| serde_json::from_str(&r)).transpose()?,
         error: match error_code {
             Some(code) => Some(JobFailure {
-                code,
+                code: code
+                    .parse()
+                    .map_err(|e| Error::Damaged(format!("job row: {e}")))?,
                 message: row
                     .try_get::<Option<String>, _>("error_message")?
                     .unwrap_or_default(),
@@ -278,7 +280,7 @@ impl MetaStore for SqliteMetaStore {
              WHERE id = ? AND status IN ('queued', 'processing')",
         )
         .bind(now.0)
-        .bind(&failure.code)
+        .bind(failure.code.as_str())
         .bind(&failure.message)
         .bind(id.to_string())
         .execute(&mut *self.db.write().await?)
