@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use thumbd_api::{
-    ApiOptions, AppState, Auth, Claims, Metrics, PublishMarks, RateLimit, Registry, Scope,
-    ServeOptions,
+    ApiOptions, AppState, Auth, Claims, Metrics, RateLimit, Registry, Scope, ServeOptions,
 };
-use thumbd_jobs::{JobEvents, MetaStore, Timestamp};
+use thumbd_jobs::{Intake, IntakeParts, JobEvents, MetaStore, Timestamp};
 use thumbd_worker::{Worker, WorkerOptions};
 use tokio_util::sync::CancellationToken;
 
@@ -99,11 +98,21 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
             },
         ))
     });
-    let state = AppState {
+    let intake = Intake::new(IntakeParts {
         store: backends.store.clone(),
         queue: backends.queue.clone(),
         blobs: backends.blobs.clone(),
         events,
+        // `serve` only: a worker of another process cannot take a request's bytes.
+        local_worker: match (role, &worker) {
+            (Role::Serve, Some(worker)) => Some(worker.local()),
+            _ => None,
+        },
+    });
+    let state = AppState {
+        store: backends.store.clone(),
+        queue: backends.queue.clone(),
+        blobs: backends.blobs.clone(),
         auth: Arc::new(auth),
         options: ApiOptions {
             spec_limits: settings.limits(),
@@ -114,12 +123,7 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
         },
         rate_limit: Arc::new(RateLimit::per_second(settings.rate_limit)),
         metrics: Arc::new(Metrics::new(registry)),
-        publish_marks: PublishMarks::spawn(backends.store.clone()),
-        // `serve` only: a worker of another process cannot take a request's bytes.
-        local_worker: match (role, &worker) {
-            (Role::Serve, Some(worker)) => Some(worker.local()),
-            _ => None,
-        },
+        intake: Arc::new(intake),
         readiness: Default::default(),
     };
     let router = match role {
@@ -214,7 +218,7 @@ async fn maintenance(store: Arc<dyn MetaStore>, retention: Duration, stop: Cance
             Err(e) => tracing::warn!(error = %e, "cannot purge old job records"),
         }
         match store
-            .purge_idempotency_keys(Timestamp::now().minus(thumbd_api::IDEMPOTENCY_WINDOW))
+            .purge_idempotency_keys(Timestamp::now().minus(thumbd_jobs::IDEMPOTENCY_WINDOW))
             .await
         {
             Ok(0) => {}

@@ -14,25 +14,30 @@
 //! use std::time::Duration;
 //! use axum::body::Body;
 //! use axum::http::{Request, StatusCode};
-//! use thumbd_api::{ApiOptions, AppState, Auth, Metrics, PublishMarks, RateLimit, router};
-//! use thumbd_jobs::{FsBlobStore, JobEvents, SqliteDb, SqliteJobQueue, SqliteMetaStore};
+//! use thumbd_api::{ApiOptions, AppState, Auth, Metrics, RateLimit, router};
+//! use thumbd_jobs::{FsBlobStore, Intake, IntakeParts, JobEvents, SqliteDb, SqliteJobQueue,
+//!     SqliteMetaStore};
 //! use tower::ServiceExt as _;
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let dir = tempfile::tempdir().unwrap();
 //! let db = SqliteDb::in_memory().await.unwrap();
-//! let store = Arc::new(SqliteMetaStore::new(db.clone()));
-//! let state = AppState {
-//!     store: store.clone(),
+//! let parts = IntakeParts {
+//!     store: Arc::new(SqliteMetaStore::new(db.clone())),
 //!     queue: Arc::new(SqliteJobQueue::unlocked(db, Duration::from_secs(30))),
 //!     blobs: Arc::new(FsBlobStore::open(dir.path()).unwrap()),
 //!     events: JobEvents::new(),
+//!     local_worker: None,
+//! };
+//! let state = AppState {
+//!     store: parts.store.clone(),
+//!     queue: parts.queue.clone(),
+//!     blobs: parts.blobs.clone(),
 //!     auth: Arc::new(Auth::off()),
 //!     options: ApiOptions::default(),
 //!     rate_limit: Arc::new(RateLimit::off()),
 //!     metrics: Arc::new(Metrics::default()),
-//!     publish_marks: PublishMarks::spawn(store),
-//!     local_worker: None,
+//!     intake: Arc::new(Intake::new(parts)),
 //!     readiness: Default::default(),
 //! };
 //! let response = router(state)
@@ -48,7 +53,6 @@ mod error;
 mod handlers;
 mod metrics;
 mod openapi;
-mod published;
 mod rate_limit;
 mod request;
 mod server;
@@ -61,7 +65,7 @@ use axum::extract::State;
 use axum::http::{Method, Request, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use thumbd_jobs::{BlobStore, JobEvents, JobQueue, LocalWorker, MetaStore};
+use thumbd_jobs::{BlobStore, Intake, JobQueue, MetaStore};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -72,10 +76,8 @@ use utoipa_axum::routes;
 pub use auth::{Auth, Caller, Claims, PublicKeyAlgorithm, Scope, mint_hs256, mint_hs256_claims};
 pub use error::{ApiError, ErrorDetail, describe_code, error_table, status_of};
 pub use handlers::health::Readiness;
-pub use handlers::thumbnails::IDEMPOTENCY_WINDOW;
 pub use metrics::Metrics;
 pub use prometheus_client::registry::Registry;
-pub use published::PublishMarks;
 pub use rate_limit::RateLimit;
 pub use server::{ServeOptions, serve};
 pub use thumbd_jobs::views::{ResultView, StatusView, thumbnail_url};
@@ -118,8 +120,6 @@ pub struct AppState {
     pub queue: Arc<dyn JobQueue>,
     /// Originals and thumbnails.
     pub blobs: Arc<dyn BlobStore>,
-    /// Finished-job news from workers in this process.
-    pub events: JobEvents,
     /// Who may do what.
     pub auth: Arc<Auth>,
     /// Tunables.
@@ -128,11 +128,8 @@ pub struct AppState {
     pub rate_limit: Arc<RateLimit>,
     /// What `/metrics` exports.
     pub metrics: Arc<Metrics>,
-    /// Records, in batches, that accepted jobs are in the queue.
-    pub publish_marks: PublishMarks,
-    /// The worker of this very process (`thumbd serve`), which runs a waiting create's job
-    /// at once when it has room; `None` in `thumbd api`.
-    pub local_worker: Option<Arc<dyn LocalWorker>>,
+    /// Accepts jobs: creates are extracted here and handed to it.
+    pub intake: Arc<Intake>,
     /// The last `/readyz` check, answered again while fresh.
     pub readiness: Arc<Readiness>,
 }

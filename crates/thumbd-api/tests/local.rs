@@ -37,7 +37,8 @@ async fn original_stored(rig: &Rig, job: JobId) -> bool {
 #[tokio::test]
 async fn a_waiting_create_runs_locally_without_storing_or_queueing_its_original() {
     let mut rig = rig().await;
-    rig.state.local_worker = Some(rig.worker.local());
+    let local = rig.worker.local();
+    rig.set_local_worker(local);
     // No worker loop runs: only the local run can finish this job.
     let a = rig.call(waiting("wait=10")).await;
     assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
@@ -77,7 +78,8 @@ async fn a_waiting_create_runs_locally_without_storing_or_queueing_its_original(
 #[tokio::test]
 async fn a_bad_image_found_by_a_local_run_answers_its_error() {
     let mut rig = rig().await;
-    rig.state.local_worker = Some(rig.worker.local());
+    let local = rig.worker.local();
+    rig.set_local_worker(local);
     // The header is fine, the pixels are not: only decoding finds it, and with no worker
     // loop running only a local run decodes (else: 202 after the 2 s wait).
     let mut bytes = png(300, 200);
@@ -96,7 +98,8 @@ async fn a_bad_image_found_by_a_local_run_answers_its_error() {
 #[tokio::test]
 async fn respond_async_is_queued_even_with_a_local_worker() {
     let mut rig = rig().await;
-    rig.state.local_worker = Some(rig.worker.local());
+    let local = rig.worker.local();
+    rig.set_local_worker(local);
     let a = rig.call(waiting("respond-async")).await;
     assert_eq!(a.status, StatusCode::ACCEPTED);
     assert!(original_stored(&rig, job_id(&a)).await);
@@ -127,7 +130,7 @@ impl LocalWorker for StandIn {
 /// before its 202, and the real worker then finishes it from the queue.
 async fn queued_when(stand_in: StandIn) {
     let mut rig = rig().await;
-    rig.state.local_worker = Some(Arc::new(stand_in));
+    rig.set_local_worker(Arc::new(stand_in));
     let a = rig.call(waiting("wait=1")).await;
     assert_eq!(a.status, StatusCode::ACCEPTED, "{:?}", a.body);
     assert_eq!(a.json()["status"], "queued");

@@ -49,6 +49,7 @@ mod events;
 mod fs_blob;
 mod handoff_blob;
 mod ids;
+mod intake;
 mod job;
 mod local;
 mod queue;
@@ -67,6 +68,9 @@ pub use fs_blob::FsBlobStore;
 pub use handoff_blob::HandoffBlobStore;
 pub use ids::{
     BlobKey, ContextId, Environment, JobId, Namespace, Tenant, ThumbnailId, UploadTicket,
+};
+pub use intake::{
+    Accepted, CreateJob, IDEMPOTENCY_WINDOW, Intake, IntakeParts, NewSource, PublishMarks, Refused,
 };
 pub use job::{
     JobFailure, JobMessage, JobRecord, JobResult, JobSource, JobStatus, ThumbnailRecord,

@@ -9,8 +9,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use thumbd_jobs::{
-    BlobKey, Claim, Environment, FinishedJob, IdempotencyKey, JobFailure, JobId, JobMessage,
-    JobRecord, JobSource, JobStatus, LocalRun, Namespace, ThumbnailId, Timestamp,
+    Accepted, BlobKey, CreateJob, Environment, JobRecord, JobStatus, Namespace, NewSource, Refused,
+    ThumbnailId, Timestamp,
 };
 
 use crate::AppState;
@@ -22,9 +22,6 @@ use crate::request::{
     ticket_not_found,
 };
 use thumbd_jobs::views::{StatusView, etag, status_url, thumbnail_url};
-
-/// How long an `Idempotency-Key` names its first job (SPEC §2).
-pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// The answers of a create, in either form.
 #[derive(utoipa::IntoResponses)]
@@ -159,23 +156,15 @@ pub async fn put(
 /// A create's source, once read and checked.
 struct Source {
     /// Where the image is.
-    origin: Origin,
+    origin: NewSource,
     /// How long to wait for the job unless the client says otherwise.
     default_wait: Duration,
     /// For `thumbd_jobs_accepted_total`: `image`, `upload` or `url`.
     kind: &'static str,
 }
 
-/// Where a create's image is.
-enum Origin {
-    /// Its bytes, stored at the job's [`BlobKey::original`] before anything else (the
-    /// claim check).
-    Bytes(Bytes),
-    /// A URL a worker downloads.
-    Url(String),
-}
-
-/// The cheap synchronous checks, then original blob → job record → queue → wait.
+/// The cheap synchronous checks, then the [`Intake`](thumbd_jobs::Intake) (record →
+/// original → queue → wait), then the answer.
 async fn create(
     state: AppState,
     environment: Environment,
@@ -189,114 +178,37 @@ async fn create(
         .authorize(&headers, Scope::Write, Some(environment))?;
     let namespace = Namespace::new(caller.tenant.clone(), environment);
     let idempotency = idempotency_key(&headers, client_id(&caller, peer), &namespace)?;
-    let fresh_after = Timestamp::now().minus(IDEMPOTENCY_WINDOW);
-    if let Some(key) = &idempotency
-        && let Some(first) = state.store.idempotent_job(key, fresh_after).await?
-    {
-        return replay(&state, first, &id, &headers).await;
-    }
-
-    let job_id = JobId::new();
-    let source = read_source(&state, &namespace, &headers, body).await?;
-    let (job_source, original) = match &source.origin {
-        Origin::Bytes(bytes) => {
-            let key = BlobKey::original(job_id);
-            (
-                JobSource::Blob {
-                    blob_key: key.clone(),
-                },
-                Some((key, bytes)),
-            )
-        }
-        Origin::Url(url) => (JobSource::Url { url: url.clone() }, None),
-    };
-    let message = JobMessage {
-        job_id: Some(job_id),
-        tenant: namespace.tenant,
-        environment,
-        thumbnail_id: id,
-        source: job_source,
-        reply_to: None,
-    };
-    let record = JobRecord::queued(job_id, &message, Timestamp::now());
-    // The record first; then, unless this process's worker takes the job at once, the
-    // claim check and the message: whatever fails, no message points at something missing.
-    let claim = match &idempotency {
-        Some(key) => {
-            state
-                .store
-                .create_job_idempotent(&record, key, fresh_after)
-                .await
-        }
-        None => state
-            .store
-            .create_job(&record)
+    // A replay is answered before the body is read: it is the first request's answer.
+    if let Some(key) = &idempotency {
+        let pref = preference(&headers, state.options.default_wait, state.options.max_wait);
+        if let Some(replayed) = state
+            .intake
+            .replay(key, &id, pref.wait)
             .await
-            .map(|_| Claim::Created),
-    };
-    if let Claim::Existing(first) = claim? {
-        // A concurrent request with the same key won: answer with its job.
-        return replay(&state, first, &record.thumbnail_id, &headers).await;
+            .map_err(refused)?
+        {
+            return Ok(replay_response(replayed.record()));
+        }
     }
+    let source = read_source(&state, &namespace, &headers, body).await?;
     let pref = preference(&headers, source.default_wait, state.options.max_wait);
-    let deadline = tokio::time::Instant::now() + pref.wait;
-    // Subscribed before the job can run, so no announcement of it can be missed and the
-    // wait needs no first read of a record just written.
-    let events = (!pref.wait.is_zero()).then(|| state.events.subscribe());
-    // `thumbd serve`: a create that waits runs at once on this process's worker when it has
-    // room, its original in memory (`LocalWorker`). Accepted means answered: 201 once it
-    // has finished; overrunning the wait, or failing transiently, it is queued like any
-    // other before its 202.
-    let mut ran_locally = false;
-    if !pref.wait.is_zero()
-        && let (Some((_, bytes)), Some(local)) = (&original, &state.local_worker)
-        && let Some(run) = local.try_run(&record, Bytes::clone(bytes))
-    {
-        ran_locally = matches!(
-            tokio::time::timeout_at(deadline, run).await,
-            Ok(Ok(LocalRun::Finished))
-        );
-    }
-    if !ran_locally {
-        // A create answered at once has its original made durable and its job marked
-        // published now; a waiting one only if it is answered unfinished (below): most
-        // finish first, their originals deleted unwritten, and the sweeper republishes
-        // unfinished jobs alone.
-        let answered_now = events.is_none();
-        if let Err(e) = enqueue(&state, &message, original.as_ref(), answered_now).await {
-            let original = original.as_ref().map(|(k, _)| k);
-            not_accepted(&state, &record, original, idempotency.as_ref(), &e).await;
-            return Err(e.into());
-        }
-        if answered_now {
-            state.publish_marks.mark(job_id);
-        }
-    }
-    state.metrics.accepted(source.kind);
-    tracing::info!(job_id = %job_id, thumbnail_id = %record.thumbnail_id, %environment, source = source.kind, ran_locally, "job accepted");
-
-    // `respond-async` (wait 0): the record just written is the answer; no read back.
-    let record = match events {
-        None => record,
-        Some(events) if ran_locally => finished_record(&state, job_id, events)
-            .await?
-            .unwrap_or(record),
-        Some(events) => {
-            let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let waited = wait_from(&state, job_id, wait, events, Some(record.clone())).await;
-            if !matches!(&waited, Ok(Some(r)) if r.status.is_finished()) {
-                state.publish_marks.mark(job_id);
-                // Accepted unfinished: from this answer on, the job must survive a crash.
-                // (Should the sync fail, the client gets 503, and the job may still run.)
-                if waited.is_ok()
-                    && let Some((key, _)) = &original
-                {
-                    state.blobs.sync(key).await?;
-                }
-            }
-            waited?.unwrap_or(record)
-        }
+    let accepted = state
+        .intake
+        .create(CreateJob {
+            namespace,
+            thumbnail_id: id,
+            source: source.origin,
+            idempotency,
+            wait: pref.wait,
+        })
+        .await
+        .map_err(refused)?;
+    let record = match accepted {
+        // A concurrent create with the same key won.
+        Accepted::Replayed(record) => return Ok(replay_response(&record)),
+        Accepted::Finished(record) | Accepted::Pending(record) => record,
     };
+    state.metrics.accepted(source.kind);
     let mut response = job_response(&record)?;
     if let Some(applied) = pref.applied {
         response
@@ -306,41 +218,30 @@ async fn create(
     Ok(response)
 }
 
-/// Stores the claim-check `original` (if the job has one; `synced`: durable at once), then
-/// pushes `message`.
-async fn enqueue(
-    state: &AppState,
-    message: &JobMessage,
-    original: Option<&(BlobKey, &Bytes)>,
-    synced: bool,
-) -> thumbd_jobs::Result<()> {
-    if let Some((key, bytes)) = original {
-        let bytes = Bytes::clone(bytes);
-        if synced {
-            state.blobs.put(key, bytes).await?;
-        } else {
-            state.blobs.put_unsynced(key, bytes).await?;
-        }
+/// The answer for a job refused by the intake.
+fn refused(refused: Refused) -> ApiError {
+    match refused {
+        Refused::KeyReused(_) => ApiError::invalid_thumbnail(
+            Code::InvalidHeaderValue,
+            refused.to_string(),
+            Some("idempotency-key"),
+        ),
+        Refused::KeyLost(_) => ApiError::internal(),
+        Refused::Backend(e) => e.into(),
     }
-    state.queue.push(message).await
 }
 
-/// The record of a job a local run has just finished: from its announcement, already in
-/// `events`, or else read from the store.
-async fn finished_record(
-    state: &AppState,
-    id: JobId,
-    mut events: tokio::sync::broadcast::Receiver<FinishedJob>,
-) -> Result<Option<JobRecord>, ApiError> {
-    while let Ok(done) = events.try_recv() {
-        if done.id == id {
-            if let Some(record) = done.record {
-                return Ok(Some(JobRecord::clone(&record)));
-            }
-            break;
-        }
-    }
-    Ok(state.store.job(id).await?)
+/// The first request's answer for a job an `Idempotency-Key` named, marked
+/// `Idempotent-Replayed: true`.
+fn replay_response(record: &JobRecord) -> Response {
+    let mut response = match job_response(record) {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    response
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
 }
 
 /// Reads the body by its `Content-Type`: image bytes (checked), or JSON naming a URL (the
@@ -360,7 +261,7 @@ async fn read_source(
         state.metrics.received(bytes.len());
         check_image(kind, &bytes, limits)?;
         return Ok(Source {
-            origin: Origin::Bytes(bytes),
+            origin: NewSource::Bytes(bytes),
             default_wait: state.options.default_wait,
             kind: "image",
         });
@@ -368,7 +269,7 @@ async fn read_source(
     let bytes = read_body(headers, body, MAX_JSON_BYTES).await?;
     match json_source(&bytes)? {
         JsonSource::Url(url) => Ok(Source {
-            origin: Origin::Url(url),
+            origin: NewSource::Url(url),
             default_wait: Duration::ZERO,
             kind: "url",
         }),
@@ -391,52 +292,12 @@ async fn read_source(
                 .await?
                 .ok_or_else(ticket_not_found)?;
             Ok(Source {
-                origin: Origin::Bytes(bytes),
+                origin: NewSource::Bytes(bytes),
                 default_wait: state.options.max_wait,
                 kind: "upload",
             })
         }
     }
-}
-
-/// The answer for a create whose `Idempotency-Key` names job `first`: that job's answer
-/// (waited for as usual), marked `Idempotent-Replayed: true`.
-/// A key reused for another thumbnail is refused: the client mixed up its keys.
-async fn replay(
-    state: &AppState,
-    first: JobId,
-    target: &ThumbnailId,
-    headers: &HeaderMap,
-) -> Result<Response, ApiError> {
-    let pref = preference(headers, state.options.default_wait, state.options.max_wait);
-    let events = state.events.subscribe();
-    let known = state.store.job(first).await?;
-    if let Some(known) = &known
-        && known.thumbnail_id != *target
-    {
-        return Err(ApiError::invalid_thumbnail(
-            Code::InvalidHeaderValue,
-            format!(
-                "this Idempotency-Key was used in the last 24 h for thumbnail {:?}, not this one",
-                known.thumbnail_id.as_str()
-            ),
-            Some("idempotency-key"),
-        ));
-    }
-    let Some(record) = wait_from(state, first, pref.wait, events, known).await? else {
-        // Keys live 24 h and jobs at least 24 h after finishing: this is a bug or an edit.
-        tracing::error!(job_id = %first, "an idempotency key names a job that does not exist");
-        return Err(ApiError::internal());
-    };
-    tracing::info!(job_id = %first, "idempotent replay");
-    let mut response = match job_response(&record) {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    };
-    response
-        .headers_mut()
-        .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    Ok(response)
 }
 
 async fn delete_blob(state: &AppState, key: &BlobKey, what: &str) {
@@ -462,62 +323,6 @@ pub(crate) fn check_image(
     thumbcore::check_declared_type(kind.media_type(), bytes).map_err(image_error)?;
     let info = thumbcore::probe(bytes).map_err(image_error)?;
     limits.check(&info).map_err(image_error)
-}
-
-/// Waits up to `wait` for job `id` to finish, from `record` — read (or just written) after
-/// `events` subscribed, so no announcement is missed. Wakes on [`JobEvents`] (this
-/// process's workers, or the store's notifications relayed), and polls the store (the
-/// truth) only as a fallback, every 100 ms growing to 1 s.
-///
-/// [`JobEvents`]: thumbd_jobs::JobEvents
-async fn wait_from(
-    state: &AppState,
-    id: JobId,
-    wait: Duration,
-    mut events: tokio::sync::broadcast::Receiver<FinishedJob>,
-    mut record: Option<JobRecord>,
-) -> Result<Option<JobRecord>, ApiError> {
-    let deadline = tokio::time::Instant::now() + wait;
-    // Finished jobs are announced (`JobEvents`: by this process's workers, or relayed from
-    // the store's notifications); polling only covers an announcement that was missed.
-    let mut poll = Duration::from_millis(100);
-    loop {
-        if let Some(r) = &record
-            && r.status.is_finished()
-        {
-            // Read, not announced: its worker may not have made it durable yet, and a 201
-            // may follow (announced records already are).
-            state.store.make_durable(id).await?;
-            return Ok(record);
-        }
-        if record.is_none() {
-            return Ok(record);
-        }
-        let now = tokio::time::Instant::now();
-        if now >= deadline {
-            return Ok(record);
-        }
-        let nap = poll.min(deadline - now);
-        let heard = tokio::time::timeout(nap, async {
-            loop {
-                match events.recv().await {
-                    Ok(done) if done.id == id => return done.record,
-                    Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return None,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                        std::future::pending::<()>().await;
-                    }
-                }
-            }
-        })
-        .await;
-        // The worker that finished it sent the record it stored: no need to read it back.
-        if let Ok(Some(finished)) = heard {
-            return Ok(Some(JobRecord::clone(&finished)));
-        }
-        poll = (poll * 2).min(Duration::from_secs(1));
-        record = state.store.job(id).await?;
-    }
 }
 
 /// 201 when succeeded, the job's error when failed, else 202 with `Location` and
@@ -738,45 +543,4 @@ pub async fn delete(
     };
     delete_blob(&state, &deleted.result.blob_key, "a thumbnail's blob").await;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-/// The job could not be queued (the blob store or the queue refused; the client gets 503):
-/// its record says so, so nobody waits for it; then its original (if it got stored) is
-/// dropped, and its idempotency key freed (a retry must start a new job). Should the broker
-/// still deliver a message it timed out on, the worker finds the job finished and skips it.
-async fn not_accepted(
-    state: &AppState,
-    record: &JobRecord,
-    original: Option<&BlobKey>,
-    idempotency: Option<&IdempotencyKey>,
-    error: &thumbd_jobs::Error,
-) {
-    let id = record.id;
-    tracing::warn!(job_id = %id, %error, "the job could not be queued");
-    // The cause stays in the log: a job's record is the client's to read.
-    let failure = JobFailure {
-        code: Code::ServiceUnavailable,
-        message: "the job could not be queued; retry later".into(),
-    };
-    let recorded = match state
-        .store
-        .finish_failed(id, &failure, Timestamp::now())
-        .await
-    {
-        Ok(_) => true,
-        Err(e) => {
-            tracing::warn!(job_id = %id, error = %e, "cannot record a refused job");
-            false
-        }
-    };
-    if let Some(key) = idempotency
-        && let Err(e) = state.store.release_idempotency_key(key, id).await
-    {
-        tracing::warn!(job_id = %id, error = %e, "cannot free the idempotency key of a refused job");
-    }
-    // Kept while the job may still run (its message may have reached the broker after all):
-    // a worker deletes it when the job finishes.
-    if recorded && let Some(original) = original {
-        delete_blob(state, original, "a refused job's original").await;
-    }
 }

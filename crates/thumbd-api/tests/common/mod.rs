@@ -23,6 +23,8 @@ pub struct Rig {
     pub db: SqliteDb,
     pub state: AppState,
     pub worker: Arc<Worker>,
+    /// What the worker announces finished jobs on, and the intake listens to.
+    pub events: JobEvents,
 }
 
 pub async fn rig() -> Rig {
@@ -53,17 +55,22 @@ pub async fn rig_with(auth: Auth, options: ApiOptions) -> Rig {
             ..WorkerOptions::default()
         },
     ));
+    let intake = thumbd_jobs::Intake::new(thumbd_jobs::IntakeParts {
+        store: store.clone(),
+        queue: queue.clone(),
+        blobs: blobs.clone(),
+        events: events.clone(),
+        local_worker: None,
+    });
     let state = AppState {
         store: store.clone(),
         queue,
         blobs,
-        events,
         auth: Arc::new(auth),
         options,
         rate_limit: Arc::new(RateLimit::off()),
         metrics: Arc::new(Metrics::default()),
-        publish_marks: thumbd_api::PublishMarks::spawn(store.clone()),
-        local_worker: None,
+        intake: Arc::new(intake),
         readiness: Default::default(),
     };
     Rig {
@@ -71,6 +78,7 @@ pub async fn rig_with(auth: Auth, options: ApiOptions) -> Rig {
         db,
         state,
         worker,
+        events,
     }
 }
 
@@ -123,6 +131,19 @@ impl Answer {
 }
 
 impl Rig {
+    /// Gives the API a worker of its own process (as `thumbd serve` does), which runs a
+    /// waiting create's job at once.
+    pub fn set_local_worker(&mut self, local: Arc<dyn thumbd_jobs::LocalWorker>) {
+        let s = &self.state;
+        self.state.intake = Arc::new(thumbd_jobs::Intake::new(thumbd_jobs::IntakeParts {
+            store: s.store.clone(),
+            queue: s.queue.clone(),
+            blobs: s.blobs.clone(),
+            events: self.events.clone(),
+            local_worker: Some(local),
+        }));
+    }
+
     pub async fn call(&self, req: Request<Body>) -> Answer {
         let response: Response<Body> = router(self.state.clone()).oneshot(req).await.unwrap();
         let status = response.status();

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use thumbd_jobs::{JobId, MetaStore};
+use crate::ids::JobId;
+use crate::store::MetaStore;
 use tokio::sync::mpsc;
 
 /// Most marks written in one statement.
