@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use thumbd_api::{
     ApiOptions, AppState, Auth, Claims, Metrics, RateLimit, Registry, Scope, ServeOptions,
 };
-use thumbd_jobs::{Intake, IntakeParts, JobEvents, MetaStore, Timestamp};
+use thumbd_jobs::{Intake, IntakeParts, JobEvents};
 use thumbd_worker::{Worker, WorkerOptions};
 use tokio_util::sync::CancellationToken;
 
@@ -98,7 +98,7 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
             },
         ))
     });
-    let intake = Intake::new(IntakeParts {
+    let intake = Arc::new(Intake::new(IntakeParts {
         store: backends.store.clone(),
         queue: backends.queue.clone(),
         blobs: backends.blobs.clone(),
@@ -108,7 +108,7 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
             (Role::Serve, Some(worker)) => Some(worker.local()),
             _ => None,
         },
-    });
+    }));
     let state = AppState {
         store: backends.store.clone(),
         queue: backends.queue.clone(),
@@ -123,7 +123,7 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
         },
         rate_limit: Arc::new(RateLimit::per_second(settings.rate_limit)),
         metrics: Arc::new(Metrics::new(registry)),
-        intake: Arc::new(intake),
+        intake: intake.clone(),
         readiness: Default::default(),
     };
     let router = match role {
@@ -173,18 +173,16 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
         http_stop.clone(),
     ));
     let workers = worker.map(|w| tokio::spawn(w.run(work_stop.clone())));
-    let maintenance = tokio::spawn(maintenance(
-        backends.store.clone(),
-        settings.job_retention,
-        work_stop.clone(),
-    ));
-    let sweeper = (role != Role::Worker).then(|| {
-        tokio::spawn(sweep(
-            backends.store.clone(),
-            backends.queue.clone(),
-            backends.blobs.clone(),
-            work_stop.clone(),
-        ))
+    // Purges in every process; the sweep (republishing, expired uploads) where jobs are
+    // accepted.
+    let upkeep = tokio::spawn({
+        let (intake, stop) = (intake.clone(), work_stop.clone());
+        let retention = settings.job_retention;
+        async move {
+            intake
+                .upkeep(retention, role != Role::Worker, stop.cancelled_owned())
+                .await;
+        }
     });
 
     shutdown_signal().await;
@@ -196,110 +194,10 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
     if let Some(workers) = workers {
         let _ = workers.await;
     }
-    let _ = maintenance.await;
-    if let Some(sweeper) = sweeper {
-        let _ = sweeper.await;
-    }
+    let _ = upkeep.await;
     backends.close().await;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Hourly: deletes finished job records past their retention, and idempotency keys past
-/// their 24 hours.
-async fn maintenance(store: Arc<dyn MetaStore>, retention: Duration, stop: CancellationToken) {
-    loop {
-        match store
-            .purge_finished_jobs(Timestamp::now().minus(retention))
-            .await
-        {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(purged = n, "old job records deleted"),
-            Err(e) => tracing::warn!(error = %e, "cannot purge old job records"),
-        }
-        match store
-            .purge_idempotency_keys(Timestamp::now().minus(thumbd_jobs::IDEMPOTENCY_WINDOW))
-            .await
-        {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(purged = n, "old idempotency keys deleted"),
-            Err(e) => tracing::warn!(error = %e, "cannot purge old idempotency keys"),
-        }
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
-            () = stop.cancelled() => return,
-        }
-    }
-}
-
-/// A job record older than this whose publish was never recorded is published again.
-const UNPUBLISHED_AFTER: Duration = Duration::from_secs(60);
-
-/// Every minute: republishes what was never published, deletes expired uploads.
-async fn sweep(
-    store: Arc<dyn MetaStore>,
-    queue: Arc<dyn thumbd_jobs::JobQueue>,
-    blobs: Arc<dyn thumbd_jobs::BlobStore>,
-    stop: CancellationToken,
-) {
-    loop {
-        republish(&*store, &*queue).await;
-        purge_uploads(&*store, &*blobs).await;
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(60)) => {}
-            () = stop.cancelled() => return,
-        }
-    }
-}
-
-/// Deletes expired uploads: their records, then their bytes (a blob left by a crash in
-/// between is only an unreferenced file).
-async fn purge_uploads(store: &dyn MetaStore, blobs: &dyn thumbd_jobs::BlobStore) {
-    loop {
-        let expired = match store.purge_expired_uploads(Timestamp::now(), 500).await {
-            Ok(expired) => expired,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot purge expired uploads");
-                return;
-            }
-        };
-        for upload in &expired {
-            if let Err(e) = blobs.delete(&upload.blob_key).await {
-                tracing::warn!(blob = %upload.blob_key, error = %e, "cannot delete an expired upload");
-            }
-        }
-        if !expired.is_empty() {
-            tracing::info!(deleted = expired.len(), "expired uploads deleted");
-        }
-        if expired.len() < 500 {
-            return;
-        }
-    }
-}
-
-/// Publishes jobs whose record was written but whose message never was (a process died in
-/// between, SPEC §6), then records them published.
-async fn republish(store: &dyn MetaStore, queue: &dyn thumbd_jobs::JobQueue) {
-    let jobs = match store
-        .unpublished_jobs(Timestamp::now().minus(UNPUBLISHED_AFTER), 500)
-        .await
-    {
-        Ok(jobs) => jobs,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot look for unpublished jobs");
-            return;
-        }
-    };
-    for job in jobs {
-        if let Err(e) = queue.push(&job.message()).await {
-            tracing::warn!(error = %e, "cannot republish unpublished jobs now");
-            return;
-        }
-        tracing::warn!(job_id = %job.id, "published a job its process never published");
-        if let Err(e) = store.mark_published(job.id).await {
-            tracing::warn!(job_id = %job.id, error = %e, "cannot mark a swept job");
-        }
-    }
 }
 
 async fn shutdown_signal() {

@@ -7,6 +7,7 @@
 //! is durable and its message is in the queue.
 
 mod publish_marks;
+mod upkeep;
 
 use std::sync::Arc;
 use std::time::Duration;
