@@ -350,7 +350,7 @@ fn a_job_whose_publish_never_happened_is_swept_and_done() {
     // the original and a `queued` record, two minutes old, no message.
     let job = thumbd_jobs::JobId::new();
     c.rt.block_on(async {
-        use thumbd_jobs::{BlobStore as _, MetaStore as _};
+        use thumbd_jobs::{BlobStore as _, JobStore as _};
         let blobs = thumbd_jobs::FsBlobStore::open(c.dir.path().join("blobs")).unwrap();
         let key = thumbd_jobs::BlobKey::original(job);
         blobs.put(&key, png(640, 480, 4).into()).await.unwrap();
@@ -409,7 +409,7 @@ fn an_api_and_a_worker_on_s3_storage() {
     assert_eq!(thumbnail_files(c.dir.path()), 0);
     let store = moto.store("thumbd-blobs", "&prefix=cluster");
     let served = c.rt.block_on(async {
-        use thumbd_jobs::MetaStore as _;
+        use thumbd_jobs::ThumbnailStore as _;
         let pg = c.schema.as_ref().unwrap().store().await.unwrap();
         let t = pg
             .thumbnail(

@@ -40,8 +40,8 @@ impl IdempotencyKey {
     }
 }
 
-/// What [`MetaStore::put_context`](crate::MetaStore::put_context) or
-/// [`delete_context`](crate::MetaStore::delete_context) changed.
+/// What [`AssociationStore::put_context`](crate::AssociationStore::put_context) or
+/// [`delete_context`](crate::AssociationStore::delete_context) changed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ContextChange {
     /// The context before the change; `None` when a put created it.
@@ -86,7 +86,7 @@ pub struct IdempotencyKey {
     pub key: String,
 }
 
-/// What [`MetaStore::create_job_idempotent`](crate::MetaStore::create_job_idempotent) did.
+/// What [`AssociationStore::create_job_idempotent`](crate::AssociationStore::create_job_idempotent) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
     /// The key was free (or stale): the job was created and the key now names it.

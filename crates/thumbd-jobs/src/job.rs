@@ -203,11 +203,11 @@ impl JobRecord {
         }
     }
 
-    /// This (started) job as [`MetaStore::finish_succeeded`] leaves it when it applies:
+    /// This (started) job as [`JobStore::finish_succeeded`] leaves it when it applies:
     /// succeeded at `now` with `result`. The conformance suite holds every store to it, so
     /// the worker that wrote it can hand it to waiters without reading it back.
     ///
-    /// [`MetaStore::finish_succeeded`]: crate::MetaStore::finish_succeeded
+    /// [`JobStore::finish_succeeded`]: crate::JobStore::finish_succeeded
     #[must_use]
     pub fn succeeded(self, result: JobResult, now: Timestamp) -> Self {
         JobRecord {

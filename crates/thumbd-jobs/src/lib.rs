@@ -78,6 +78,6 @@ pub use job::{
 pub use local::{LocalRun, LocalWorker};
 pub use queue::{JobQueue, Lease, LeaseToken, QueueDepth};
 pub use sqlite::{SqliteDb, SqliteJobQueue, SqliteMetaStore};
-pub use store::{Finished, MetaStore};
+pub use store::{AssociationStore, Finished, JobStore, MetaStore, ThumbnailStore};
 pub use thumbd_codes::Code;
 pub use timestamp::Timestamp;

@@ -25,7 +25,7 @@ pub enum LocalRun {
 /// run that is not finished within the wait, or [`LocalRun::Unfinished`], it stores the
 /// original and queues the job before answering `202`. A crash before either answer loses
 /// only an unanswered request; its record, never published, is swept up by the
-/// [`MetaStore::unpublished_jobs`](crate::MetaStore::unpublished_jobs) sweep and fails for
+/// [`JobStore::unpublished_jobs`](crate::JobStore::unpublished_jobs) sweep and fails for
 /// want of an original.
 pub trait LocalWorker: Send + Sync {
     /// Runs the job of `record` (already created, `queued`, not published) with `original`

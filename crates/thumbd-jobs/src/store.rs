@@ -1,4 +1,7 @@
-//! The `MetaStore` role: jobs and thumbnails, contexts, uploads and idempotency keys.
+//! The metadata roles: [`JobStore`] (jobs from creation to finish), [`ThumbnailStore`]
+//! (current thumbnails) and [`AssociationStore`] (idempotency keys, uploads, contexts).
+//! A backend implements each role directly; [`MetaStore`] is all three plus a health
+//! check, what processes hold as `Arc<dyn MetaStore>`.
 
 use async_trait::async_trait;
 
@@ -8,7 +11,7 @@ use crate::ids::{BlobKey, ContextId, JobId, Namespace, ThumbnailId, UploadTicket
 use crate::job::{JobFailure, JobRecord, JobResult, ThumbnailRecord};
 use crate::timestamp::Timestamp;
 
-/// What [`MetaStore::finish_succeeded`] did.
+/// What [`JobStore::finish_succeeded`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Finished {
     /// False if the job was already finished (a redelivery): nothing changed.
@@ -21,14 +24,10 @@ pub struct Finished {
     pub orphaned: Vec<BlobKey>,
 }
 
-/// Durable metadata (SPEC §1). All methods are atomic; several processes may share one store
-/// in distributed mode. Client keys (thumbnails, contexts, idempotency keys) are scoped by
-/// [`Namespace`]: a tenant's environment; jobs and uploads carry their tenant, which callers
-/// compare with their own.
-///
-/// Contract: [`conformance::meta_store`](crate::conformance::meta_store).
+/// Jobs: their records from creation to finish, publishing marks and retention. Part of
+/// [`MetaStore`].
 #[async_trait]
-pub trait MetaStore: Send + Sync + 'static {
+pub trait JobStore: Send + Sync + 'static {
     /// Inserts a new job; `false` (and no change) if a job with its id exists.
     async fn create_job(&self, job: &JobRecord) -> Result<bool>;
 
@@ -85,6 +84,14 @@ pub trait MetaStore: Send + Sync + 'static {
     /// already finished.
     async fn finish_failed(&self, id: JobId, failure: &JobFailure, now: Timestamp) -> Result<bool>;
 
+    /// Deletes finished jobs that finished before `before`; returns how many.
+    async fn purge_finished_jobs(&self, before: Timestamp) -> Result<u64>;
+}
+
+/// Current thumbnails by name (made current by [`JobStore::finish_succeeded`]). Part of
+/// [`MetaStore`].
+#[async_trait]
+pub trait ThumbnailStore: Send + Sync + 'static {
     /// The current thumbnail `id` of `namespace`.
     async fn thumbnail(
         &self,
@@ -99,8 +106,13 @@ pub trait MetaStore: Send + Sync + 'static {
         namespace: &Namespace,
         id: &ThumbnailId,
     ) -> Result<Option<ThumbnailRecord>>;
+}
 
-    /// Like [`create_job`](Self::create_job), guarded by an idempotency key, in one
+/// What clients attach to jobs and thumbnails: idempotency keys, uploads and contexts. Part
+/// of [`MetaStore`].
+#[async_trait]
+pub trait AssociationStore: Send + Sync + 'static {
+    /// Like [`create_job`](JobStore::create_job), guarded by an idempotency key, in one
     /// transaction: if `key` already names a job and was recorded after `fresh_after`, returns
     /// [`Claim::Existing`] with that job and creates nothing; otherwise creates `job` and
     /// records `key` → `job.id` (replacing a stale entry). Safe under concurrent requests
@@ -155,10 +167,16 @@ pub trait MetaStore: Send + Sync + 'static {
         namespace: &Namespace,
         id: &ContextId,
     ) -> Result<Option<ContextChange>>;
+}
 
-    /// Deletes finished jobs that finished before `before`; returns how many.
-    async fn purge_finished_jobs(&self, before: Timestamp) -> Result<u64>;
-
+/// Durable metadata (SPEC §1). All methods are atomic; several processes may share one store
+/// in distributed mode. Client keys (thumbnails, contexts, idempotency keys) are scoped by
+/// [`Namespace`]: a tenant's environment; jobs and uploads carry their tenant, which callers
+/// compare with their own.
+///
+/// Contract: [`conformance::meta_store`](crate::conformance::meta_store).
+#[async_trait]
+pub trait MetaStore: JobStore + ThumbnailStore + AssociationStore {
     /// A cheap round trip, for `/readyz`.
     async fn ping(&self) -> Result<()>;
 }

@@ -2,10 +2,12 @@
 //! sharing one [`SqliteMetaStore`], as the API's request handlers do.
 
 use std::time::Duration;
+use thumbd_jobs::AssociationStore as _;
+use thumbd_jobs::JobStore as _;
 
 use thumbd_jobs::{
-    Claim, Environment, IdempotencyKey, JobId, JobMessage, JobRecord, JobSource, MetaStore,
-    SqliteDb, SqliteMetaStore, ThumbnailId, Timestamp,
+    Claim, Environment, IdempotencyKey, JobId, JobMessage, JobRecord, JobSource, SqliteDb,
+    SqliteMetaStore, ThumbnailId, Timestamp,
 };
 
 const TASKS: usize = 8;

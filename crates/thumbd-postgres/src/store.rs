@@ -11,9 +11,9 @@ use sqlx::Row as _;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::query::Query;
 use thumbd_jobs::{
-    BlobKey, Claim, ContextChange, ContextId, ContextRecord, Error, Finished, IdempotencyKey,
-    JobFailure, JobId, JobRecord, JobResult, JobSource, JobStatus, MetaStore, Namespace, Result,
-    ThumbnailId, ThumbnailRecord, Timestamp, UploadRecord, UploadTicket,
+    BlobKey, Error, Finished, JobFailure, JobId, JobRecord, JobResult, JobSource, JobStatus,
+    JobStore, MetaStore, Namespace, Result, ThumbnailId, ThumbnailRecord, ThumbnailStore,
+    Timestamp,
 };
 
 /// Connections per process: an API or worker process runs a few statements at a time, and
@@ -260,7 +260,7 @@ fn thumbnail_from_row(row: &PgRow) -> Result<ThumbnailRecord> {
 }
 
 #[async_trait]
-impl MetaStore for PgMetaStore {
+impl JobStore for PgMetaStore {
     async fn create_job(&self, job: &JobRecord) -> Result<bool> {
         let done = insert_job(job)?.execute(&self.pool).await?;
         Ok(done.rows_affected() == 1)
@@ -399,6 +399,20 @@ impl MetaStore for PgMetaStore {
         Ok(done.len() == 1)
     }
 
+    async fn purge_finished_jobs(&self, before: Timestamp) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM jobs j WHERE finished_at IS NOT NULL AND finished_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM thumbnails t WHERE t.job_id = j.id)",
+        )
+        .bind(before.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[async_trait]
+impl ThumbnailStore for PgMetaStore {
     async fn thumbnail(
         &self,
         namespace: &Namespace,
@@ -435,75 +449,10 @@ impl MetaStore for PgMetaStore {
         .map(thumbnail_from_row)
         .transpose()
     }
+}
 
-    async fn create_job_idempotent(
-        &self,
-        job: &JobRecord,
-        key: &IdempotencyKey,
-        fresh_after: Timestamp,
-    ) -> Result<Claim> {
-        associations::create_job_idempotent(&self.pool, job, key, fresh_after).await
-    }
-
-    async fn idempotent_job(
-        &self,
-        key: &IdempotencyKey,
-        fresh_after: Timestamp,
-    ) -> Result<Option<JobId>> {
-        associations::idempotent_job(&self.pool, key, fresh_after).await
-    }
-
-    async fn release_idempotency_key(&self, key: &IdempotencyKey, job: JobId) -> Result<()> {
-        associations::release_idempotency_key(&self.pool, key, job).await
-    }
-
-    async fn purge_idempotency_keys(&self, before: Timestamp) -> Result<u64> {
-        associations::purge_idempotency_keys(&self.pool, before).await
-    }
-
-    async fn create_upload(&self, upload: &UploadRecord) -> Result<()> {
-        associations::create_upload(&self.pool, upload).await
-    }
-
-    async fn upload(&self, ticket: &UploadTicket, now: Timestamp) -> Result<Option<UploadRecord>> {
-        associations::upload(&self.pool, ticket, now).await
-    }
-
-    async fn purge_expired_uploads(&self, now: Timestamp, limit: u32) -> Result<Vec<UploadRecord>> {
-        associations::purge_expired_uploads(&self.pool, now, limit).await
-    }
-
-    async fn put_context(&self, context: &ContextRecord) -> Result<ContextChange> {
-        associations::put_context(&self.pool, context).await
-    }
-
-    async fn context(
-        &self,
-        namespace: &Namespace,
-        id: &ContextId,
-    ) -> Result<Option<ContextRecord>> {
-        associations::context(&self.pool, namespace, id).await
-    }
-
-    async fn delete_context(
-        &self,
-        namespace: &Namespace,
-        id: &ContextId,
-    ) -> Result<Option<ContextChange>> {
-        associations::delete_context(&self.pool, namespace, id).await
-    }
-
-    async fn purge_finished_jobs(&self, before: Timestamp) -> Result<u64> {
-        let done = sqlx::query(
-            "DELETE FROM jobs j WHERE finished_at IS NOT NULL AND finished_at < $1 \
-             AND NOT EXISTS (SELECT 1 FROM thumbnails t WHERE t.job_id = j.id)",
-        )
-        .bind(before.0)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
+#[async_trait]
+impl MetaStore for PgMetaStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use support::{queued, result_for, schema, started};
 use thumbd_jobs::{
-    Claim, ContextId, ContextRecord, Environment, IdempotencyKey, MetaStore, ThumbnailId,
-    ThumbnailRecord, Timestamp,
+    AssociationStore, Claim, ContextId, ContextRecord, Environment, IdempotencyKey, JobStore,
+    ThumbnailId, ThumbnailRecord, ThumbnailStore, Timestamp,
 };
 use thumbd_postgres::PgMetaStore;
 

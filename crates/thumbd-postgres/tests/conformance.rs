@@ -7,6 +7,8 @@
 mod support;
 
 use std::time::Duration;
+use thumbd_jobs::JobStore as _;
+use thumbd_jobs::ThumbnailStore as _;
 
 use support::{queued, result_for, schema, started};
 use thumbd_jobs::{

@@ -3,14 +3,16 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+use thumbd_jobs::JobStore as _;
+use thumbd_jobs::ThumbnailStore as _;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use thumbd_fetch::FetchOptions;
 use thumbd_jobs::{
     BlobKey, BlobStore, Environment, FsBlobStore, JobEvents, JobId, JobMessage, JobQueue,
-    JobRecord, JobSource, JobStatus, LocalRun, MetaStore, SqliteDb, SqliteJobQueue,
-    SqliteMetaStore, ThumbnailId, Timestamp,
+    JobRecord, JobSource, JobStatus, LocalRun, SqliteDb, SqliteJobQueue, SqliteMetaStore,
+    ThumbnailId, Timestamp,
 };
 use thumbd_worker::{Outcome, Worker, WorkerOptions};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

@@ -11,11 +11,10 @@ use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 
 use super::SqliteDb;
-use crate::associations::{Claim, ContextChange, ContextRecord, IdempotencyKey, UploadRecord};
 use crate::error::{Error, Result};
-use crate::ids::{BlobKey, ContextId, JobId, Namespace, ThumbnailId, UploadTicket};
+use crate::ids::{BlobKey, JobId, Namespace, ThumbnailId};
 use crate::job::{JobFailure, JobRecord, JobResult, JobSource, JobStatus, ThumbnailRecord};
-use crate::store::{Finished, MetaStore};
+use crate::store::{Finished, JobStore, MetaStore, ThumbnailStore};
 use crate::timestamp::Timestamp;
 
 /// The embedded [`MetaStore`].
@@ -96,7 +95,7 @@ fn thumbnail_from_row(row: &SqliteRow) -> Result<ThumbnailRecord> {
 const MARK_PUBLISHED: &str = "UPDATE jobs SET published = 1 WHERE id = ?";
 
 #[async_trait]
-impl MetaStore for SqliteMetaStore {
+impl JobStore for SqliteMetaStore {
     async fn create_job(&self, job: &JobRecord) -> Result<bool> {
         let query = insert_job(job)?;
         // Not `execute_durable`: the API pushes the job's queue message right after, and that
@@ -288,6 +287,20 @@ impl MetaStore for SqliteMetaStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn purge_finished_jobs(&self, before: Timestamp) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ? \
+             AND id NOT IN (SELECT job_id FROM thumbnails)",
+        )
+        .bind(before.0)
+        .execute(&mut *self.db.write().await?)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[async_trait]
+impl ThumbnailStore for SqliteMetaStore {
     async fn thumbnail(
         &self,
         namespace: &Namespace,
@@ -317,75 +330,10 @@ impl MetaStore for SqliteMetaStore {
         .await?;
         row.as_ref().map(thumbnail_from_row).transpose()
     }
+}
 
-    async fn create_job_idempotent(
-        &self,
-        job: &JobRecord,
-        key: &IdempotencyKey,
-        fresh_after: Timestamp,
-    ) -> Result<Claim> {
-        associations::create_job_idempotent(&self.db, job, key, fresh_after).await
-    }
-
-    async fn idempotent_job(
-        &self,
-        key: &IdempotencyKey,
-        fresh_after: Timestamp,
-    ) -> Result<Option<JobId>> {
-        associations::idempotent_job(&self.db, key, fresh_after).await
-    }
-
-    async fn release_idempotency_key(&self, key: &IdempotencyKey, job: JobId) -> Result<()> {
-        associations::release_idempotency_key(&self.db, key, job).await
-    }
-
-    async fn purge_idempotency_keys(&self, before: Timestamp) -> Result<u64> {
-        associations::purge_idempotency_keys(&self.db, before).await
-    }
-
-    async fn create_upload(&self, upload: &UploadRecord) -> Result<()> {
-        associations::create_upload(&self.db, upload).await
-    }
-
-    async fn upload(&self, ticket: &UploadTicket, now: Timestamp) -> Result<Option<UploadRecord>> {
-        associations::upload(&self.db, ticket, now).await
-    }
-
-    async fn purge_expired_uploads(&self, now: Timestamp, limit: u32) -> Result<Vec<UploadRecord>> {
-        associations::purge_expired_uploads(&self.db, now, limit).await
-    }
-
-    async fn put_context(&self, context: &ContextRecord) -> Result<ContextChange> {
-        associations::put_context(&self.db, context).await
-    }
-
-    async fn context(
-        &self,
-        namespace: &Namespace,
-        id: &ContextId,
-    ) -> Result<Option<ContextRecord>> {
-        associations::context(&self.db, namespace, id).await
-    }
-
-    async fn delete_context(
-        &self,
-        namespace: &Namespace,
-        id: &ContextId,
-    ) -> Result<Option<ContextChange>> {
-        associations::delete_context(&self.db, namespace, id).await
-    }
-
-    async fn purge_finished_jobs(&self, before: Timestamp) -> Result<u64> {
-        let done = sqlx::query(
-            "DELETE FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ? \
-             AND id NOT IN (SELECT job_id FROM thumbnails)",
-        )
-        .bind(before.0)
-        .execute(&mut *self.db.write().await?)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
+#[async_trait]
+impl MetaStore for SqliteMetaStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")
             .execute(&mut *self.db.read().await?)

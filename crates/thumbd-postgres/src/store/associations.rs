@@ -27,15 +27,16 @@
 //! or leaves a fresh one alone; a concurrent insert of the same key waits for the first
 //! transaction to end and then sees its row, so exactly one creates.
 
-use sqlx::postgres::{PgConnection, PgPool, PgRow};
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::{Postgres, Row as _, Transaction};
 use thumbd_jobs::{
-    BlobKey, Claim, ContextChange, ContextId, ContextRecord, Environment, Error, IdempotencyKey,
-    JobId, JobRecord, Namespace, Result, Tenant, ThumbnailId, ThumbnailRecord, Timestamp,
-    UploadRecord, UploadTicket,
+    AssociationStore, BlobKey, Claim, ContextChange, ContextId, ContextRecord, Environment, Error,
+    IdempotencyKey, JobId, JobRecord, Namespace, Result, Tenant, ThumbnailId, ThumbnailRecord,
+    Timestamp, UploadRecord, UploadTicket,
 };
 
-use super::{insert_job, thumbnail_from_row, utf8};
+use super::{PgMetaStore, insert_job, thumbnail_from_row, utf8};
 
 /// The advisory lock class for thumbnail names (the first key of the two-key form, so the
 /// locks cannot collide with the migration lock's class or one-key locks of other programs).
@@ -144,201 +145,6 @@ async fn delete_unreferenced(
     .transpose()
 }
 
-/// See [`MetaStore::create_job_idempotent`](thumbd_jobs::MetaStore::create_job_idempotent).
-pub(super) async fn create_job_idempotent(
-    pool: &PgPool,
-    job: &JobRecord,
-    key: &IdempotencyKey,
-    fresh_after: Timestamp,
-) -> Result<Claim> {
-    let mut tx = pool.begin().await?;
-    loop {
-        // Claims the key if it is free or stale; otherwise locks the fresh row (ON CONFLICT
-        // DO UPDATE locks the conflicting row even when its WHERE is false).
-        let claimed = sqlx::query(
-            "INSERT INTO idempotency_keys AS k (client, environment, key, job_id, created_at) \
-             VALUES ($1, $2, $3, $4::uuid, $5) ON CONFLICT (client, environment, key) \
-             DO UPDATE SET job_id = excluded.job_id, created_at = excluded.created_at \
-             WHERE k.created_at <= $6",
-        )
-        .bind(key.client.as_bytes())
-        .bind(key.namespace().key())
-        .bind(key.key.as_bytes())
-        .bind(job.id.to_string())
-        .bind(job.created_at.0)
-        .bind(fresh_after.0)
-        .execute(&mut *tx)
-        .await?;
-        if claimed.rows_affected() == 1 {
-            break;
-        }
-        let existing: Option<String> = sqlx::query_scalar(
-            "SELECT job_id::text FROM idempotency_keys \
-             WHERE client = $1 AND environment = $2 AND key = $3",
-        )
-        .bind(key.client.as_bytes())
-        .bind(key.namespace().key())
-        .bind(key.key.as_bytes())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(id) = existing {
-            let id = JobId::parse(&id)
-                .map_err(|e| Error::Damaged(format!("idempotency key row: {e}")))?;
-            return Ok(Claim::Existing(id));
-        }
-        // Unreachable while we hold the row's lock; should it ever be gone, claim again.
-    }
-    insert_job(job)?.execute(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(Claim::Created)
-}
-
-/// See [`MetaStore::idempotent_job`](thumbd_jobs::MetaStore::idempotent_job).
-pub(super) async fn idempotent_job(
-    pool: &PgPool,
-    key: &IdempotencyKey,
-    fresh_after: Timestamp,
-) -> Result<Option<JobId>> {
-    let id: Option<String> = sqlx::query_scalar(
-        "SELECT job_id::text FROM idempotency_keys \
-         WHERE client = $1 AND environment = $2 AND key = $3 AND created_at > $4",
-    )
-    .bind(key.client.as_bytes())
-    .bind(key.namespace().key())
-    .bind(key.key.as_bytes())
-    .bind(fresh_after.0)
-    .fetch_optional(pool)
-    .await?;
-    id.map(|id| JobId::parse(&id).map_err(|e| Error::Damaged(format!("idempotency key row: {e}"))))
-        .transpose()
-}
-
-/// See [`MetaStore::release_idempotency_key`](thumbd_jobs::MetaStore::release_idempotency_key).
-pub(super) async fn release_idempotency_key(
-    pool: &PgPool,
-    key: &IdempotencyKey,
-    job: JobId,
-) -> Result<()> {
-    sqlx::query(
-        "DELETE FROM idempotency_keys \
-         WHERE client = $1 AND environment = $2 AND key = $3 AND job_id = $4::uuid",
-    )
-    .bind(key.client.as_bytes())
-    .bind(key.namespace().key())
-    .bind(key.key.as_bytes())
-    .bind(job.to_string())
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-/// See [`MetaStore::purge_idempotency_keys`](thumbd_jobs::MetaStore::purge_idempotency_keys).
-pub(super) async fn purge_idempotency_keys(pool: &PgPool, before: Timestamp) -> Result<u64> {
-    let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
-        .bind(before.0)
-        .execute(pool)
-        .await?;
-    Ok(done.rows_affected())
-}
-
-/// See [`MetaStore::create_upload`](thumbd_jobs::MetaStore::create_upload).
-pub(super) async fn create_upload(pool: &PgPool, upload: &UploadRecord) -> Result<()> {
-    let bytes = i64::try_from(upload.bytes).map_err(|_| Error::Invalid {
-        what: "upload",
-        reason: "too large to record".into(),
-    })?;
-    sqlx::query(
-        "INSERT INTO uploads (ticket, tenant, environment, blob_key, content_type, bytes, \
-         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(upload.ticket.as_str())
-    .bind(upload.tenant.as_str())
-    .bind(upload.environment.map(Environment::as_str))
-    .bind(upload.blob_key.as_str())
-    .bind(&upload.content_type)
-    .bind(bytes)
-    .bind(upload.created_at.0)
-    .bind(upload.expires_at.0)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-/// See [`MetaStore::upload`](thumbd_jobs::MetaStore::upload).
-pub(super) async fn upload(
-    pool: &PgPool,
-    ticket: &UploadTicket,
-    now: Timestamp,
-) -> Result<Option<UploadRecord>> {
-    sqlx::query(concat!(
-        "SELECT ",
-        upload_columns!(),
-        " FROM uploads WHERE ticket = $1 AND expires_at > $2"
-    ))
-    .bind(ticket.as_str())
-    .bind(now.0)
-    .fetch_optional(pool)
-    .await?
-    .as_ref()
-    .map(upload_from_row)
-    .transpose()
-}
-
-/// See [`MetaStore::purge_expired_uploads`](thumbd_jobs::MetaStore::purge_expired_uploads).
-/// Purgers in several processes skip each other's rows: each upload is returned once.
-pub(super) async fn purge_expired_uploads(
-    pool: &PgPool,
-    now: Timestamp,
-    limit: u32,
-) -> Result<Vec<UploadRecord>> {
-    sqlx::query(concat!(
-        "DELETE FROM uploads WHERE ticket IN (SELECT ticket FROM uploads \
-         WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
-         RETURNING ",
-        upload_columns!()
-    ))
-    .bind(now.0)
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(upload_from_row)
-    .collect()
-}
-
-/// See [`MetaStore::put_context`](thumbd_jobs::MetaStore::put_context).
-pub(super) async fn put_context(pool: &PgPool, context: &ContextRecord) -> Result<ContextChange> {
-    let namespace = context.namespace();
-    let mut tx = pool.begin().await?;
-    let previous = lock_or_insert_context(&mut tx, context).await?;
-    let old = previous.as_ref().map(|p| &p.thumbnail_id);
-    let ids: Vec<&ThumbnailId> = old.into_iter().chain([&context.thumbnail_id]).collect();
-    lock_thumbnails(&mut tx, &namespace, &ids).await?;
-    let mut deleted_thumbnail = None;
-    if let Some(old) = old {
-        // A replacement keeps the first created_at.
-        sqlx::query(
-            "UPDATE contexts SET thumbnail_id = $3, body = $4::json, updated_at = $5 \
-             WHERE environment = $1 AND context_id = $2",
-        )
-        .bind(namespace.key())
-        .bind(context.context_id.as_str().as_bytes())
-        .bind(context.thumbnail_id.as_str().as_bytes())
-        .bind(&context.body)
-        .bind(context.updated_at.0)
-        .execute(&mut *tx)
-        .await?;
-        if *old != context.thumbnail_id {
-            deleted_thumbnail = delete_unreferenced(&mut tx, &namespace, old).await?;
-        }
-    }
-    tx.commit().await?;
-    Ok(ContextChange {
-        previous,
-        deleted_thumbnail,
-    })
-}
-
 /// Locks the context's row and returns it, or inserts `context` (then holding the new row's
 /// lock) and returns `None`.
 async fn lock_or_insert_context(
@@ -379,53 +185,242 @@ async fn lock_or_insert_context(
     }
 }
 
-/// See [`MetaStore::context`](thumbd_jobs::MetaStore::context).
-pub(super) async fn context(
-    pool: &PgPool,
-    namespace: &Namespace,
-    id: &ContextId,
-) -> Result<Option<ContextRecord>> {
-    sqlx::query(concat!(
-        "SELECT ",
-        context_columns!(),
-        " FROM contexts WHERE environment = $1 AND context_id = $2"
-    ))
-    .bind(namespace.key())
-    .bind(id.as_str().as_bytes())
-    .fetch_optional(pool)
-    .await?
-    .as_ref()
-    .map(context_from_row)
-    .transpose()
-}
+#[async_trait]
+impl AssociationStore for PgMetaStore {
+    async fn create_job_idempotent(
+        &self,
+        job: &JobRecord,
+        key: &IdempotencyKey,
+        fresh_after: Timestamp,
+    ) -> Result<Claim> {
+        let pool = &self.pool;
+        let mut tx = pool.begin().await?;
+        loop {
+            // Claims the key if it is free or stale; otherwise locks the fresh row (ON CONFLICT
+            // DO UPDATE locks the conflicting row even when its WHERE is false).
+            let claimed = sqlx::query(
+                "INSERT INTO idempotency_keys AS k (client, environment, key, job_id, created_at) \
+             VALUES ($1, $2, $3, $4::uuid, $5) ON CONFLICT (client, environment, key) \
+             DO UPDATE SET job_id = excluded.job_id, created_at = excluded.created_at \
+             WHERE k.created_at <= $6",
+            )
+            .bind(key.client.as_bytes())
+            .bind(key.namespace().key())
+            .bind(key.key.as_bytes())
+            .bind(job.id.to_string())
+            .bind(job.created_at.0)
+            .bind(fresh_after.0)
+            .execute(&mut *tx)
+            .await?;
+            if claimed.rows_affected() == 1 {
+                break;
+            }
+            let existing: Option<String> = sqlx::query_scalar(
+                "SELECT job_id::text FROM idempotency_keys \
+             WHERE client = $1 AND environment = $2 AND key = $3",
+            )
+            .bind(key.client.as_bytes())
+            .bind(key.namespace().key())
+            .bind(key.key.as_bytes())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(id) = existing {
+                let id = JobId::parse(&id)
+                    .map_err(|e| Error::Damaged(format!("idempotency key row: {e}")))?;
+                return Ok(Claim::Existing(id));
+            }
+            // Unreachable while we hold the row's lock; should it ever be gone, claim again.
+        }
+        insert_job(job)?.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Claim::Created)
+    }
 
-/// See [`MetaStore::delete_context`](thumbd_jobs::MetaStore::delete_context).
-pub(super) async fn delete_context(
-    pool: &PgPool,
-    namespace: &Namespace,
-    id: &ContextId,
-) -> Result<Option<ContextChange>> {
-    let mut tx = pool.begin().await?;
-    // The DELETE locks the row; one racing with a put sees the put's committed version.
-    let previous = sqlx::query(concat!(
-        "DELETE FROM contexts WHERE environment = $1 AND context_id = $2 \
+    async fn idempotent_job(
+        &self,
+        key: &IdempotencyKey,
+        fresh_after: Timestamp,
+    ) -> Result<Option<JobId>> {
+        let pool = &self.pool;
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT job_id::text FROM idempotency_keys \
+         WHERE client = $1 AND environment = $2 AND key = $3 AND created_at > $4",
+        )
+        .bind(key.client.as_bytes())
+        .bind(key.namespace().key())
+        .bind(key.key.as_bytes())
+        .bind(fresh_after.0)
+        .fetch_optional(pool)
+        .await?;
+        id.map(|id| {
+            JobId::parse(&id).map_err(|e| Error::Damaged(format!("idempotency key row: {e}")))
+        })
+        .transpose()
+    }
+
+    async fn release_idempotency_key(&self, key: &IdempotencyKey, job: JobId) -> Result<()> {
+        let pool = &self.pool;
+        sqlx::query(
+            "DELETE FROM idempotency_keys \
+         WHERE client = $1 AND environment = $2 AND key = $3 AND job_id = $4::uuid",
+        )
+        .bind(key.client.as_bytes())
+        .bind(key.namespace().key())
+        .bind(key.key.as_bytes())
+        .bind(job.to_string())
+        .execute(pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn purge_idempotency_keys(&self, before: Timestamp) -> Result<u64> {
+        let pool = &self.pool;
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(before.0)
+            .execute(pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn create_upload(&self, upload: &UploadRecord) -> Result<()> {
+        let pool = &self.pool;
+        let bytes = i64::try_from(upload.bytes).map_err(|_| Error::Invalid {
+            what: "upload",
+            reason: "too large to record".into(),
+        })?;
+        sqlx::query(
+            "INSERT INTO uploads (ticket, tenant, environment, blob_key, content_type, bytes, \
+         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(upload.ticket.as_str())
+        .bind(upload.tenant.as_str())
+        .bind(upload.environment.map(Environment::as_str))
+        .bind(upload.blob_key.as_str())
+        .bind(&upload.content_type)
+        .bind(bytes)
+        .bind(upload.created_at.0)
+        .bind(upload.expires_at.0)
+        .execute(pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn upload(&self, ticket: &UploadTicket, now: Timestamp) -> Result<Option<UploadRecord>> {
+        let pool = &self.pool;
+        sqlx::query(concat!(
+            "SELECT ",
+            upload_columns!(),
+            " FROM uploads WHERE ticket = $1 AND expires_at > $2"
+        ))
+        .bind(ticket.as_str())
+        .bind(now.0)
+        .fetch_optional(pool)
+        .await?
+        .as_ref()
+        .map(upload_from_row)
+        .transpose()
+    }
+
+    /// Purgers in several processes skip each other's rows: each upload is returned once.
+    async fn purge_expired_uploads(&self, now: Timestamp, limit: u32) -> Result<Vec<UploadRecord>> {
+        let pool = &self.pool;
+        sqlx::query(concat!(
+            "DELETE FROM uploads WHERE ticket IN (SELECT ticket FROM uploads \
+         WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
          RETURNING ",
-        context_columns!()
-    ))
-    .bind(namespace.key())
-    .bind(id.as_str().as_bytes())
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(previous) = previous.as_ref().map(context_from_row).transpose()? else {
-        return Ok(None);
-    };
-    lock_thumbnails(&mut tx, namespace, &[&previous.thumbnail_id]).await?;
-    let deleted_thumbnail = delete_unreferenced(&mut tx, namespace, &previous.thumbnail_id).await?;
-    tx.commit().await?;
-    Ok(Some(ContextChange {
-        previous: Some(previous),
-        deleted_thumbnail,
-    }))
+            upload_columns!()
+        ))
+        .bind(now.0)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(upload_from_row)
+        .collect()
+    }
+
+    async fn put_context(&self, context: &ContextRecord) -> Result<ContextChange> {
+        let pool = &self.pool;
+        let namespace = context.namespace();
+        let mut tx = pool.begin().await?;
+        let previous = lock_or_insert_context(&mut tx, context).await?;
+        let old = previous.as_ref().map(|p| &p.thumbnail_id);
+        let ids: Vec<&ThumbnailId> = old.into_iter().chain([&context.thumbnail_id]).collect();
+        lock_thumbnails(&mut tx, &namespace, &ids).await?;
+        let mut deleted_thumbnail = None;
+        if let Some(old) = old {
+            // A replacement keeps the first created_at.
+            sqlx::query(
+                "UPDATE contexts SET thumbnail_id = $3, body = $4::json, updated_at = $5 \
+             WHERE environment = $1 AND context_id = $2",
+            )
+            .bind(namespace.key())
+            .bind(context.context_id.as_str().as_bytes())
+            .bind(context.thumbnail_id.as_str().as_bytes())
+            .bind(&context.body)
+            .bind(context.updated_at.0)
+            .execute(&mut *tx)
+            .await?;
+            if *old != context.thumbnail_id {
+                deleted_thumbnail = delete_unreferenced(&mut tx, &namespace, old).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(ContextChange {
+            previous,
+            deleted_thumbnail,
+        })
+    }
+
+    async fn context(
+        &self,
+        namespace: &Namespace,
+        id: &ContextId,
+    ) -> Result<Option<ContextRecord>> {
+        let pool = &self.pool;
+        sqlx::query(concat!(
+            "SELECT ",
+            context_columns!(),
+            " FROM contexts WHERE environment = $1 AND context_id = $2"
+        ))
+        .bind(namespace.key())
+        .bind(id.as_str().as_bytes())
+        .fetch_optional(pool)
+        .await?
+        .as_ref()
+        .map(context_from_row)
+        .transpose()
+    }
+
+    async fn delete_context(
+        &self,
+        namespace: &Namespace,
+        id: &ContextId,
+    ) -> Result<Option<ContextChange>> {
+        let pool = &self.pool;
+        let mut tx = pool.begin().await?;
+        // The DELETE locks the row; one racing with a put sees the put's committed version.
+        let previous = sqlx::query(concat!(
+            "DELETE FROM contexts WHERE environment = $1 AND context_id = $2 \
+         RETURNING ",
+            context_columns!()
+        ))
+        .bind(namespace.key())
+        .bind(id.as_str().as_bytes())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(previous) = previous.as_ref().map(context_from_row).transpose()? else {
+            return Ok(None);
+        };
+        lock_thumbnails(&mut tx, namespace, &[&previous.thumbnail_id]).await?;
+        let deleted_thumbnail =
+            delete_unreferenced(&mut tx, namespace, &previous.thumbnail_id).await?;
+        tx.commit().await?;
+        Ok(Some(ContextChange {
+            previous: Some(previous),
+            deleted_thumbnail,
+        }))
+    }
 }
 
 #[cfg(test)]

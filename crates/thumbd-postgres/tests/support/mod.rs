@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use thumbd_jobs::{
-    BlobKey, Environment, JobId, JobMessage, JobRecord, JobResult, JobSource, MetaStore,
+    BlobKey, Environment, JobId, JobMessage, JobRecord, JobResult, JobSource, JobStore,
     ThumbnailId, Timestamp, services,
 };
 use thumbd_postgres::{PgMetaStore, TestSchema};

@@ -9,13 +9,16 @@ use sqlx::Connection as _;
 use sqlx::Row as _;
 use sqlx::sqlite::SqliteRow;
 
-use super::{SqliteDb, thumbnail_from_row};
+use async_trait::async_trait;
+
+use super::{SqliteMetaStore, thumbnail_from_row};
 use crate::associations::{Claim, ContextChange, ContextRecord, IdempotencyKey, UploadRecord};
 use crate::error::{Error, Result};
 use crate::ids::{
     BlobKey, ContextId, Environment, JobId, Namespace, Tenant, ThumbnailId, UploadTicket,
 };
 use crate::job::{JobRecord, ThumbnailRecord};
+use crate::store::AssociationStore;
 use crate::timestamp::Timestamp;
 
 fn context_from_row(row: &SqliteRow) -> Result<ContextRecord> {
@@ -51,241 +54,6 @@ fn upload_from_row(row: &SqliteRow) -> Result<UploadRecord> {
     })
 }
 
-/// See [`MetaStore::create_job_idempotent`](crate::MetaStore::create_job_idempotent).
-pub(super) async fn create_job_idempotent(
-    db: &SqliteDb,
-    job: &JobRecord,
-    key: &IdempotencyKey,
-    fresh_after: Timestamp,
-) -> Result<Claim> {
-    let mut conn = db.write().await?;
-    let mut tx = conn.begin().await?;
-    let existing = sqlx::query(
-        "SELECT job_id, created_at FROM idempotency_keys \
-         WHERE client = ? AND environment = ? AND key = ?",
-    )
-    .bind(&key.client)
-    .bind(key.namespace().key())
-    .bind(&key.key)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if let Some(row) = existing {
-        let created_at: i64 = row.try_get("created_at")?;
-        if created_at > fresh_after.0 {
-            let id = JobId::parse(row.try_get("job_id")?)
-                .map_err(|e| Error::Damaged(format!("idempotency key row: {e}")))?;
-            return Ok(Claim::Existing(id));
-        }
-    }
-    super::insert_job(job)?.execute(&mut *tx).await?;
-    sqlx::query(
-        "INSERT INTO idempotency_keys (client, environment, key, job_id, created_at) \
-         VALUES (?, ?, ?, ?, ?) ON CONFLICT (client, environment, key) \
-         DO UPDATE SET job_id = excluded.job_id, created_at = excluded.created_at",
-    )
-    .bind(&key.client)
-    .bind(key.namespace().key())
-    .bind(&key.key)
-    .bind(job.id.to_string())
-    .bind(job.created_at.0)
-    .execute(&mut *tx)
-    .await?;
-    // Plain commit, as in `create_job`: the queue push that follows syncs the WAL.
-    tx.commit().await?;
-    Ok(Claim::Created)
-}
-
-/// See [`MetaStore::idempotent_job`](crate::MetaStore::idempotent_job).
-pub(super) async fn idempotent_job(
-    db: &SqliteDb,
-    key: &IdempotencyKey,
-    fresh_after: Timestamp,
-) -> Result<Option<JobId>> {
-    let id: Option<String> = sqlx::query_scalar(
-        "SELECT job_id FROM idempotency_keys \
-         WHERE client = ? AND environment = ? AND key = ? AND created_at > ?",
-    )
-    .bind(&key.client)
-    .bind(key.namespace().key())
-    .bind(&key.key)
-    .bind(fresh_after.0)
-    .fetch_optional(&mut *db.read().await?)
-    .await?;
-    id.map(|id| JobId::parse(&id).map_err(|e| Error::Damaged(format!("idempotency key row: {e}"))))
-        .transpose()
-}
-
-/// See [`MetaStore::release_idempotency_key`](crate::MetaStore::release_idempotency_key).
-pub(super) async fn release_idempotency_key(
-    db: &SqliteDb,
-    key: &IdempotencyKey,
-    job: JobId,
-) -> Result<()> {
-    sqlx::query(
-        "DELETE FROM idempotency_keys \
-         WHERE client = ? AND environment = ? AND key = ? AND job_id = ?",
-    )
-    .bind(&key.client)
-    .bind(key.namespace().key())
-    .bind(&key.key)
-    .bind(job.to_string())
-    .execute(&mut *db.write().await?)
-    .await?;
-    Ok(())
-}
-
-/// See [`MetaStore::purge_idempotency_keys`](crate::MetaStore::purge_idempotency_keys).
-pub(super) async fn purge_idempotency_keys(db: &SqliteDb, before: Timestamp) -> Result<u64> {
-    let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
-        .bind(before.0)
-        .execute(&mut *db.write().await?)
-        .await?;
-    Ok(done.rows_affected())
-}
-
-/// See [`MetaStore::create_upload`](crate::MetaStore::create_upload).
-pub(super) async fn create_upload(db: &SqliteDb, upload: &UploadRecord) -> Result<()> {
-    let bytes =
-        i64::try_from(upload.bytes).map_err(|_| Error::invalid("upload", "too large to record"))?;
-    sqlx::query(
-        "INSERT INTO uploads (ticket, tenant, environment, blob_key, content_type, bytes, \
-         created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(upload.ticket.as_str())
-    .bind(upload.tenant.as_str())
-    .bind(upload.environment.map(Environment::as_str))
-    .bind(upload.blob_key.as_str())
-    .bind(&upload.content_type)
-    .bind(bytes)
-    .bind(upload.created_at.0)
-    .bind(upload.expires_at.0)
-    .execute(&mut *db.write().await?)
-    .await?;
-    Ok(())
-}
-
-/// See [`MetaStore::upload`](crate::MetaStore::upload).
-pub(super) async fn upload(
-    db: &SqliteDb,
-    ticket: &UploadTicket,
-    now: Timestamp,
-) -> Result<Option<UploadRecord>> {
-    sqlx::query("SELECT * FROM uploads WHERE ticket = ? AND expires_at > ?")
-        .bind(ticket.as_str())
-        .bind(now.0)
-        .fetch_optional(&mut *db.read().await?)
-        .await?
-        .as_ref()
-        .map(upload_from_row)
-        .transpose()
-}
-
-/// See [`MetaStore::purge_expired_uploads`](crate::MetaStore::purge_expired_uploads).
-pub(super) async fn purge_expired_uploads(
-    db: &SqliteDb,
-    now: Timestamp,
-    limit: u32,
-) -> Result<Vec<UploadRecord>> {
-    sqlx::query(
-        "DELETE FROM uploads WHERE ticket IN \
-         (SELECT ticket FROM uploads WHERE expires_at <= ? ORDER BY expires_at LIMIT ?) \
-         RETURNING *",
-    )
-    .bind(now.0)
-    .bind(i64::from(limit))
-    .fetch_all(&mut *db.write().await?)
-    .await?
-    .iter()
-    .map(upload_from_row)
-    .collect()
-}
-
-/// See [`MetaStore::put_context`](crate::MetaStore::put_context).
-pub(super) async fn put_context(db: &SqliteDb, context: &ContextRecord) -> Result<ContextChange> {
-    let namespace = context.namespace();
-    let env = namespace.key();
-    let mut conn = db.write().await?;
-    let mut tx = conn.begin().await?;
-    let previous = sqlx::query("SELECT * FROM contexts WHERE environment = ? AND context_id = ?")
-        .bind(&env)
-        .bind(context.context_id.as_str())
-        .fetch_optional(&mut *tx)
-        .await?
-        .as_ref()
-        .map(context_from_row)
-        .transpose()?;
-    // A replacement keeps the first created_at.
-    sqlx::query(
-        "INSERT INTO contexts (environment, context_id, thumbnail_id, body, created_at, \
-         updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (environment, context_id) \
-         DO UPDATE SET thumbnail_id = excluded.thumbnail_id, body = excluded.body, \
-         updated_at = excluded.updated_at",
-    )
-    .bind(&env)
-    .bind(context.context_id.as_str())
-    .bind(context.thumbnail_id.as_str())
-    .bind(&context.body)
-    .bind(context.created_at.0)
-    .bind(context.updated_at.0)
-    .execute(&mut *tx)
-    .await?;
-    let deleted_thumbnail = match &previous {
-        Some(p) if p.thumbnail_id != context.thumbnail_id => {
-            delete_unreferenced(&mut tx, &namespace, &p.thumbnail_id).await?
-        }
-        _ => None,
-    };
-    tx.commit().await?;
-    Ok(ContextChange {
-        previous,
-        deleted_thumbnail,
-    })
-}
-
-/// See [`MetaStore::context`](crate::MetaStore::context).
-pub(super) async fn context(
-    db: &SqliteDb,
-    namespace: &Namespace,
-    id: &ContextId,
-) -> Result<Option<ContextRecord>> {
-    sqlx::query("SELECT * FROM contexts WHERE environment = ? AND context_id = ?")
-        .bind(namespace.key())
-        .bind(id.as_str())
-        .fetch_optional(&mut *db.read().await?)
-        .await?
-        .as_ref()
-        .map(context_from_row)
-        .transpose()
-}
-
-/// See [`MetaStore::delete_context`](crate::MetaStore::delete_context).
-pub(super) async fn delete_context(
-    db: &SqliteDb,
-    namespace: &Namespace,
-    id: &ContextId,
-) -> Result<Option<ContextChange>> {
-    let mut conn = db.write().await?;
-    let mut tx = conn.begin().await?;
-    let previous =
-        sqlx::query("DELETE FROM contexts WHERE environment = ? AND context_id = ? RETURNING *")
-            .bind(namespace.key())
-            .bind(id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .as_ref()
-            .map(context_from_row)
-            .transpose()?;
-    let Some(previous) = previous else {
-        return Ok(None);
-    };
-    let deleted_thumbnail = delete_unreferenced(&mut tx, namespace, &previous.thumbnail_id).await?;
-    tx.commit().await?;
-    Ok(Some(ContextChange {
-        previous: Some(previous),
-        deleted_thumbnail,
-    }))
-}
-
 /// Deletes thumbnail `id` if no context references it any more; returns what was deleted.
 async fn delete_unreferenced(
     tx: &mut sqlx::SqliteConnection,
@@ -303,4 +71,235 @@ async fn delete_unreferenced(
     .as_ref()
     .map(thumbnail_from_row)
     .transpose()
+}
+
+#[async_trait]
+impl AssociationStore for SqliteMetaStore {
+    async fn create_job_idempotent(
+        &self,
+        job: &JobRecord,
+        key: &IdempotencyKey,
+        fresh_after: Timestamp,
+    ) -> Result<Claim> {
+        let db = &self.db;
+        let mut conn = db.write().await?;
+        let mut tx = conn.begin().await?;
+        let existing = sqlx::query(
+            "SELECT job_id, created_at FROM idempotency_keys \
+         WHERE client = ? AND environment = ? AND key = ?",
+        )
+        .bind(&key.client)
+        .bind(key.namespace().key())
+        .bind(&key.key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = existing {
+            let created_at: i64 = row.try_get("created_at")?;
+            if created_at > fresh_after.0 {
+                let id = JobId::parse(row.try_get("job_id")?)
+                    .map_err(|e| Error::Damaged(format!("idempotency key row: {e}")))?;
+                return Ok(Claim::Existing(id));
+            }
+        }
+        super::insert_job(job)?.execute(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO idempotency_keys (client, environment, key, job_id, created_at) \
+         VALUES (?, ?, ?, ?, ?) ON CONFLICT (client, environment, key) \
+         DO UPDATE SET job_id = excluded.job_id, created_at = excluded.created_at",
+        )
+        .bind(&key.client)
+        .bind(key.namespace().key())
+        .bind(&key.key)
+        .bind(job.id.to_string())
+        .bind(job.created_at.0)
+        .execute(&mut *tx)
+        .await?;
+        // Plain commit, as in `create_job`: the queue push that follows syncs the WAL.
+        tx.commit().await?;
+        Ok(Claim::Created)
+    }
+
+    async fn idempotent_job(
+        &self,
+        key: &IdempotencyKey,
+        fresh_after: Timestamp,
+    ) -> Result<Option<JobId>> {
+        let db = &self.db;
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT job_id FROM idempotency_keys \
+         WHERE client = ? AND environment = ? AND key = ? AND created_at > ?",
+        )
+        .bind(&key.client)
+        .bind(key.namespace().key())
+        .bind(&key.key)
+        .bind(fresh_after.0)
+        .fetch_optional(&mut *db.read().await?)
+        .await?;
+        id.map(|id| {
+            JobId::parse(&id).map_err(|e| Error::Damaged(format!("idempotency key row: {e}")))
+        })
+        .transpose()
+    }
+
+    async fn release_idempotency_key(&self, key: &IdempotencyKey, job: JobId) -> Result<()> {
+        let db = &self.db;
+        sqlx::query(
+            "DELETE FROM idempotency_keys \
+         WHERE client = ? AND environment = ? AND key = ? AND job_id = ?",
+        )
+        .bind(&key.client)
+        .bind(key.namespace().key())
+        .bind(&key.key)
+        .bind(job.to_string())
+        .execute(&mut *db.write().await?)
+        .await?;
+        Ok(())
+    }
+
+    async fn purge_idempotency_keys(&self, before: Timestamp) -> Result<u64> {
+        let db = &self.db;
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
+            .bind(before.0)
+            .execute(&mut *db.write().await?)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn create_upload(&self, upload: &UploadRecord) -> Result<()> {
+        let db = &self.db;
+        let bytes = i64::try_from(upload.bytes)
+            .map_err(|_| Error::invalid("upload", "too large to record"))?;
+        sqlx::query(
+            "INSERT INTO uploads (ticket, tenant, environment, blob_key, content_type, bytes, \
+         created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(upload.ticket.as_str())
+        .bind(upload.tenant.as_str())
+        .bind(upload.environment.map(Environment::as_str))
+        .bind(upload.blob_key.as_str())
+        .bind(&upload.content_type)
+        .bind(bytes)
+        .bind(upload.created_at.0)
+        .bind(upload.expires_at.0)
+        .execute(&mut *db.write().await?)
+        .await?;
+        Ok(())
+    }
+
+    async fn upload(&self, ticket: &UploadTicket, now: Timestamp) -> Result<Option<UploadRecord>> {
+        let db = &self.db;
+        sqlx::query("SELECT * FROM uploads WHERE ticket = ? AND expires_at > ?")
+            .bind(ticket.as_str())
+            .bind(now.0)
+            .fetch_optional(&mut *db.read().await?)
+            .await?
+            .as_ref()
+            .map(upload_from_row)
+            .transpose()
+    }
+
+    async fn purge_expired_uploads(&self, now: Timestamp, limit: u32) -> Result<Vec<UploadRecord>> {
+        let db = &self.db;
+        sqlx::query(
+            "DELETE FROM uploads WHERE ticket IN \
+         (SELECT ticket FROM uploads WHERE expires_at <= ? ORDER BY expires_at LIMIT ?) \
+         RETURNING *",
+        )
+        .bind(now.0)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *db.write().await?)
+        .await?
+        .iter()
+        .map(upload_from_row)
+        .collect()
+    }
+
+    async fn put_context(&self, context: &ContextRecord) -> Result<ContextChange> {
+        let db = &self.db;
+        let namespace = context.namespace();
+        let env = namespace.key();
+        let mut conn = db.write().await?;
+        let mut tx = conn.begin().await?;
+        let previous =
+            sqlx::query("SELECT * FROM contexts WHERE environment = ? AND context_id = ?")
+                .bind(&env)
+                .bind(context.context_id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+                .as_ref()
+                .map(context_from_row)
+                .transpose()?;
+        // A replacement keeps the first created_at.
+        sqlx::query(
+            "INSERT INTO contexts (environment, context_id, thumbnail_id, body, created_at, \
+         updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (environment, context_id) \
+         DO UPDATE SET thumbnail_id = excluded.thumbnail_id, body = excluded.body, \
+         updated_at = excluded.updated_at",
+        )
+        .bind(&env)
+        .bind(context.context_id.as_str())
+        .bind(context.thumbnail_id.as_str())
+        .bind(&context.body)
+        .bind(context.created_at.0)
+        .bind(context.updated_at.0)
+        .execute(&mut *tx)
+        .await?;
+        let deleted_thumbnail = match &previous {
+            Some(p) if p.thumbnail_id != context.thumbnail_id => {
+                delete_unreferenced(&mut tx, &namespace, &p.thumbnail_id).await?
+            }
+            _ => None,
+        };
+        tx.commit().await?;
+        Ok(ContextChange {
+            previous,
+            deleted_thumbnail,
+        })
+    }
+
+    async fn context(
+        &self,
+        namespace: &Namespace,
+        id: &ContextId,
+    ) -> Result<Option<ContextRecord>> {
+        let db = &self.db;
+        sqlx::query("SELECT * FROM contexts WHERE environment = ? AND context_id = ?")
+            .bind(namespace.key())
+            .bind(id.as_str())
+            .fetch_optional(&mut *db.read().await?)
+            .await?
+            .as_ref()
+            .map(context_from_row)
+            .transpose()
+    }
+
+    async fn delete_context(
+        &self,
+        namespace: &Namespace,
+        id: &ContextId,
+    ) -> Result<Option<ContextChange>> {
+        let db = &self.db;
+        let mut conn = db.write().await?;
+        let mut tx = conn.begin().await?;
+        let previous = sqlx::query(
+            "DELETE FROM contexts WHERE environment = ? AND context_id = ? RETURNING *",
+        )
+        .bind(namespace.key())
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .as_ref()
+        .map(context_from_row)
+        .transpose()?;
+        let Some(previous) = previous else {
+            return Ok(None);
+        };
+        let deleted_thumbnail =
+            delete_unreferenced(&mut tx, namespace, &previous.thumbnail_id).await?;
+        tx.commit().await?;
+        Ok(Some(ContextChange {
+            previous: Some(previous),
+            deleted_thumbnail,
+        }))
+    }
 }
