@@ -486,7 +486,7 @@ impl Settings {
                 if hours < 24 {
                     p.error(
                         "job_retention_hours",
-                        "must be at least 24 (SPEC: job records are kept at least 24 h)",
+                        "must be at least 24 (job records are kept at least 24 h: README, Configuration)",
                     );
                 }
                 Duration::from_secs(hours * 3600)

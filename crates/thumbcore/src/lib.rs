@@ -10,7 +10,7 @@
 //!   with premultiplied alpha (fast_image_resize) → ICC/CMYK to sRGB (moxcms) → EXIF
 //!   orientation → encode (PNG by default, JPEG or lossless WebP) within a size budget.
 //! - [`thumbnail_batch`] does the same for many inputs on rayon.
-//! - Every failure is an [`Error`] with a stable [`code`](Error::code) from SPEC §3.
+//! - Every failure is an [`Error`] with a stable [`code`](Error::code).
 //!
 //! ```
 //! use thumbcore::{ThumbSpec, Thumbnailer};

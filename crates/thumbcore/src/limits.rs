@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::probe::ImageInfo;
 
-/// Limits on what an input may cost. `Default` gives the safe values of SPEC §4.
+/// Limits on what an input may cost. `Default` gives the safe values of README's image rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest accepted input, in bytes. Default 5 MiB.

@@ -15,7 +15,7 @@ use crate::orientation;
 use crate::probe::{ImageInfo, probe};
 use crate::resize::{ResizeSpace, resize};
 
-/// What thumbnail to make. `Default` is SPEC §4: PNG inside 330×330, 300 KB budget.
+/// What thumbnail to make. `Default` is README's image rules: PNG inside 330×330, 300 KB budget.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ThumbSpec {
     /// Largest output width. Default 330.

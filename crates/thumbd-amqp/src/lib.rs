@@ -2,7 +2,7 @@
 //! crate that knows AMQP.
 //!
 //! - [`Topology`]: the exchange `thumbd` (direct, durable) and the routing key `jobs.v1` of
-//!   SPEC §5, a quorum queue with an explicit delivery limit, a dead-letter exchange and
+//!   the README's queue producer format, a quorum queue with an explicit delivery limit, a dead-letter exchange and
 //!   queue (at-least-once dead-lettering), and one delay queue per retry delay. Declared
 //!   idempotently whenever a connection is made.
 //! - [`AmqpJobQueue`]: persistent, `mandatory` publishes whose publisher confirms are awaited

@@ -11,7 +11,7 @@ use lapin::{Channel, ExchangeKind};
 
 use crate::AmqpOptions;
 
-/// The routing key of job messages (SPEC §5), on the main exchange and the dead-letter one.
+/// The routing key of job messages (README, Distributed mode), on the main exchange and the dead-letter one.
 pub const ROUTING_KEY: &str = "jobs.v1";
 
 /// Names of everything thumbd declares on the broker, derived from a namespace

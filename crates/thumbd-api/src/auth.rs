@@ -1,4 +1,4 @@
-//! Bearer JWT authentication and scopes (SPEC §6).
+//! Bearer JWT authentication and scopes (README: Authentication).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

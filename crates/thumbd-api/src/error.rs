@@ -115,7 +115,7 @@ pub struct ApiError {
     www_authenticate: bool,
 }
 
-/// The body of every error answer (SPEC §3).
+/// The body of every error answer .
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ErrorBody<'a> {
     error: ErrorObject<'a>,

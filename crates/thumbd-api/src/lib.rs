@@ -1,11 +1,11 @@
-//! thumbd-api: the HTTP API of SPEC §2, on axum. The only crate that knows HTTP.
+//! thumbd-api: the HTTP API (README: The HTTP API), on axum. The only crate that knows HTTP.
 //!
 //! [`router`] builds the whole API over an [`AppState`] (the three backends, the
 //! [`Auth`] policy and [`ApiOptions`]); [`serve`] runs it on a listener with a header-read
 //! timeout and graceful shutdown. Handlers do cheap checks only — auth, `Content-Type`, a
 //! body limit enforced while streaming, magic bytes and the image header through
 //! `thumbcore::probe` — then store the original, record the job and enqueue it; image work
-//! happens in the worker. Every failure answers the JSON error body of SPEC §3
+//! happens in the worker. Every failure answers the JSON error body with a stable code
 //! ([`ApiError`]), including unknown routes, wrong methods and panics. [`openapi()`] describes
 //! it all (served at `GET /openapi.json`), generated from the handlers' annotations.
 //!

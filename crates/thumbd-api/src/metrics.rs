@@ -1,4 +1,4 @@
-//! `/metrics` (SPEC §2): Prometheus/OpenMetrics text, every name prefixed `thumbd_`.
+//! `/metrics`: Prometheus/OpenMetrics text, every name prefixed `thumbd_`.
 //!
 //! [`Metrics`] owns the process's registry: the worker registers its job metrics into the
 //! same [`Registry`] before it is handed over (see `thumbd_worker::WorkerMetrics`), and the

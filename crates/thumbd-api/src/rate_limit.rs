@@ -1,4 +1,4 @@
-//! Per-client rate limiting (SPEC §7 `THUMBD_RATE_LIMIT`): N requests per second with a
+//! Per-client rate limiting (`THUMBD_RATE_LIMIT`): N requests per second with a
 //! burst of 2N, per client — the token's subject when the request carries a valid token,
 //! else the peer's address. Over the limit: 429 `TooManyRequests` with `Retry-After`.
 

@@ -180,7 +180,7 @@ pub fn idempotency_key(
 
 /// A create's JSON body: where the image comes from. Exactly one of `url` and
 /// `uploadTicket`, nothing else.
-// Parsed by `json_source` (for SPEC §3 errors); the derive describes it in the OpenAPI
+// Parsed by `json_source` (for coded errors); the derive describes it in the OpenAPI
 // document as serde's externally tagged form, which is this wire format.
 #[derive(Debug, Clone, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -13,7 +13,7 @@ use common::*;
 use serde_json::{Value, json};
 use thumbd_api::{RateLimit, Scope};
 
-/// The router's routes, written out from SPEC §2 (not from the annotations): every one must
+/// The router's routes, written out from README's route table (not from the annotations): every one must
 /// be in the document, and the document must hold nothing else.
 const ROUTES: [(&str, &str); 15] = [
     ("POST", "/v1/thumbnails"),
@@ -115,7 +115,10 @@ async fn the_document_is_openapi_3_and_lists_exactly_the_routes_the_router_serve
         .iter()
         .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
         .collect();
-    assert_eq!(documented, expected, "documented operations vs SPEC §2");
+    assert_eq!(
+        documented, expected,
+        "documented operations vs README's route table"
+    );
 
     // Independently of the annotations: every route of the table answers from a handler…
     for (method, path) in ROUTES {

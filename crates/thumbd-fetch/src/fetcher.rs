@@ -80,7 +80,7 @@ impl Fetcher {
     /// `max_bytes`; within `timeout` overall.
     ///
     /// # Errors
-    /// A [`FetchError`] with its SPEC §3 code; see its variants.
+    /// A [`FetchError`] with its stable code; see its variants.
     pub async fn fetch(&self, url: &str) -> Result<Bytes, FetchError> {
         let url = Url::parse(url).map_err(|e| {
             FetchError::failed("the source URL is not valid", false, Some(e.into()))

@@ -7,7 +7,7 @@ use crate::ids::{
 use crate::job::ThumbnailRecord;
 use crate::timestamp::Timestamp;
 
-/// A context: a client object that references at most one thumbnail (SPEC §2).
+/// A context: a client object that references at most one thumbnail (README: The HTTP API).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContextRecord {
     /// Whose context.
@@ -73,7 +73,7 @@ pub struct UploadRecord {
     pub expires_at: Timestamp,
 }
 
-/// An `Idempotency-Key` as scoped by SPEC §2: per client and environment.
+/// An `Idempotency-Key` as scoped by the API: per client and environment.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct IdempotencyKey {
     /// Who sent it (the token's subject, else the peer address).

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use crate::error::Result;
 use crate::ids::BlobKey;
 
-/// Durable bytes by key (SPEC §1).
+/// Durable bytes by key.
 ///
 /// Contract ([`conformance::blob_store`](crate::conformance::blob_store)): a `put` is atomic
 /// (readers see the old bytes or the new, never a part) and durable once it returns (a

@@ -106,7 +106,7 @@ impl ThumbnailId {
     /// Longest accepted id, in bytes (context ids and idempotency keys share the rule).
     pub const MAX_BYTES: usize = 255;
 
-    /// Checks the length rule of SPEC §2.
+    /// Checks the length rule of the API (1–255 bytes of UTF-8).
     pub fn parse(s: &str) -> Result<Self> {
         client_key("thumbnailId", s).map(ThumbnailId)
     }
@@ -161,7 +161,7 @@ impl UploadTicket {
 
 text_newtype!(UploadTicket);
 
-/// One of the two isolated namespaces of SPEC §2.
+/// One of the two isolated namespaces of the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Environment {

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::ids::{BlobKey, Environment, JobId, Namespace, Tenant, ThumbnailId};
 use crate::timestamp::Timestamp;
 
-/// Where a job's image comes from (SPEC §5 `source`).
+/// Where a job's image comes from (the queue message's `source`, README, Distributed mode).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum JobSource {
@@ -48,7 +48,7 @@ impl JobSource {
     }
 }
 
-/// The public, versioned queue message of SPEC §5 (routing key `jobs.v1`).
+/// The public, versioned queue message (README, Distributed mode; routing key `jobs.v1`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobMessage {

@@ -3,7 +3,7 @@
 //! - Identifiers, validated once with `parse`: [`JobId`], [`ThumbnailId`] (1–255 bytes, any
 //!   characters, never a path), [`Environment`], [`Tenant`], [`BlobKey`] (made by thumbd);
 //!   a [`Namespace`] (a tenant's environment) scopes every client key.
-//! - The model: [`JobMessage`] (the public queue message of SPEC §5), [`JobRecord`] and its
+//! - The model: [`JobMessage`] (the public queue message, README, Distributed mode), [`JobRecord`] and its
 //!   [`JobStatus`], [`ThumbnailRecord`].
 //! - The roles, as object-safe traits: [`JobQueue`] (leases, ack, retry, dead-letter),
 //!   [`MetaStore`] (jobs and thumbnails, transactional), [`BlobStore`] (bytes by key).

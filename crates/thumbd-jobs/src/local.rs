@@ -20,7 +20,7 @@ pub enum LocalRun {
 /// A worker in the API's process that runs a job at once, its original still in memory:
 /// nothing is stored before the work and nothing goes through the queue.
 ///
-/// A job is accepted when its request is answered (SPEC §6). The caller answers `201` only
+/// A job is accepted when its request is answered (ARCHITECTURE.md, life of a job). The caller answers `201` only
 /// after a [`LocalRun::Finished`] (the thumbnail and the record are stored by then); for a
 /// run that is not finished within the wait, or [`LocalRun::Unfinished`], it stores the
 /// original and queues the job before answering `202`. A crash before either answer loses

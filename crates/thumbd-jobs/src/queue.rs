@@ -48,7 +48,7 @@ pub struct QueueDepth {
     pub dead: u64,
 }
 
-/// A durable work queue with leases (SPEC §1, §6).
+/// A durable work queue with leases (ARCHITECTURE.md: life of a job, invariants).
 ///
 /// Contract (checked by [`conformance::job_queue`](crate::conformance::job_queue)): a pushed
 /// message is delivered at least once, until acked or dead-lettered; an unsettled lease is
@@ -84,7 +84,7 @@ pub trait JobQueue: Send + Sync + 'static {
     async fn depth(&self) -> Result<QueueDepth>;
 
     /// Publishes a finished job's status body to the `replyTo` routing key its producer gave
-    /// (SPEC §5). `false` if this queue has nowhere to publish replies (the embedded queue:
+    /// (README, Distributed mode). `false` if this queue has nowhere to publish replies (the embedded queue:
     /// its producers are in-process and read the store).
     async fn reply(&self, routing_key: &str, body: &[u8]) -> Result<bool> {
         let _ = (routing_key, body);

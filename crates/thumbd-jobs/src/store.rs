@@ -169,7 +169,7 @@ pub trait AssociationStore: Send + Sync + 'static {
     ) -> Result<Option<ContextChange>>;
 }
 
-/// Durable metadata (SPEC §1). All methods are atomic; several processes may share one store
+/// Durable metadata. All methods are atomic; several processes may share one store
 /// in distributed mode. Client keys (thumbnails, contexts, idempotency keys) are scoped by
 /// [`Namespace`]: a tenant's environment; jobs and uploads carry their tenant, which callers
 /// compare with their own.

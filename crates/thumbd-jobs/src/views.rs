@@ -1,4 +1,4 @@
-//! Wire types: the job status body (SPEC §2), served by the API and sent to `replyTo` by
+//! Wire types: the job status body (README: The HTTP API), served by the API and sent to `replyTo` by
 //! workers, and the URLs in it. They derive `utoipa::ToSchema`, so the API's OpenAPI
 //! document (`GET /openapi.json`) is generated from these very fields and doc comments.
 
@@ -31,7 +31,7 @@ pub fn status_url(record: &JobRecord) -> String {
     format!("/v1/status/{}", record.id)
 }
 
-/// A job's status (ClassKit "Get Status"; SPEC §2).
+/// A job's status (ClassKit "Get Status"; README: The HTTP API).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusView {

@@ -1,7 +1,7 @@
 //! thumbd-s3: thumbd's [`BlobStore`](thumbd_jobs::BlobStore) on S3-compatible object storage
 //! (AWS S3, MinIO, Garage, Ceph RGW, moto, …), for `THUMBD_STORAGE_URL=s3://…`.
 //!
-//! - [`S3Location`]: the bucket, endpoint, region and key prefix, parsed from SPEC's
+//! - [`S3Location`]: the bucket, endpoint, region and key prefix, parsed from
 //!   `s3://bucket?endpoint=http://127.0.0.1:9000&region=us-east-1` and safe to log.
 //! - [`S3BlobStore`]: the store, built on object_store's `AmazonS3` with bounded timeouts and
 //!   retries; credentials come from the standard `AWS_*` variables (or [`S3Credentials`] in

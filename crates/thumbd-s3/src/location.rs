@@ -1,4 +1,4 @@
-//! `S3Location`: which bucket, where, parsed from SPEC's `s3://bucket?endpoint=…&region=…`.
+//! `S3Location`: which bucket, where, parsed from `s3://bucket?endpoint=…&region=…`.
 
 use std::fmt;
 
@@ -8,7 +8,7 @@ const WHAT: &str = "storage URL";
 
 /// A bucket and how to reach it: everything a storage URL says, and never a credential.
 ///
-/// The form (SPEC §7, `THUMBD_STORAGE_URL`):
+/// The form (`THUMBD_STORAGE_URL`):
 ///
 /// ```text
 /// s3://BUCKET[?endpoint=URL][&region=REGION][&prefix=A/B][&allow_http=true|false]

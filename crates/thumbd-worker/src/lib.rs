@@ -7,7 +7,7 @@
 //! decoded pixels, runs thumbcore on its own low-priority image threads (a blocking pool of
 //! `concurrency` threads; up to `prefetch` jobs are held so I/O overlaps image work) while
 //! heartbeating the lease, writes the result blob, then the status, then acks. Image errors
-//! finish the job `failed` with their SPEC §3 code; backend errors retry with exponential
+//! finish the job `failed` with their stable code; backend errors retry with exponential
 //! backoff for as long as the backend is down. A message workers die on (or lose) is
 //! dead-lettered after [`WorkerOptions::max_deliveries`]. URL sources are downloaded in
 //! slots of their own, a share per tenant.

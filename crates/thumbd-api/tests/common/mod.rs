@@ -112,7 +112,7 @@ impl Answer {
         self.headers.get(name).map(|v| v.to_str().unwrap())
     }
 
-    /// The SPEC §3 error code; also checks the error body's shape.
+    /// The stable error code; also checks the error body's shape.
     pub fn code(&self) -> String {
         let j = self.json();
         assert!(j["error"]["message"].is_string(), "{j}");
