@@ -94,10 +94,7 @@ impl Backends {
                     .await
                     .context("cannot open the PostgreSQL store")?;
                 postgres = Some(store.clone());
-                (
-                    Arc::new(store),
-                    thumbd_jobs::services::redact(url.expose_secret()),
-                )
+                (Arc::new(store), thumbd_jobs::redact(url.expose_secret()))
             }
         };
 
@@ -121,7 +118,7 @@ impl Backends {
                     .await
                     .context("cannot reach RabbitMQ (amqp_url)")?;
                 amqp = Some(queue.clone());
-                (queue, thumbd_jobs::services::redact(url.expose_secret()))
+                (queue, thumbd_jobs::redact(url.expose_secret()))
             }
             None => {
                 let path = match &settings.database {

@@ -307,7 +307,7 @@ fn migrate(config: &ConfigArgs) -> anyhow::Result<()> {
                 store.close().await;
                 println!(
                     "database {} is up to date ({applied} migrations applied)",
-                    thumbd_jobs::services::redact(url.expose_secret())
+                    thumbd_jobs::redact(url.expose_secret())
                 );
             }
         }

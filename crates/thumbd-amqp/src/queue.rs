@@ -99,7 +99,7 @@ impl AmqpJobQueue {
                 Some(u16::try_from(options.heartbeat.as_secs().max(1)).unwrap_or(u16::MAX));
         }
         Ok(AmqpJobQueue {
-            shown_url: thumbd_jobs::services::redact(url),
+            shown_url: thumbd_jobs::redact(url),
             topology: Topology::new(&options),
             uri,
             options,

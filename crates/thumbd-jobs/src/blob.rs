@@ -8,7 +8,7 @@ use crate::ids::BlobKey;
 
 /// Durable bytes by key.
 ///
-/// Contract ([`conformance::blob_store`](crate::conformance::blob_store)): a `put` is atomic
+/// Contract (`conformance::blob_store`, feature `testing`): a `put` is atomic
 /// (readers see the old bytes or the new, never a part) and durable once it returns (a
 /// `put_unsynced` once `sync` has returned); `put` of an existing key replaces it; `delete`
 /// of a missing key is not an error.

@@ -14,8 +14,9 @@
 //!   by an [`UploadTicket`], and [`IdempotencyKey`]s.
 //! - [`JobEvents`]: in-process news of finished jobs for waiting requests; [`LocalWorker`]:
 //!   the workers of the API's own process, which can take a job straight from its request.
-//! - [`conformance`]: the checks every backend must pass; [`services`]: how backend tests
-//!   find RabbitMQ and PostgreSQL (or say SKIP).
+//! - With the `testing` feature (backends' tests turn it on as a dev-dependency; the
+//!   shipped binary is built without it): `conformance`, the checks every backend must
+//!   pass, and `services`, how backend tests find RabbitMQ and PostgreSQL (or say SKIP).
 //!
 //! ```
 //! use std::time::Duration;
@@ -42,6 +43,7 @@
 
 mod associations;
 mod blob;
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 mod durability;
 mod error;
@@ -53,6 +55,8 @@ mod intake;
 mod job;
 mod local;
 mod queue;
+mod redact;
+#[cfg(any(test, feature = "testing"))]
 pub mod services;
 mod sqlite;
 mod store;
@@ -77,6 +81,7 @@ pub use job::{
 };
 pub use local::{LocalRun, LocalWorker};
 pub use queue::{JobQueue, Lease, LeaseToken, QueueDepth};
+pub use redact::redact;
 pub use sqlite::{SqliteDb, SqliteJobQueue, SqliteMetaStore};
 pub use store::{AssociationStore, Finished, JobStore, MetaStore, ThumbnailStore};
 pub use thumbd_codes::Code;

@@ -50,7 +50,7 @@ pub struct QueueDepth {
 
 /// A durable work queue with leases (ARCHITECTURE.md: life of a job, invariants).
 ///
-/// Contract (checked by [`conformance::job_queue`](crate::conformance::job_queue)): a pushed
+/// Contract (checked by `conformance::job_queue`, feature `testing`): a pushed
 /// message is delivered at least once, until acked or dead-lettered; an unsettled lease is
 /// delivered again once it times out (or when the consumer's connection drops); settling a
 /// lease that is no longer current returns `false` and changes nothing.

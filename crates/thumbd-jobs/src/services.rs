@@ -7,6 +7,8 @@
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs as _};
 use std::time::Duration;
 
+use crate::redact;
+
 /// The URL of a service for tests: `$var`, else `default`; `None` (after printing SKIP) if
 /// nothing accepts a TCP connection at its host and port and services are not required.
 ///
@@ -65,33 +67,9 @@ fn reachable(url: &str) -> Result<(), String> {
     Err(last)
 }
 
-/// The URL without its password, for messages.
-pub fn redact(url: &str) -> String {
-    match (url.split_once("://"), url.rfind('@')) {
-        (Some((scheme, rest)), Some(_)) => {
-            let (userinfo, host) = rest.rsplit_once('@').unwrap_or(("", rest));
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{host}")
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            redact("amqp://guest:guest@127.0.0.1:5672/%2f"),
-            "amqp://guest:***@127.0.0.1:5672/%2f"
-        );
-        assert_eq!(
-            redact("postgres://127.0.0.1/test"),
-            "postgres://127.0.0.1/test"
-        );
-    }
 
     #[test]
     fn unreachable_is_an_error() {

@@ -174,7 +174,7 @@ pub trait AssociationStore: Send + Sync + 'static {
 /// [`Namespace`]: a tenant's environment; jobs and uploads carry their tenant, which callers
 /// compare with their own.
 ///
-/// Contract: [`conformance::meta_store`](crate::conformance::meta_store).
+/// Contract: `conformance::meta_store` (feature `testing`).
 #[async_trait]
 pub trait MetaStore: JobStore + ThumbnailStore + AssociationStore {
     /// A cheap round trip, for `/readyz`.

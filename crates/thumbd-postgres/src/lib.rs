@@ -2,7 +2,7 @@
 //! where several API and worker processes share one database (the queue is then RabbitMQ).
 //!
 //! - [`PgMetaStore`]: jobs and thumbnails with the SQLite store's semantics, checked by the
-//!   same [`conformance`](thumbd_jobs::conformance) suite. Each method is one statement or
+//!   same `thumbd_jobs::conformance` suite. Each method is one statement or
 //!   one transaction with row locks, so processes racing on one job or one thumbnail agree:
 //!   a job finishes once, and the job accepted last is the one served.
 //! - Migrations: SQL files embedded in the binary, applied by [`PgMetaStore::migrate`] (and
@@ -11,7 +11,7 @@
 //! - [`TestSchema`]: a throwaway schema per test, so tests share one database.
 //!
 //! ```no_run
-//! use thumbd_jobs::{Environment, MetaStore, Namespace, Tenant, ThumbnailId};
+//! use thumbd_jobs::{Environment, MetaStore, Namespace, Tenant, ThumbnailId, ThumbnailStore};
 //! use thumbd_postgres::PgMetaStore;
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {

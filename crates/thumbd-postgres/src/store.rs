@@ -45,10 +45,9 @@ mod associations;
 
 /// The [`MetaStore`] on PostgreSQL, for several API and worker processes sharing one database.
 ///
-/// Same semantics as the SQLite store: [`conformance::meta_store`] checks both. Every method
+/// Same semantics as the SQLite store: `thumbd_jobs::conformance::meta_store` checks both. Every method
 /// is one statement or one transaction, safe against other processes doing the same.
 ///
-/// [`conformance::meta_store`]: thumbd_jobs::conformance::meta_store
 #[derive(Debug, Clone)]
 pub struct PgMetaStore {
     pool: PgPool,
