@@ -8,40 +8,15 @@ use anyhow::{Context as _, bail};
 use secrecy::ExposeSecret as _;
 use thumbd_amqp::{AmqpJobQueue, AmqpOptions};
 use thumbd_jobs::{
-    BlobStore, FsBlobStore, HandoffBlobStore, JobQueue, MetaStore, SqliteDb, SqliteJobQueue,
-    SqliteMetaStore,
+    BlobStore, FsBlobStore, JobQueue, MetaStore, SqliteDb, SqliteJobQueue, SqliteMetaStore,
 };
 
+use crate::role::Role;
 use crate::settings::{Database, Settings, Storage};
 
 /// How long a leased job stays invisible in the embedded queue without a heartbeat. Only
 /// matters for a worker that hangs: a killed `serve` hands its leases back when it starts.
 const VISIBILITY: Duration = Duration::from_secs(60);
-
-/// What a process does, which decides what it may run on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// API and workers in one process: any backends.
-    Serve,
-    /// API only: needs a queue other processes can consume (RabbitMQ).
-    Api,
-    /// Workers only: needs a queue other processes publish to (RabbitMQ).
-    Worker,
-}
-
-impl Role {
-    fn name(self) -> &'static str {
-        match self {
-            Role::Serve => "serve",
-            Role::Api => "api",
-            Role::Worker => "worker",
-        }
-    }
-}
-
-/// Bytes of originals `serve` keeps in memory for its workers ([`HandoffBlobStore`]): a few
-/// seconds of uploads at full speed; beyond it, workers read them back from the blob store.
-const HANDOFF_BYTES: usize = 64 << 20;
 
 /// The open backends.
 pub struct Backends {
@@ -148,12 +123,6 @@ impl Backends {
                     .context("cannot reach the S3 bucket (storage_url)")?;
                 (Arc::new(blobs), url.clone())
             }
-        };
-        // API and workers share this process: the workers read the originals the API just
-        // stored from memory (the files are still written, for the claim check).
-        let blobs: Arc<dyn BlobStore> = match role {
-            Role::Serve => Arc::new(HandoffBlobStore::new(blobs, HANDOFF_BYTES)),
-            Role::Api | Role::Worker => blobs,
         };
         Ok(Backends {
             description: format!("store: {store_name}; queue: {queue_name}; blobs: {blobs_name}"),

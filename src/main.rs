@@ -2,6 +2,7 @@
 //! the crates' entry points.
 
 mod backends;
+mod role;
 mod secret;
 mod serve_cmd;
 mod settings;
@@ -18,7 +19,7 @@ use thumbd_jobs::Environment;
 
 use secrecy::ExposeSecret as _;
 
-use crate::backends::Role;
+use crate::role::Role;
 use crate::settings::{Database, KEYS, Settings, env_var};
 
 /// thumbd: a fast, trustworthy thumbnail service.

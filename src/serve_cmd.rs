@@ -13,7 +13,8 @@ use thumbd_jobs::{Intake, IntakeParts, JobEvents};
 use thumbd_worker::{Worker, WorkerOptions};
 use tokio_util::sync::CancellationToken;
 
-use crate::backends::{Backends, Role};
+use crate::backends::Backends;
+use crate::role::Role;
 use crate::secret;
 use crate::settings::Settings;
 
@@ -75,28 +76,31 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
         worker_metrics.register(&mut registry);
     }
     let worker = (role != Role::Api).then(|| {
-        Arc::new(Worker::new(
-            backends.queue.clone(),
-            backends.store.clone(),
-            backends.blobs.clone(),
-            events.clone(),
-            WorkerOptions {
-                concurrency: settings.workers,
-                prefetch: settings.prefetch,
-                downloads: settings.downloads,
-                downloads_per_tenant: settings.downloads_per_tenant,
-                pixel_budget: settings.pixel_budget,
-                spec: settings.thumb_spec(),
-                fetch: thumbd_fetch::FetchOptions {
-                    allow_private: settings.allow_private_sources,
-                    max_bytes: settings.max_body_bytes,
-                    timeout: settings.source_timeout,
-                    ..thumbd_fetch::FetchOptions::default()
+        Arc::new(
+            Worker::new(
+                backends.queue.clone(),
+                backends.store.clone(),
+                backends.blobs.clone(),
+                events.clone(),
+                WorkerOptions {
+                    concurrency: settings.workers,
+                    prefetch: settings.prefetch,
+                    downloads: settings.downloads,
+                    downloads_per_tenant: settings.downloads_per_tenant,
+                    pixel_budget: settings.pixel_budget,
+                    spec: settings.thumb_spec(),
+                    fetch: thumbd_fetch::FetchOptions {
+                        allow_private: settings.allow_private_sources,
+                        max_bytes: settings.max_body_bytes,
+                        timeout: settings.source_timeout,
+                        ..thumbd_fetch::FetchOptions::default()
+                    },
+                    metrics: worker_metrics,
+                    ..WorkerOptions::default()
                 },
-                metrics: worker_metrics,
-                ..WorkerOptions::default()
-            },
-        ))
+            )
+            .with_replies(thumbd_api::status_body),
+        )
     });
     let intake = Arc::new(Intake::new(IntakeParts {
         store: backends.store.clone(),

@@ -56,6 +56,7 @@ mod openapi;
 mod rate_limit;
 mod request;
 mod server;
+mod views;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,7 +81,7 @@ pub use metrics::Metrics;
 pub use prometheus_client::registry::Registry;
 pub use rate_limit::RateLimit;
 pub use server::{ServeOptions, serve};
-pub use thumbd_jobs::views::{ResultView, StatusView, thumbnail_url};
+pub use views::{ResultView, StatusView, status_body, thumbnail_url};
 
 /// Tunables of the API. `Default` is what `thumbd serve` uses.
 #[derive(Debug, Clone)]
@@ -170,12 +171,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 fn v1_routes() -> OpenApiRouter<AppState> {
     use handlers::{contexts, status, thumbnails, uploads};
     OpenApiRouter::new()
-        .routes(routes!(thumbnails::post))
+        .routes(routes!(thumbnails::create::post))
         .routes(routes!(
-            thumbnails::get,
-            thumbnails::head,
-            thumbnails::put,
-            thumbnails::delete
+            thumbnails::read::get,
+            thumbnails::read::head,
+            thumbnails::create::put,
+            thumbnails::read::delete
         ))
         .routes(routes!(status::get))
         .routes(routes!(uploads::post))

@@ -8,8 +8,7 @@
 //! - The roles, as object-safe traits: [`JobQueue`] (leases, ack, retry, dead-letter),
 //!   [`MetaStore`] (jobs and thumbnails, transactional), [`BlobStore`] (bytes by key).
 //! - Embedded backends for `thumbd serve`: [`SqliteMetaStore`] and [`SqliteJobQueue`] on
-//!   one SQLite file in WAL mode ([`SqliteDb`]), and [`FsBlobStore`]; [`HandoffBlobStore`]
-//!   hands originals from the API to the workers of the same process in memory.
+//!   one SQLite file in WAL mode ([`SqliteDb`]), and [`FsBlobStore`].
 //! - Around the jobs: [`ContextRecord`]s that reference thumbnails, [`UploadRecord`]s named
 //!   by an [`UploadTicket`], and [`IdempotencyKey`]s.
 //! - [`JobEvents`]: in-process news of finished jobs for waiting requests; [`LocalWorker`]:
@@ -49,19 +48,18 @@ mod durability;
 mod error;
 mod events;
 mod fs_blob;
-mod handoff_blob;
 mod ids;
 mod intake;
 mod job;
 mod local;
 mod queue;
 mod redact;
+pub mod schema;
 #[cfg(any(test, feature = "testing"))]
 pub mod services;
 mod sqlite;
 mod store;
 mod timestamp;
-pub mod views;
 
 pub use associations::{Claim, ContextChange, ContextRecord, IdempotencyKey, UploadRecord};
 pub use blob::BlobStore;
@@ -69,7 +67,6 @@ pub use durability::Durability;
 pub use error::{Error, Result};
 pub use events::{FinishedJob, JobEvents};
 pub use fs_blob::FsBlobStore;
-pub use handoff_blob::HandoffBlobStore;
 pub use ids::{
     BlobKey, ContextId, Environment, JobId, Namespace, Tenant, ThumbnailId, UploadTicket,
 };

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use sqlx::Connection as _;
+
 use thumbd_jobs::{
     Environment, Error, JobMessage, JobQueue, JobSource, SqliteDb, SqliteJobQueue, ThumbnailId,
 };
@@ -73,4 +75,38 @@ async fn migrations_run_once() {
     db.close().await;
     let db = SqliteDb::open(&path).await.unwrap();
     assert_eq!(db.migrate().await.unwrap(), 0);
+}
+
+/// An applied migration whose file changed, or one this binary does not know (a newer thumbd
+/// migrated the database), stops the open instead of running on a schema it cannot vouch for.
+#[tokio::test]
+async fn a_schema_this_binary_did_not_write_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("thumbd.db");
+    let db = SqliteDb::open(&path).await.unwrap();
+    assert_eq!(db.migrated_at_open(), 1, "a new file gets the whole schema");
+    db.close().await;
+
+    let edit = |sql: &'static str| {
+        let path = path.clone();
+        async move {
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+                .await
+                .unwrap();
+            sqlx::query(sql).execute(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+        }
+    };
+    edit(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99, 'from the future', 1, x'00', 0)",
+    )
+    .await;
+    let err = SqliteDb::open(&path).await.unwrap_err().to_string();
+    assert!(err.contains("schema") && err.contains("99"), "{err}");
+
+    edit("DELETE FROM _sqlx_migrations WHERE version = 99").await;
+    edit("UPDATE _sqlx_migrations SET checksum = x'00' WHERE version = 1").await;
+    let err = SqliteDb::open(&path).await.unwrap_err().to_string();
+    assert!(err.contains("schema") && err.contains('1'), "{err}");
 }

@@ -2,7 +2,6 @@
 //! uploads and idempotency keys in [`associations`]).
 
 use std::str::FromStr as _;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -131,17 +130,13 @@ fn utf8(bytes: Vec<u8>, what: &str) -> Result<String> {
     String::from_utf8(bytes).map_err(|_| Error::Damaged(format!("{what} is not UTF-8")))
 }
 
-/// A job's columns as a read returns them (see `job_columns!`), or as a finished job's
-/// announcement carries them (`thumbd_job_payload`, migrations 6 and 7, with bytea as hex).
-#[derive(serde::Deserialize)]
+/// A job's columns as a read returns them (see `job_columns!`).
 struct JobColumns {
     id: String,
     environment: String,
-    #[serde(deserialize_with = "hex")]
     thumbnail_id: Vec<u8>,
     status: String,
     source: JobSource,
-    #[serde(deserialize_with = "optional_hex")]
     reply_to: Option<Vec<u8>>,
     created_at: i64,
     started_at: Option<i64>,
@@ -203,22 +198,6 @@ impl JobColumns {
             },
         })
     }
-}
-
-/// A bytea column in an announcement: hex, as PostgreSQL's `encode(…, 'hex')` writes it.
-fn hex<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<u8>, D::Error> {
-    use serde::Deserialize as _;
-    hex::decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
-}
-
-/// A nullable bytea column in an announcement.
-fn optional_hex<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<Option<Vec<u8>>, D::Error> {
-    use serde::Deserialize as _;
-    Option::<String>::deserialize(d)?
-        .map(|text| hex::decode(text).map_err(serde::de::Error::custom))
-        .transpose()
 }
 
 fn job_from_row(row: &PgRow) -> Result<JobRecord> {
@@ -349,7 +328,7 @@ impl JobStore for PgMetaStore {
         result: &JobResult,
         now: Timestamp,
     ) -> Result<Finished> {
-        // One statement: the steps are a server-side function (migration 4), so the whole
+        // One statement: the steps are a server-side function (`thumbd_finish_succeeded`), so the whole
         // transaction costs one round trip.
         let row = sqlx::query(
             "SELECT applied, is_current, orphaned \
@@ -386,7 +365,7 @@ impl JobStore for PgMetaStore {
         let done = sqlx::query(
             "WITH done AS (UPDATE jobs SET status = 'failed', finished_at = $1, error_code = $2, \
              error_message = $3 WHERE id = $4::uuid AND status IN ('queued', 'processing') \
-             RETURNING thumbd_job_payload(jobs) AS payload) SELECT pg_notify($5, payload) FROM done",
+             RETURNING id::text AS id) SELECT pg_notify($5, id) FROM done",
         )
         .bind(now.0)
         .bind(failure.code.as_str())
@@ -458,14 +437,13 @@ impl MetaStore for PgMetaStore {
     }
 }
 
-/// The `NOTIFY` channel on which finished jobs are announced (on commit): with the record as
-/// JSON (`thumbd_job_payload`), or the job id alone when the record is too long for one.
+/// The `NOTIFY` channel on which finished jobs are announced by id (on commit).
 pub const FINISHED_CHANNEL: &str = "thumbd_jobs_finished";
 
 impl PgMetaStore {
     /// Forwards the jobs finished by any process (announced with `NOTIFY` on
     /// [`FINISHED_CHANNEL`]) to `events`, so an API process answers a waiting request the
-    /// moment a remote worker finishes its job, from the record announced. Runs until the store's pool closes; a
+    /// moment a remote worker finishes its job. Runs until the store's pool closes; a
     /// dropped connection is re-established (announcements in the gap are missed: waiting
     /// requests also poll).
     pub fn forward_finished(&self, events: thumbd_jobs::JobEvents) -> tokio::task::JoinHandle<()> {
@@ -487,9 +465,8 @@ impl PgMetaStore {
             };
             loop {
                 match listener.recv().await {
-                    Ok(n) => match announced(n.payload()) {
-                        Ok(Announced::Id(id)) => events.finished(id),
-                        Ok(Announced::Record(record)) => events.finished_record(record),
+                    Ok(n) => match JobId::parse(n.payload()) {
+                        Ok(id) => events.finished(id),
                         Err(e) => tracing::warn!(error = %e, "an announcement not understood"),
                     },
                     Err(_) if pool.is_closed() => return,
@@ -501,20 +478,4 @@ impl PgMetaStore {
             }
         })
     }
-}
-
-/// What a finished job's announcement says.
-enum Announced {
-    /// Its id only (the record did not fit).
-    Id(JobId),
-    /// Its record, as stored.
-    Record(Arc<JobRecord>),
-}
-
-fn announced(payload: &str) -> Result<Announced> {
-    if !payload.starts_with('{') {
-        return Ok(Announced::Id(JobId::parse(payload)?));
-    }
-    let columns: JobColumns = serde_json::from_str(payload)?;
-    Ok(Announced::Record(Arc::new(columns.into_record()?)))
 }

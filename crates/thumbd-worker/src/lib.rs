@@ -25,4 +25,4 @@ mod worker;
 pub use metrics::WorkerMetrics;
 pub use options::WorkerOptions;
 pub use outcome::Outcome;
-pub use worker::Worker;
+pub use worker::{ReplyBody, Worker};

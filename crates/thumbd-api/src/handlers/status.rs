@@ -9,7 +9,7 @@ use thumbd_jobs::JobId;
 use crate::AppState;
 use crate::auth::Scope;
 use crate::error::{ApiError, ErrorBody};
-use thumbd_jobs::views::StatusView;
+use crate::views::StatusView;
 
 /// A job's status.
 ///

@@ -25,45 +25,14 @@ pub use store::SqliteMetaStore;
 
 use crate::Durability;
 use crate::error::Result;
+use crate::schema::{self, SchemaFile};
 
-/// The schema, in order. Each runs once, in a transaction, recorded in `thumbd_migrations`.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "initial",
-        include_str!("../../migrations/0001_initial.sql"),
-    ),
-    (
-        2,
-        "published",
-        include_str!("../../migrations/0002_published.sql"),
-    ),
-    (
-        3,
-        "idempotency_purge",
-        include_str!("../../migrations/0003_idempotency_purge.sql"),
-    ),
-    (
-        4,
-        "unpublished_started",
-        include_str!("../../migrations/0004_unpublished_started.sql"),
-    ),
-    (
-        5,
-        "queue_retries",
-        include_str!("../../migrations/0005_queue_retries.sql"),
-    ),
-    (
-        6,
-        "upload_scope",
-        include_str!("../../migrations/0006_upload_scope.sql"),
-    ),
-    (
-        7,
-        "durable_marks",
-        include_str!("../../migrations/0007_durable_marks.sql"),
-    ),
-];
+/// The schema files, in order (append only).
+const SCHEMA: &[SchemaFile] = &[(
+    1,
+    "initial",
+    include_str!("../../migrations/0001_initial.sql"),
+)];
 
 /// One SQLite database: a single writer connection (SQLite has one writer at a time; one
 /// connection avoids `SQLITE_BUSY` on lock upgrades) and a pool of readers (WAL lets them run
@@ -193,36 +162,7 @@ impl SqliteDb {
     /// Applies the migrations not yet applied; returns how many ran.
     pub async fn migrate(&self) -> Result<usize> {
         let mut conn = self.write().await?;
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS thumbd_migrations \
-             (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
-        )
-        .execute(&mut *conn)
-        .await?;
-        let mut ran = 0;
-        for &(version, name, sql) in MIGRATIONS {
-            let mut tx = conn.begin().await?;
-            let done: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM thumbd_migrations WHERE version = ?")
-                    .bind(version)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if done.is_some() {
-                continue;
-            }
-            sqlx::raw_sql(sql).execute(&mut *tx).await?;
-            sqlx::query(
-                "INSERT INTO thumbd_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-            )
-            .bind(version)
-            .bind(name)
-            .bind(crate::Timestamp::now().0)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            ran += 1;
-        }
-        Ok(ran)
+        schema::apply(&schema::migrator(SCHEMA), &mut *conn).await
     }
 
     /// Runs one write that accepts work (a queue message): with
@@ -300,16 +240,19 @@ mod tests {
         let db = SqliteDb::open(&dir.path().join("t.db")).await.unwrap();
         const NORMAL: i64 = 1;
         assert_eq!(synchronous(&db).await, NORMAL);
-        let insert = "INSERT INTO thumbd_migrations (version, name, applied_at) VALUES (?, ?, 0)";
+        sqlx::query("CREATE TABLE scratch (version INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+            .execute(&mut *db.write().await.unwrap())
+            .await
+            .unwrap();
+        let insert = "INSERT INTO scratch (version, name) VALUES (?, ?)";
         db.execute_durable(insert, |q| q.bind(100).bind("x"))
             .await
             .unwrap();
         assert_eq!(synchronous(&db).await, NORMAL);
-        let n: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM thumbd_migrations WHERE version = 100")
-                .fetch_one(&mut *db.write().await.unwrap())
-                .await
-                .unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM scratch WHERE version = 100")
+            .fetch_one(&mut *db.write().await.unwrap())
+            .await
+            .unwrap();
         assert_eq!(
             n, 1,
             "the statement between the pragmas ran, with its parameters"

@@ -115,7 +115,7 @@ impl JobStore for SqliteMetaStore {
     async fn make_durable(&self, id: JobId) -> Result<()> {
         // The worker's commits use NORMAL; this one syncs the WAL (Durability::Full), which
         // is sequential, so the job's finish before it is on disk too. It must write a frame
-        // to have anything to sync: it bumps a sequence no other commit touches (migration 7).
+        // to have anything to sync: it bumps a sequence no other commit touches (`durable_marks`).
         self.db
             .execute_durable(
                 "UPDATE durable_marks SET seq = seq + 1, job_id = ? WHERE id = 1",

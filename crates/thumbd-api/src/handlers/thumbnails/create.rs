@@ -1,4 +1,4 @@
-//! `/v1/thumbnails`: create or replace (both forms), get (and HEAD), delete.
+//! Create or replace a thumbnail: `POST /v1/thumbnails` and `PUT /v1/thumbnails/{id}`.
 
 use std::time::Duration;
 use thumbd_codes::Code;
@@ -7,21 +7,20 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use thumbd_jobs::{
-    Accepted, BlobKey, CreateJob, Environment, JobRecord, JobStatus, Namespace, NewSource, Refused,
+    Accepted, CreateJob, Environment, JobRecord, JobStatus, Namespace, NewSource, Refused,
     ThumbnailId, Timestamp,
 };
 
+use super::header_value;
 use crate::AppState;
 use crate::auth::Scope;
 use crate::error::{ApiError, ErrorBody};
 use crate::request::{
-    BodyKind, JsonSource, MAX_JSON_BYTES, Peer, QueryParams, authorized_target, body_kind,
-    client_id, idempotency_key, json_source, path_thumbnail_id, preference, read_body,
-    ticket_not_found,
+    BodyKind, JsonSource, MAX_JSON_BYTES, Peer, QueryParams, body_kind, client_id, idempotency_key,
+    json_source, path_thumbnail_id, preference, read_body, ticket_not_found,
 };
-use thumbd_jobs::views::{StatusView, etag, status_url, thumbnail_url};
+use crate::views::{StatusView, status_url, thumbnail_url};
 
 /// The answers of a create, in either form.
 #[derive(utoipa::IntoResponses)]
@@ -300,12 +299,6 @@ async fn read_source(
     }
 }
 
-async fn delete_blob(state: &AppState, key: &BlobKey, what: &str) {
-    if let Err(e) = state.blobs.delete(key).await {
-        tracing::warn!(blob = %key, error = %e, "cannot delete {what}");
-    }
-}
-
 /// Magic bytes against the declared type, then the header's dimensions against the limits.
 pub(crate) fn check_image(
     kind: BodyKind,
@@ -352,195 +345,4 @@ fn job_response(record: &JobRecord) -> Result<Response, ApiError> {
             Ok(r)
         }
     }
-}
-
-fn header_value(s: &str) -> HeaderValue {
-    HeaderValue::from_str(s).expect("URLs we build are valid header values")
-}
-
-/// The `{id}` and namespace of a request on one thumbnail, once `scope` is authorized.
-fn target(
-    state: &AppState,
-    id: &str,
-    query: Option<&str>,
-    headers: &HeaderMap,
-    scope: Scope,
-) -> Result<(Namespace, ThumbnailId), ApiError> {
-    authorized_target(state, query, headers, scope, || path_thumbnail_id(id))
-}
-
-/// Get a thumbnail.
-///
-/// The stored thumbnail's bytes, with its `ETag`; `If-None-Match` answers 304.
-#[utoipa::path(
-    get,
-    path = "/v1/thumbnails/{id}",
-    operation_id = "getThumbnail",
-    tag = "thumbnails",
-    security(("bearer" = ["thumbnails:read"])),
-    params(
-        ("id" = String, Path, description = "The thumbnailId: 1–255 bytes of UTF-8 once percent-decoded, any characters"),
-        ("environment" = Environment, Query, description = "The namespace"),
-        ("If-None-Match" = Option<String>, Header, nullable = false, description = "ETags the client holds (or `*`): 304 when one matches"),
-    ),
-    responses(
-        (status = 200, description = "The thumbnail (PNG unless the server is configured for JPEG or WebP)",
-            content(("image/png"), ("image/jpeg"), ("image/webp")),
-            headers(
-                ("ETag" = String, description = "A strong tag from the content's hash"),
-                ("Cache-Control" = String, description = "`private, no-cache`: replaced in place at the same URL, so revalidate (cheap: 304)"),
-                ("Content-Length" = u64, description = "The thumbnail's size in bytes"),
-            )),
-        (status = 304, description = "Not modified: `If-None-Match` matched",
-            headers(
-                ("ETag" = String, description = "A strong tag from the content's hash"),
-                ("Cache-Control" = String, description = "`private, no-cache`"),
-            )),
-        (status = 400, description = "`InvalidQueryParameter` (target: `environment` or `thumbnailId`)", body = ErrorBody),
-        (status = 404, description = "`ThumbnailNotFound`", body = ErrorBody),
-        (status = 503, description = "`ServiceUnavailable`: the store or blob store does not answer", body = ErrorBody,
-            headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
-    )
-)]
-pub async fn get(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let (namespace, id) = target(&state, &id, query.as_deref(), &headers, Scope::Read)?;
-    let Some(mut record) = state.store.thumbnail(&namespace, &id).await? else {
-        return Err(not_found(&id, namespace.environment));
-    };
-    let mut response = if if_none_match(&headers, &etag(&record.result.etag)) {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        // A replace (or delete) finishing between reading the record and reading its blob
-        // deletes the blob the record named: read the record again and serve what it
-        // names now. Only a record that stays put while its blob is missing is damage.
-        let mut tries = 0;
-        let bytes = loop {
-            if let Some(bytes) = state.blobs.get(&record.result.blob_key).await? {
-                break bytes;
-            }
-            let Some(now) = state.store.thumbnail(&namespace, &id).await? else {
-                return Err(not_found(&id, namespace.environment));
-            };
-            tries += 1;
-            if now.result.blob_key == record.result.blob_key || tries == 3 {
-                tracing::error!(blob = %record.result.blob_key, "a thumbnail's blob is missing");
-                return Err(ApiError::internal());
-            }
-            record = now;
-        };
-        state.metrics.served(bytes.len());
-        let mut r = Bytes::into_response(bytes);
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_str(&record.result.content_type)
-                .unwrap_or(HeaderValue::from_static("application/octet-stream")),
-        );
-        r
-    };
-    let tag = etag(&record.result.etag);
-    let h = response.headers_mut();
-    h.insert(header::ETAG, header_value(&tag));
-    // Replaced in place at the same URL: caches must revalidate (cheap: 304 on the ETag).
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-cache"),
-    );
-    Ok(response)
-}
-
-/// A thumbnail's headers.
-///
-/// What `GET` answers, without the bytes.
-#[utoipa::path(
-    head,
-    path = "/v1/thumbnails/{id}",
-    operation_id = "headThumbnail",
-    tag = "thumbnails",
-    security(("bearer" = ["thumbnails:read"])),
-    params(
-        ("id" = String, Path, description = "The thumbnailId: 1–255 bytes of UTF-8 once percent-decoded, any characters"),
-        ("environment" = Environment, Query, description = "The namespace"),
-        ("If-None-Match" = Option<String>, Header, nullable = false, description = "ETags the client holds (or `*`): 304 when one matches"),
-    ),
-    responses(
-        (status = 200, description = "The thumbnail exists; no body",
-            headers(
-                ("Content-Type" = String, description = "`image/png`, `image/jpeg` or `image/webp`"),
-                ("Content-Length" = u64, description = "The thumbnail's size in bytes"),
-                ("ETag" = String, description = "A strong tag from the content's hash"),
-                ("Cache-Control" = String, description = "`private, no-cache`"),
-            )),
-        (status = 304, description = "Not modified: `If-None-Match` matched",
-            headers(
-                ("ETag" = String, description = "A strong tag from the content's hash"),
-                ("Cache-Control" = String, description = "`private, no-cache`"),
-            )),
-        (status = 400, description = "`InvalidQueryParameter` (target: `environment` or `thumbnailId`); HEAD answers carry no body", body = ErrorBody),
-        (status = 404, description = "`ThumbnailNotFound`; HEAD answers carry no body", body = ErrorBody),
-        (status = 503, description = "`ServiceUnavailable`; HEAD answers carry no body", body = ErrorBody,
-            headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
-    )
-)]
-pub async fn head(
-    state: State<AppState>,
-    id: Path<String>,
-    query: RawQuery,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    // The same answer; the server sends no body for HEAD.
-    get(state, id, query, headers).await
-}
-
-fn if_none_match(headers: &HeaderMap, tag: &str) -> bool {
-    headers.get_all(header::IF_NONE_MATCH).iter().any(|v| {
-        v.to_str().unwrap_or("").split(',').any(|t| {
-            let t = t.trim();
-            t == "*" || t == tag || t.strip_prefix("W/") == Some(tag)
-        })
-    })
-}
-
-fn not_found(id: &ThumbnailId, environment: Environment) -> ApiError {
-    ApiError::not_found(
-        Code::ThumbnailNotFound,
-        format!("there is no thumbnail {:?} in {environment}", id.as_str()),
-    )
-}
-
-/// Delete a thumbnail.
-#[utoipa::path(
-    delete,
-    path = "/v1/thumbnails/{id}",
-    operation_id = "deleteThumbnail",
-    tag = "thumbnails",
-    security(("bearer" = ["thumbnails:write"])),
-    params(
-        ("id" = String, Path, description = "The thumbnailId: 1–255 bytes of UTF-8 once percent-decoded, any characters"),
-        ("environment" = Environment, Query, description = "The namespace"),
-    ),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 400, description = "`InvalidQueryParameter` (target: `environment` or `thumbnailId`)", body = ErrorBody),
-        (status = 404, description = "`ThumbnailNotFound`", body = ErrorBody),
-        (status = 503, description = "`ServiceUnavailable`: the store does not answer", body = ErrorBody,
-            headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
-    )
-)]
-pub async fn delete(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let (namespace, id) = target(&state, &id, query.as_deref(), &headers, Scope::Write)?;
-    let Some(deleted) = state.store.delete_thumbnail(&namespace, &id).await? else {
-        return Err(not_found(&id, namespace.environment));
-    };
-    delete_blob(&state, &deleted.result.blob_key, "a thumbnail's blob").await;
-    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -1,12 +1,11 @@
-//! Wire types: the job status body (README: The HTTP API), served by the API and sent to `replyTo` by
-//! workers, and the URLs in it. They derive `utoipa::ToSchema`, so the API's OpenAPI
+//! Wire types: the job status body (README: The HTTP API), served by the API and sent to
+//! `replyTo` by workers ([`status_body`], which the binary hands to each worker), and the
+//! URLs in it. They derive `utoipa::ToSchema`, so the API's OpenAPI
 //! document (`GET /openapi.json`) is generated from these very fields and doc comments.
 
-use crate::ids::{Environment, ThumbnailId};
-use crate::job::{JobRecord, JobStatus};
-use crate::timestamp::Timestamp;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
+use thumbd_jobs::{Environment, JobRecord, JobStatus, ThumbnailId, Timestamp};
 
 /// Characters kept as they are in a path segment (RFC 3986 unreserved).
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -114,6 +113,11 @@ impl From<&JobRecord> for StatusView {
             }),
         }
     }
+}
+
+/// The JSON a job's status is sent as, over HTTP and to a producer's `replyTo` queue.
+pub fn status_body(record: &JobRecord) -> Vec<u8> {
+    serde_json::to_vec(&StatusView::from(record)).expect("a status view serializes")
 }
 
 /// A strong entity tag from a content hash: the first 32 hex digits, quoted.
