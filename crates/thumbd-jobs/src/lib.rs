@@ -54,6 +54,7 @@ mod job;
 mod local;
 mod queue;
 mod redact;
+pub mod rows;
 pub mod schema;
 #[cfg(any(test, feature = "testing"))]
 pub mod services;

@@ -31,12 +31,13 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::{Postgres, Row as _, Transaction};
 use thumbd_jobs::{
-    AssociationStore, BlobKey, Claim, ContextChange, ContextId, ContextRecord, Environment, Error,
-    IdempotencyKey, JobId, JobRecord, Namespace, Result, Tenant, ThumbnailId, ThumbnailRecord,
-    Timestamp, UploadRecord, UploadTicket,
+    AssociationStore, Claim, ContextChange, ContextId, ContextRecord, Environment, Error,
+    IdempotencyKey, JobId, JobRecord, Namespace, Result, ThumbnailId, ThumbnailRecord, Timestamp,
+    UploadRecord, UploadTicket,
 };
 
 use super::{PgMetaStore, insert_job, thumbnail_from_row, utf8};
+use thumbd_jobs::rows::upload_from_row;
 
 /// The advisory lock class for thumbnail names (the first key of the two-key form, so the
 /// locks cannot collide with the migration lock's class or one-key locks of other programs).
@@ -69,25 +70,6 @@ fn context_from_row(row: &PgRow) -> Result<ContextRecord> {
         body: row.try_get("body")?,
         created_at: Timestamp(row.try_get("created_at")?),
         updated_at: Timestamp(row.try_get("updated_at")?),
-    })
-}
-
-fn upload_from_row(row: &PgRow) -> Result<UploadRecord> {
-    let damaged = |e: Error| Error::Damaged(format!("upload row: {e}"));
-    Ok(UploadRecord {
-        ticket: UploadTicket::parse(row.try_get("ticket")?).map_err(damaged)?,
-        tenant: Tenant::parse(row.try_get("tenant")?).map_err(damaged)?,
-        environment: row
-            .try_get::<Option<&str>, _>("environment")?
-            .map(Environment::parse)
-            .transpose()
-            .map_err(damaged)?,
-        blob_key: BlobKey::parse(row.try_get("blob_key")?).map_err(damaged)?,
-        content_type: row.try_get("content_type")?,
-        bytes: u64::try_from(row.try_get::<i64, _>("bytes")?)
-            .map_err(|_| Error::Damaged("upload row: negative size".into()))?,
-        created_at: Timestamp(row.try_get("created_at")?),
-        expires_at: Timestamp(row.try_get("expires_at")?),
     })
 }
 
@@ -438,7 +420,10 @@ mod tests {
             lock_key(&Namespace::default_tenant(Environment::Production), &id),
             0x71f1_0fad
         );
-        let acme = Namespace::new(Tenant::parse("acme").unwrap(), Environment::Development);
+        let acme = Namespace::new(
+            thumbd_jobs::Tenant::parse("acme").unwrap(),
+            Environment::Development,
+        );
         assert_ne!(lock_key(&acme, &id), lock_key(&dev, &id));
         let nul = ThumbnailId::parse("a\0b").unwrap();
         assert_ne!(

@@ -14,10 +14,9 @@ use async_trait::async_trait;
 use super::{SqliteMetaStore, thumbnail_from_row};
 use crate::associations::{Claim, ContextChange, ContextRecord, IdempotencyKey, UploadRecord};
 use crate::error::{Error, Result};
-use crate::ids::{
-    BlobKey, ContextId, Environment, JobId, Namespace, Tenant, ThumbnailId, UploadTicket,
-};
+use crate::ids::{ContextId, Environment, JobId, Namespace, ThumbnailId, UploadTicket};
 use crate::job::{JobRecord, ThumbnailRecord};
+use crate::rows::upload_from_row;
 use crate::store::AssociationStore;
 use crate::timestamp::Timestamp;
 
@@ -32,25 +31,6 @@ fn context_from_row(row: &SqliteRow) -> Result<ContextRecord> {
         body: row.try_get("body")?,
         created_at: Timestamp(row.try_get("created_at")?),
         updated_at: Timestamp(row.try_get("updated_at")?),
-    })
-}
-
-fn upload_from_row(row: &SqliteRow) -> Result<UploadRecord> {
-    let damaged = |e: Error| Error::Damaged(format!("upload row: {e}"));
-    Ok(UploadRecord {
-        ticket: UploadTicket::parse(row.try_get("ticket")?).map_err(damaged)?,
-        tenant: Tenant::parse(row.try_get("tenant")?).map_err(damaged)?,
-        environment: row
-            .try_get::<Option<&str>, _>("environment")?
-            .map(Environment::parse)
-            .transpose()
-            .map_err(damaged)?,
-        blob_key: BlobKey::parse(row.try_get("blob_key")?).map_err(damaged)?,
-        content_type: row.try_get("content_type")?,
-        bytes: u64::try_from(row.try_get::<i64, _>("bytes")?)
-            .map_err(|_| Error::Damaged("upload row: negative size".into()))?,
-        created_at: Timestamp(row.try_get("created_at")?),
-        expires_at: Timestamp(row.try_get("expires_at")?),
     })
 }
 
