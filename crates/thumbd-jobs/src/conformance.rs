@@ -4,6 +4,7 @@
 //! broken promise.
 
 mod associations;
+mod listing;
 
 use std::time::Duration;
 
@@ -332,6 +333,7 @@ pub async fn meta_store(store: &dyn MetaStore) {
     associations::uploads(store, now).await;
     associations::contexts(store, now).await;
     associations::tenants(store, now).await;
+    listing::listing(store, now).await;
 }
 
 /// Runs the [`JobQueue`] delivery checks on `queue`, which must be empty and unshared.

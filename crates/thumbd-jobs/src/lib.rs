@@ -51,6 +51,7 @@ mod fs_blob;
 mod ids;
 mod intake;
 mod job;
+mod listing;
 mod local;
 mod queue;
 mod redact;
@@ -77,6 +78,7 @@ pub use intake::{
 pub use job::{
     JobFailure, JobMessage, JobRecord, JobResult, JobSource, JobStatus, ThumbnailRecord,
 };
+pub use listing::{JobKey, JobQuery, ThumbnailQuery};
 pub use local::{LocalRun, LocalWorker};
 pub use queue::{JobQueue, Lease, LeaseToken, QueueDepth};
 pub use redact::redact;

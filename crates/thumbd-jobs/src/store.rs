@@ -9,6 +9,7 @@ use crate::associations::{Claim, ContextChange, ContextRecord, IdempotencyKey, U
 use crate::error::Result;
 use crate::ids::{BlobKey, ContextId, JobId, Namespace, ThumbnailId, UploadTicket};
 use crate::job::{JobFailure, JobRecord, JobResult, ThumbnailRecord};
+use crate::listing::{JobQuery, ThumbnailQuery};
 use crate::timestamp::Timestamp;
 
 /// What [`JobStore::finish_succeeded`] did.
@@ -86,6 +87,9 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Deletes finished jobs that finished before `before`; returns how many.
     async fn purge_finished_jobs(&self, before: Timestamp) -> Result<u64>;
+
+    /// Up to `query.limit` jobs of `namespace`, newest first ([`JobQuery`]).
+    async fn list_jobs(&self, namespace: &Namespace, query: &JobQuery) -> Result<Vec<JobRecord>>;
 }
 
 /// Current thumbnails by name (made current by [`JobStore::finish_succeeded`]). Part of
@@ -106,6 +110,13 @@ pub trait ThumbnailStore: Send + Sync + 'static {
         namespace: &Namespace,
         id: &ThumbnailId,
     ) -> Result<Option<ThumbnailRecord>>;
+
+    /// Up to `query.limit` current thumbnails of `namespace`, by id ([`ThumbnailQuery`]).
+    async fn list_thumbnails(
+        &self,
+        namespace: &Namespace,
+        query: &ThumbnailQuery,
+    ) -> Result<Vec<ThumbnailRecord>>;
 }
 
 /// What clients attach to jobs and thumbnails: idempotency keys, uploads and contexts. Part

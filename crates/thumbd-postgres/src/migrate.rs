@@ -6,7 +6,10 @@ use thumbd_jobs::Result;
 use thumbd_jobs::schema::{self, SchemaFile};
 
 /// The schema files, in order (append only).
-const SCHEMA: &[SchemaFile] = &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+const SCHEMA: &[SchemaFile] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (2, "listing", include_str!("../migrations/0002_listing.sql")),
+];
 
 /// Applies the migrations not yet applied to the first schema of the `search_path`; returns
 /// how many ran. Safe when several processes start at once: sqlx's migrator holds an

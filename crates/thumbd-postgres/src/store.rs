@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::Postgres;
+use sqlx::QueryBuilder;
 use sqlx::Row as _;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::query::Query;
 use thumbd_jobs::{
-    BlobKey, Error, Finished, JobFailure, JobId, JobRecord, JobResult, JobSource, JobStatus,
-    JobStore, MetaStore, Namespace, Result, ThumbnailId, ThumbnailRecord, ThumbnailStore,
-    Timestamp,
+    BlobKey, Error, Finished, JobFailure, JobId, JobQuery, JobRecord, JobResult, JobSource,
+    JobStatus, JobStore, MetaStore, Namespace, Result, ThumbnailId, ThumbnailQuery,
+    ThumbnailRecord, ThumbnailStore, Timestamp,
 };
 
 /// Connections per process: an API or worker process runs a few statements at a time, and
@@ -387,6 +388,36 @@ impl JobStore for PgMetaStore {
         .await?;
         Ok(done.rows_affected())
     }
+
+    async fn list_jobs(&self, namespace: &Namespace, query: &JobQuery) -> Result<Vec<JobRecord>> {
+        let mut sql = QueryBuilder::<Postgres>::new(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE environment = "
+        ));
+        sql.push_bind(namespace.key());
+        if let Some(code) = query.code {
+            sql.push(" AND status = 'failed' AND error_code = ")
+                .push_bind(code.as_str());
+        } else if let Some(status) = query.status {
+            sql.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(key) = query.before {
+            sql.push(" AND (created_at, id) < (")
+                .push_bind(key.created_at.0)
+                .push(", ")
+                .push_bind(key.id.to_string())
+                .push("::uuid)");
+        }
+        sql.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(i64::from(query.limit));
+        sql.build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(job_from_row)
+            .collect()
+    }
 }
 
 #[async_trait]
@@ -426,6 +457,38 @@ impl ThumbnailStore for PgMetaStore {
         .as_ref()
         .map(thumbnail_from_row)
         .transpose()
+    }
+
+    async fn list_thumbnails(
+        &self,
+        namespace: &Namespace,
+        query: &ThumbnailQuery,
+    ) -> Result<Vec<ThumbnailRecord>> {
+        let mut sql = QueryBuilder::<Postgres>::new(concat!(
+            "SELECT ",
+            thumbnail_columns!(),
+            " FROM thumbnails WHERE environment = "
+        ));
+        sql.push_bind(namespace.key());
+        // bytea compares by bytes: the UTF-8 order of the ids.
+        sql.push(" AND thumbnail_id >= ")
+            .push_bind(query.prefix.as_bytes().to_vec());
+        if let Some(upper) = query.prefix_upper_bound() {
+            sql.push(" AND thumbnail_id < ")
+                .push_bind(upper.into_bytes());
+        }
+        if let Some(after) = &query.after {
+            sql.push(" AND thumbnail_id > ")
+                .push_bind(after.as_str().as_bytes().to_vec());
+        }
+        sql.push(" ORDER BY thumbnail_id LIMIT ")
+            .push_bind(i64::from(query.limit));
+        sql.build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(thumbnail_from_row)
+            .collect()
     }
 }
 

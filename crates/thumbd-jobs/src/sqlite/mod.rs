@@ -28,11 +28,18 @@ use crate::error::Result;
 use crate::schema::{self, SchemaFile};
 
 /// The schema files, in order (append only).
-const SCHEMA: &[SchemaFile] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/0001_initial.sql"),
-)];
+const SCHEMA: &[SchemaFile] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/0001_initial.sql"),
+    ),
+    (
+        2,
+        "listing",
+        include_str!("../../migrations/0002_listing.sql"),
+    ),
+];
 
 /// One SQLite database: a single writer connection (SQLite has one writer at a time; one
 /// connection avoids `SQLITE_BUSY` on lock upgrades) and a pool of readers (WAL lets them run

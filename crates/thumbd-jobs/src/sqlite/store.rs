@@ -5,6 +5,7 @@ mod associations;
 
 use async_trait::async_trait;
 use sqlx::Connection as _;
+use sqlx::QueryBuilder;
 use sqlx::Row as _;
 use sqlx::Sqlite;
 use sqlx::query::Query;
@@ -14,6 +15,7 @@ use super::SqliteDb;
 use crate::error::{Error, Result};
 use crate::ids::{BlobKey, JobId, Namespace, ThumbnailId};
 use crate::job::{JobFailure, JobRecord, JobResult, JobSource, JobStatus, ThumbnailRecord};
+use crate::listing::{JobQuery, ThumbnailQuery};
 use crate::store::{Finished, JobStore, MetaStore, ThumbnailStore};
 use crate::timestamp::Timestamp;
 
@@ -297,6 +299,32 @@ impl JobStore for SqliteMetaStore {
         .await?;
         Ok(done.rows_affected())
     }
+
+    async fn list_jobs(&self, namespace: &Namespace, query: &JobQuery) -> Result<Vec<JobRecord>> {
+        let mut sql = QueryBuilder::<Sqlite>::new("SELECT * FROM jobs WHERE environment = ");
+        sql.push_bind(namespace.key());
+        if let Some(code) = query.code {
+            sql.push(" AND status = 'failed' AND error_code = ")
+                .push_bind(code.as_str());
+        } else if let Some(status) = query.status {
+            sql.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(key) = query.before {
+            sql.push(" AND (created_at, id) < (")
+                .push_bind(key.created_at.0)
+                .push(", ")
+                .push_bind(key.id.to_string())
+                .push(")");
+        }
+        sql.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(i64::from(query.limit));
+        sql.build()
+            .fetch_all(&mut *self.db.read().await?)
+            .await?
+            .iter()
+            .map(job_from_row)
+            .collect()
+    }
 }
 
 #[async_trait]
@@ -329,6 +357,33 @@ impl ThumbnailStore for SqliteMetaStore {
         .fetch_optional(&mut *self.db.write().await?)
         .await?;
         row.as_ref().map(thumbnail_from_row).transpose()
+    }
+
+    async fn list_thumbnails(
+        &self,
+        namespace: &Namespace,
+        query: &ThumbnailQuery,
+    ) -> Result<Vec<ThumbnailRecord>> {
+        let mut sql = QueryBuilder::<Sqlite>::new("SELECT * FROM thumbnails WHERE environment = ");
+        sql.push_bind(namespace.key());
+        // TEXT compares by its UTF-8 bytes (BINARY collation): the key's order.
+        sql.push(" AND thumbnail_id >= ")
+            .push_bind(query.prefix.clone());
+        if let Some(upper) = query.prefix_upper_bound() {
+            sql.push(" AND thumbnail_id < ").push_bind(upper);
+        }
+        if let Some(after) = &query.after {
+            sql.push(" AND thumbnail_id > ")
+                .push_bind(after.as_str().to_owned());
+        }
+        sql.push(" ORDER BY thumbnail_id LIMIT ")
+            .push_bind(i64::from(query.limit));
+        sql.build()
+            .fetch_all(&mut *self.db.read().await?)
+            .await?
+            .iter()
+            .map(thumbnail_from_row)
+            .collect()
     }
 }
 
