@@ -169,9 +169,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The `/v1` routes. `routes!` registers each handler under the method and path of its
 /// `#[utoipa::path]` and records that operation, so no route lacks a description.
 fn v1_routes() -> OpenApiRouter<AppState> {
-    use handlers::{contexts, status, thumbnails, uploads};
+    use handlers::{contexts, listing, status, thumbnails, uploads};
     OpenApiRouter::new()
-        .routes(routes!(thumbnails::create::post))
+        .routes(routes!(thumbnails::create::post, listing::thumbnails))
+        .routes(routes!(listing::jobs))
         .routes(routes!(
             thumbnails::read::get,
             thumbnails::read::head,

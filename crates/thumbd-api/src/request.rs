@@ -34,7 +34,8 @@ impl QueryParams {
             })
     }
 
-    fn one(&self, name: &str) -> Result<Option<&str>, ApiError> {
+    /// The one value of parameter `name`, if given (given twice: an error).
+    pub fn one(&self, name: &str) -> Result<Option<&str>, ApiError> {
         let mut values = self
             .0
             .iter()

@@ -15,8 +15,10 @@ use thumbd_api::{RateLimit, Scope};
 
 /// The router's routes, written out from README's route table (not from the annotations): every one must
 /// be in the document, and the document must hold nothing else.
-const ROUTES: [(&str, &str); 15] = [
+const ROUTES: [(&str, &str); 17] = [
     ("POST", "/v1/thumbnails"),
+    ("GET", "/v1/thumbnails"),
+    ("GET", "/v1/jobs"),
     ("GET", "/v1/thumbnails/{id}"),
     ("HEAD", "/v1/thumbnails/{id}"),
     ("PUT", "/v1/thumbnails/{id}"),

@@ -21,6 +21,16 @@ pub struct ThumbnailQuery {
 }
 
 impl ThumbnailQuery {
+    /// Where the page starts: after the cursor when there is one past the prefix, else at
+    /// the prefix (`true`: inclusive). One lower bound, so that a database seeks straight to
+    /// it instead of scanning from the prefix to the cursor.
+    pub fn lower_bound(&self) -> (&str, bool) {
+        match &self.after {
+            Some(after) if after.as_str() >= self.prefix.as_str() => (after.as_str(), false),
+            _ => (&self.prefix, true),
+        }
+    }
+
     /// The ids with `prefix` are exactly those in `[prefix, upper)`: `upper` is `prefix`
     /// with its last character incremented (trailing `char::MAX`s dropped first), since
     /// UTF-8's byte order is the order of code points. `None`: no upper bound.

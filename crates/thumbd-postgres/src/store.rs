@@ -471,15 +471,16 @@ impl ThumbnailStore for PgMetaStore {
         ));
         sql.push_bind(namespace.key());
         // bytea compares by bytes: the UTF-8 order of the ids.
-        sql.push(" AND thumbnail_id >= ")
-            .push_bind(query.prefix.as_bytes().to_vec());
+        let (lower, inclusive) = query.lower_bound();
+        sql.push(if inclusive {
+            " AND thumbnail_id >= "
+        } else {
+            " AND thumbnail_id > "
+        })
+        .push_bind(lower.as_bytes().to_vec());
         if let Some(upper) = query.prefix_upper_bound() {
             sql.push(" AND thumbnail_id < ")
                 .push_bind(upper.into_bytes());
-        }
-        if let Some(after) = &query.after {
-            sql.push(" AND thumbnail_id > ")
-                .push_bind(after.as_str().as_bytes().to_vec());
         }
         sql.push(" ORDER BY thumbnail_id LIMIT ")
             .push_bind(i64::from(query.limit));

@@ -2,6 +2,7 @@
 
 pub mod contexts;
 pub mod health;
+pub mod listing;
 pub mod status;
 pub mod thumbnails;
 pub mod uploads;

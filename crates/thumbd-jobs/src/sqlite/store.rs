@@ -367,14 +367,15 @@ impl ThumbnailStore for SqliteMetaStore {
         let mut sql = QueryBuilder::<Sqlite>::new("SELECT * FROM thumbnails WHERE environment = ");
         sql.push_bind(namespace.key());
         // TEXT compares by its UTF-8 bytes (BINARY collation): the key's order.
-        sql.push(" AND thumbnail_id >= ")
-            .push_bind(query.prefix.clone());
+        let (lower, inclusive) = query.lower_bound();
+        sql.push(if inclusive {
+            " AND thumbnail_id >= "
+        } else {
+            " AND thumbnail_id > "
+        })
+        .push_bind(lower.to_owned());
         if let Some(upper) = query.prefix_upper_bound() {
             sql.push(" AND thumbnail_id < ").push_bind(upper);
-        }
-        if let Some(after) = &query.after {
-            sql.push(" AND thumbnail_id > ")
-                .push_bind(after.as_str().to_owned());
         }
         sql.push(" ORDER BY thumbnail_id LIMIT ")
             .push_bind(i64::from(query.limit));
