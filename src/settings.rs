@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
-use thumbcore::ImageFormat;
+use thumbcore::{InputFormats, Output};
 
 /// One setting: its key (TOML, and `THUMBD_<KEY>` upper-cased), default and meaning.
 pub struct Key {
@@ -140,6 +140,11 @@ pub const KEYS: &[Key] = &[
         help: "largest accepted image, in pixels, checked from the header",
     },
     Key {
+        name: "accept_formats",
+        default: "png,jpeg",
+        help: "input formats accepted, comma-separated: png, jpeg, webp, gif (GIF and animated WebP: the first frame, and the job result says `animated: true`); another type is refused as unsupported (422 `InvalidHeaderValue` for its Content-Type, `InvalidThumbnailFormat` for its bytes)",
+    },
+    Key {
         name: "thumbnail_size",
         default: "330",
         help: "box the thumbnail fits in: `330` or `WIDTHxHEIGHT`",
@@ -147,7 +152,7 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "output_format",
         default: "png",
-        help: "png, jpeg or webp",
+        help: "`png`, `jpeg[:QUALITY]` (default 85), `webp[:QUALITY]` (lossy, default 80) or `webp:lossless`; QUALITY is 1-100, lowered in steps when a thumbnail is over `budget_bytes`",
     },
     Key {
         name: "budget_bytes",
@@ -252,8 +257,9 @@ pub struct Settings {
     pub pixel_budget: u64,
     pub max_body_bytes: usize,
     pub max_pixels: u64,
+    pub accept_formats: InputFormats,
     pub thumbnail_size: (u32, u32),
-    pub output_format: ImageFormat,
+    pub output_format: Output,
     pub budget_bytes: usize,
     pub resize_space: thumbcore::ResizeSpace,
     pub wait: Duration,
@@ -470,8 +476,15 @@ impl Settings {
             pixel_budget: p.positive("pixel_budget"),
             max_body_bytes: p.positive("max_body_bytes"),
             max_pixels: p.positive("max_pixels"),
+            accept_formats: p.parse(
+                "accept_formats",
+                "a comma-separated list of png, jpeg, webp, gif",
+            ),
             thumbnail_size: p.size("thumbnail_size"),
-            output_format: p.parse("output_format", "png, jpeg or webp"),
+            output_format: p.parse(
+                "output_format",
+                "png, jpeg[:QUALITY], webp[:QUALITY] or webp:lossless (QUALITY 1-100)",
+            ),
             budget_bytes: p.parse("budget_bytes", "a whole number of bytes (0 = no budget)"),
             resize_space: p.parse("resize_space", "srgb or linear"),
             wait: Duration::from_secs(p.parse("wait", "whole seconds")),
@@ -520,15 +533,16 @@ impl Settings {
 
     /// The thumbnail every job makes.
     pub fn thumb_spec(&self) -> thumbcore::ThumbSpec {
-        thumbcore::ThumbSpec {
+        let mut spec = thumbcore::ThumbSpec {
             max_width: self.thumbnail_size.0,
             max_height: self.thumbnail_size.1,
-            format: self.output_format,
             budget_bytes: (self.budget_bytes > 0).then_some(self.budget_bytes),
             resize_space: self.resize_space,
             limits: self.limits(),
             ..thumbcore::ThumbSpec::default()
-        }
+        };
+        self.output_format.apply(&mut spec);
+        spec
     }
 
     /// Input limits and the time limit of one image.
@@ -537,6 +551,7 @@ impl Settings {
             max_input_bytes: self.max_body_bytes,
             max_pixels: self.max_pixels,
             max_duration: Some(self.job_timeout),
+            accept_formats: self.accept_formats,
             ..thumbcore::Limits::default()
         }
     }
@@ -827,6 +842,52 @@ mod tests {
         );
         let errors = load(None, &[("THUMBD_JOB_TIMEOUT", "0")], &[]).unwrap_err();
         assert!(errors[0].contains("job_timeout"), "{errors:?}");
+    }
+
+    #[test]
+    fn input_formats_are_opt_in() {
+        let s = load(None, &[], &[]).unwrap();
+        assert_eq!(s.limits().accept_formats, InputFormats::DEFAULT);
+        assert_eq!(s.thumb_spec().limits.accept_formats.to_string(), "png,jpeg");
+        let s = load(None, &[("THUMBD_ACCEPT_FORMATS", "png,jpeg,gif")], &[]).unwrap();
+        assert!(
+            s.thumb_spec()
+                .limits
+                .accept_formats
+                .contains(thumbcore::ImageFormat::Gif)
+        );
+        let s = load(Some("accept_formats = \"webp, png\"\n"), &[], &[]).unwrap();
+        assert_eq!(s.limits().accept_formats.to_string(), "png,webp");
+        for bad in ["", "png,bmp", "heic"] {
+            let errors = load(None, &[("THUMBD_ACCEPT_FORMATS", bad)], &[]).unwrap_err();
+            assert!(errors[0].contains("accept_formats"), "{bad}: {errors:?}");
+        }
+    }
+
+    #[test]
+    fn output_format_takes_a_quality() {
+        use thumbcore::ImageFormat;
+        let spec = load(None, &[], &[]).unwrap().thumb_spec();
+        assert_eq!(spec.format, ImageFormat::Png);
+        let spec = load(None, &[("THUMBD_OUTPUT_FORMAT", "webp")], &[])
+            .unwrap()
+            .thumb_spec();
+        assert_eq!(
+            (spec.format, spec.webp_quality),
+            (ImageFormat::WebP, Some(80))
+        );
+        let spec = load(None, &[("THUMBD_OUTPUT_FORMAT", "webp:lossless")], &[])
+            .unwrap()
+            .thumb_spec();
+        assert_eq!((spec.format, spec.webp_quality), (ImageFormat::WebP, None));
+        let spec = load(None, &[("THUMBD_OUTPUT_FORMAT", "jpeg:92")], &[])
+            .unwrap()
+            .thumb_spec();
+        assert_eq!((spec.format, spec.jpeg_quality), (ImageFormat::Jpeg, 92));
+        for bad in ["webp:0", "webp:101", "png:50", "gif", "jpeg:lossless"] {
+            let errors = load(None, &[("THUMBD_OUTPUT_FORMAT", bad)], &[]).unwrap_err();
+            assert!(errors[0].contains("output_format"), "{bad}: {errors:?}");
+        }
     }
 
     #[test]
