@@ -28,7 +28,8 @@ pub enum JobSource {
     Inline {
         /// Standard base64 of the image bytes.
         inline: String,
-        /// The declared media type (`image/png`, `image/jpeg`).
+        /// The declared media type (`image/png`, `image/jpeg`; `image/webp`, `image/gif` where
+        /// `accept_formats` has them).
         #[serde(rename = "contentType")]
         content_type: String,
     },
