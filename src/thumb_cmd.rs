@@ -10,12 +10,13 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ParallelProgressIterator, ProgressBar, ProgressStyle};
 use rayon::prelude::*;
-use thumbcore::{ImageFormat, Limits, ResizeSpace, ThumbSpec, Thumbnailer};
+use thumbcore::{ImageFormat, InputFormats, Limits, Output, ResizeSpace, ThumbSpec, Thumbnailer};
 
 /// Arguments of `thumbd thumb`.
 #[derive(Args, Debug)]
 pub struct ThumbArgs {
-    /// Image files, or folders searched recursively for .png/.jpg/.jpeg files.
+    /// Image files, or folders searched recursively for the accepted formats' files
+    /// (.png/.jpg/.jpeg by default; .webp, .gif when accepted).
     #[arg(required = true, value_name = "IN")]
     inputs: Vec<PathBuf>,
     /// Where to write the thumbnails (created if missing).
@@ -24,12 +25,17 @@ pub struct ThumbArgs {
     /// Box to fit into: `330` or `WIDTHxHEIGHT`.
     #[arg(long, default_value = "330", value_parser = parse_size)]
     size: (u32, u32),
-    /// Output format: png, jpeg or webp.
+    /// Output format: png, jpeg[:QUALITY] (default 85), webp[:QUALITY] (lossy, default 80)
+    /// or webp:lossless.
     #[arg(long, default_value = "png")]
-    format: ImageFormat,
-    /// JPEG output quality (1-100).
-    #[arg(long, default_value_t = 85, value_parser = clap::value_parser!(u8).range(1..=100))]
-    quality: u8,
+    format: Output,
+    /// Quality of JPEG or lossy WebP output (1-100), instead of FORMAT's.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
+    quality: Option<u8>,
+    /// Input formats accepted: png, jpeg, webp, gif (comma-separated), as the server's
+    /// `accept_formats`.
+    #[arg(long, env = "THUMBD_ACCEPT_FORMATS", default_value = "png,jpeg")]
+    accept_formats: InputFormats,
     /// Size budget in bytes; 0 turns it off.
     #[arg(long, default_value_t = 300_000)]
     budget: usize,
@@ -64,17 +70,18 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
 
 /// Runs the command; the exit code is 1 when any input failed.
 pub fn run(args: ThumbArgs) -> anyhow::Result<ExitCode> {
-    let Inputs { files, unreadable } = collect_inputs(&args.inputs);
+    let Inputs { files, unreadable } = collect_inputs(&args.inputs, args.accept_formats);
     if files.is_empty() {
-        bail!("no .png/.jpg/.jpeg files found in the given inputs");
+        bail!(
+            "no {} files found in the given inputs",
+            extensions(args.accept_formats).join("/")
+        );
     }
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;
-    let spec = ThumbSpec {
+    let mut spec = ThumbSpec {
         max_width: args.size.0,
         max_height: args.size.1,
-        format: args.format,
-        jpeg_quality: args.quality,
         budget_bytes: (args.budget > 0).then_some(args.budget),
         resize_space: args.resize_space,
         limits: Limits {
@@ -82,10 +89,20 @@ pub fn run(args: ThumbArgs) -> anyhow::Result<ExitCode> {
             max_pixels: args.max_pixels,
             min_width: args.min_size,
             min_height: args.min_size,
+            accept_formats: args.accept_formats,
             ..Limits::default()
         },
+        ..ThumbSpec::default()
     };
-    let jobs = output_names(&files, &args.output, args.format);
+    let mut output = args.format;
+    if let Some(q) = args.quality {
+        match output.format {
+            ImageFormat::Jpeg | ImageFormat::WebP => output.quality = Some(q),
+            _ => bail!("--quality applies to jpeg and lossy webp output only"),
+        }
+    }
+    output.apply(&mut spec);
+    let jobs = output_names(&files, &args.output, output.format);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.jobs.unwrap_or(0))
         .build()
@@ -175,11 +192,25 @@ fn one(
     std::fs::write(output, &thumb.bytes).map_err(io)
 }
 
-fn is_image_name(p: &Path) -> bool {
+/// The file extensions of the `accepted` formats, with the dot.
+fn extensions(accepted: InputFormats) -> Vec<&'static str> {
+    accepted
+        .iter()
+        .flat_map(|f| match f {
+            ImageFormat::Jpeg => &[".jpg", ".jpeg"][..],
+            ImageFormat::Png => &[".png"],
+            ImageFormat::WebP => &[".webp"],
+            ImageFormat::Gif => &[".gif"],
+        })
+        .copied()
+        .collect()
+}
+
+fn is_image_name(p: &Path, accepted: InputFormats) -> bool {
     p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-        ["png", "jpg", "jpeg"]
+        extensions(accepted)
             .iter()
-            .any(|x| e.eq_ignore_ascii_case(x))
+            .any(|x| x[1..].eq_ignore_ascii_case(e))
     })
 }
 
@@ -194,7 +225,7 @@ struct Inputs {
 /// reported and skipped; an entry that cannot be read is reported and counted, and the search
 /// goes on. A file reached twice (two names, two links) is taken once. The order is
 /// deterministic: arguments in order, each folder's entries sorted by name.
-fn collect_inputs(inputs: &[PathBuf]) -> Inputs {
+fn collect_inputs(inputs: &[PathBuf], accepted: InputFormats) -> Inputs {
     let mut found = Inputs {
         files: Vec::new(),
         unreadable: 0,
@@ -207,7 +238,7 @@ fn collect_inputs(inputs: &[PathBuf]) -> Inputs {
         for entry in entries {
             match entry {
                 Ok(e) if e.file_type().is_dir() => {}
-                Ok(e) if e.depth() == 0 || is_image_name(e.path()) => {
+                Ok(e) if e.depth() == 0 || is_image_name(e.path(), accepted) => {
                     let path = e.into_path();
                     // Canonical paths tell one file reached by two names apart from two files.
                     if seen.insert(std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone())) {
@@ -268,6 +299,17 @@ mod tests {
         assert!(parse_size("0").is_err());
         assert!(parse_size("abc").is_err());
         assert!(parse_size("10x").is_err());
+    }
+
+    #[test]
+    fn folders_are_searched_for_the_accepted_formats() {
+        let default = InputFormats::DEFAULT;
+        assert!(is_image_name(Path::new("a/b.JPEG"), default));
+        assert!(!is_image_name(Path::new("a/b.gif"), default));
+        let all = InputFormats::ALL;
+        assert!(is_image_name(Path::new("a/b.gif"), all));
+        assert!(is_image_name(Path::new("a/b.webp"), all));
+        assert!(!is_image_name(Path::new("a/b.bmp"), all));
     }
 
     #[test]

@@ -232,3 +232,80 @@ fn a_missing_input_is_counted_and_the_rest_made() {
     assert_eq!(png_size(&out.join("a.png")), (200, 100));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A GIF of two 1×1 frames on a `w`×`h` screen, written by hand (black palette entry 0).
+fn tiny_gif(w: u16, h: u16) -> Vec<u8> {
+    let mut g = b"GIF89a".to_vec();
+    g.extend_from_slice(&w.to_le_bytes());
+    g.extend_from_slice(&h.to_le_bytes());
+    g.extend_from_slice(&[0x80, 0, 0, 0, 0, 0, 255, 255, 255]);
+    for _ in 0..2 {
+        g.extend_from_slice(&[0x21, 0xF9, 4, 0, 10, 0, 0, 0]);
+        // 1×1 at (0, 0), LZW code size 2: clear, index 0, end.
+        g.extend_from_slice(&[0x2C, 0, 0, 0, 0, 1, 0, 1, 0, 0, 2, 2, 0x44, 0x01, 0]);
+    }
+    g.push(0x3B);
+    g
+}
+
+#[test]
+fn gif_input_is_opt_in_and_webp_output_lossy_unless_asked() {
+    let dir = scratch("formats");
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(input.join("anim.gif"), tiny_gif(120, 100)).unwrap();
+    std::fs::write(input.join("photo.png"), png(300, 200)).unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = thumbd(args);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // By default a folder search skips .gif files, and a GIF named is refused.
+    let out = dir.join("default");
+    let (code, stderr) = run(&[input.as_os_str(), "-o".as_ref(), out.as_os_str()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(out.join("photo.png").exists() && !out.join("anim.png").exists());
+    let gif = input.join("anim.gif");
+    let (code, stderr) = run(&[gif.as_os_str(), "-o".as_ref(), out.as_os_str()]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("InvalidThumbnailFormat"), "{stderr}");
+
+    // Accepted: both are made; `webp` is lossy (a VP8 chunk), `webp:lossless` is VP8L.
+    let out = dir.join("accepted");
+    let (code, stderr) = run(&[
+        input.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--accept-formats".as_ref(),
+        "png,jpeg,gif".as_ref(),
+        "--format".as_ref(),
+        "webp".as_ref(),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    for name in ["anim.webp", "photo.webp"] {
+        // The GIF's transparent screen makes an extended file (VP8X, ALPH, VP8 ).
+        let bytes = std::fs::read(out.join(name)).unwrap();
+        assert!(bytes.windows(4).any(|w| w == b"VP8 "), "{name}");
+        assert!(!bytes.windows(4).any(|w| w == b"VP8L"), "{name}");
+    }
+    let out = dir.join("lossless");
+    let png_in = input.join("photo.png");
+    let (code, stderr) = run(&[
+        png_in.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--format".as_ref(),
+        "webp:lossless".as_ref(),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        &std::fs::read(out.join("photo.webp")).unwrap()[12..16],
+        b"VP8L"
+    );
+    let (code, _) = run(&[png_in.as_os_str(), "--format".as_ref(), "webp:0".as_ref()]);
+    assert_eq!(code, Some(2), "a quality out of range is a usage error");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,11 +1,12 @@
-//! Fuzzes `probe` and the whole `thumbnail` pipeline: any bytes must give a result or a coded
+//! Fuzzes `probe` and the whole `thumbnail` pipeline with every input format accepted (PNG,
+//! JPEG, WebP, GIF), so each decoder is reached: any bytes must give a result or a coded
 //! error, never a panic, an abort or a hang.
 #![no_main]
 
 use std::cell::RefCell;
 
 use libfuzzer_sys::fuzz_target;
-use thumbcore::{Limits, ThumbSpec, Thumbnailer};
+use thumbcore::{InputFormats, Limits, ThumbSpec, Thumbnailer};
 
 thread_local! {
     static THUMBNAILER: RefCell<Thumbnailer> = RefCell::new(Thumbnailer::new());
@@ -22,6 +23,7 @@ fuzz_target!(|data: &[u8]| {
             min_width: 1,
             min_height: 1,
             max_pixels: 4_000_000,
+            accept_formats: InputFormats::ALL,
             ..Limits::default()
         },
         ..ThumbSpec::default()

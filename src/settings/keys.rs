@@ -129,6 +129,11 @@ pub const KEYS: &[Key] = &[
         help: "largest accepted image, in pixels, checked from the header",
     },
     Key {
+        name: "accept_formats",
+        default: "png,jpeg",
+        help: "input formats accepted, comma-separated: png, jpeg, webp, gif (GIF and animated WebP: the first frame, and the job result says `animated: true`); another type is refused as unsupported (422 `InvalidHeaderValue` for its Content-Type, `InvalidThumbnailFormat` for its bytes)",
+    },
+    Key {
         name: "thumbnail_size",
         default: "330",
         help: "box the thumbnail fits in: `330` or `WIDTHxHEIGHT`",
@@ -136,7 +141,7 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "output_format",
         default: "png",
-        help: "png, jpeg or webp",
+        help: "`png`, `jpeg[:QUALITY]` (default 85), `webp[:QUALITY]` (lossy, default 80) or `webp:lossless`; QUALITY is 1-100, lowered in steps when a thumbnail is over `budget_bytes`",
     },
     Key {
         name: "budget_bytes",

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
-use thumbcore::ImageFormat;
+use thumbcore::{InputFormats, Output};
 
 use crate::role::Role;
 use parse::{Origin, Parser};
@@ -66,8 +66,9 @@ pub struct Settings {
     pub pixel_budget: u64,
     pub max_body_bytes: usize,
     pub max_pixels: u64,
+    pub accept_formats: InputFormats,
     pub thumbnail_size: (u32, u32),
-    pub output_format: ImageFormat,
+    pub output_format: Output,
     pub budget_bytes: usize,
     pub resize_space: thumbcore::ResizeSpace,
     pub wait: Duration,
@@ -263,8 +264,15 @@ impl Settings {
             pixel_budget: p.positive("pixel_budget"),
             max_body_bytes: p.positive("max_body_bytes"),
             max_pixels: p.positive("max_pixels"),
+            accept_formats: p.parse(
+                "accept_formats",
+                "a comma-separated list of png, jpeg, webp, gif",
+            ),
             thumbnail_size: p.size("thumbnail_size"),
-            output_format: p.parse("output_format", "png, jpeg or webp"),
+            output_format: p.parse(
+                "output_format",
+                "png, jpeg[:QUALITY], webp[:QUALITY] or webp:lossless (QUALITY 1-100)",
+            ),
             budget_bytes: p.parse("budget_bytes", "a whole number of bytes (0 = no budget)"),
             resize_space: p.parse("resize_space", "srgb or linear"),
             wait: Duration::from_secs(p.parse("wait", "whole seconds")),
@@ -313,15 +321,16 @@ impl Settings {
 
     /// The thumbnail every job makes.
     pub fn thumb_spec(&self) -> thumbcore::ThumbSpec {
-        thumbcore::ThumbSpec {
+        let mut spec = thumbcore::ThumbSpec {
             max_width: self.thumbnail_size.0,
             max_height: self.thumbnail_size.1,
-            format: self.output_format,
             budget_bytes: (self.budget_bytes > 0).then_some(self.budget_bytes),
             resize_space: self.resize_space,
             limits: self.limits(),
             ..thumbcore::ThumbSpec::default()
-        }
+        };
+        self.output_format.apply(&mut spec);
+        spec
     }
 
     /// Input limits and the time limit of one image.
@@ -330,6 +339,7 @@ impl Settings {
             max_input_bytes: self.max_body_bytes,
             max_pixels: self.max_pixels,
             max_duration: Some(self.job_timeout),
+            accept_formats: self.accept_formats,
             ..thumbcore::Limits::default()
         }
     }

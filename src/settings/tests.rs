@@ -165,6 +165,52 @@ fn job_timeout_is_the_time_limit_of_every_thumbnail() {
 }
 
 #[test]
+fn input_formats_are_opt_in() {
+    let s = load(None, &[], &[]).unwrap();
+    assert_eq!(s.limits().accept_formats, InputFormats::DEFAULT);
+    assert_eq!(s.thumb_spec().limits.accept_formats.to_string(), "png,jpeg");
+    let s = load(None, &[("THUMBD_ACCEPT_FORMATS", "png,jpeg,gif")], &[]).unwrap();
+    assert!(
+        s.thumb_spec()
+            .limits
+            .accept_formats
+            .contains(thumbcore::ImageFormat::Gif)
+    );
+    let s = load(Some("accept_formats = \"webp, png\"\n"), &[], &[]).unwrap();
+    assert_eq!(s.limits().accept_formats.to_string(), "png,webp");
+    for bad in ["", "png,bmp", "heic"] {
+        let errors = load(None, &[("THUMBD_ACCEPT_FORMATS", bad)], &[]).unwrap_err();
+        assert!(errors[0].contains("accept_formats"), "{bad}: {errors:?}");
+    }
+}
+
+#[test]
+fn output_format_takes_a_quality() {
+    use thumbcore::ImageFormat;
+    let spec = load(None, &[], &[]).unwrap().thumb_spec();
+    assert_eq!(spec.format, ImageFormat::Png);
+    let spec = load(None, &[("THUMBD_OUTPUT_FORMAT", "webp")], &[])
+        .unwrap()
+        .thumb_spec();
+    assert_eq!(
+        (spec.format, spec.webp_quality),
+        (ImageFormat::WebP, Some(80))
+    );
+    let spec = load(None, &[("THUMBD_OUTPUT_FORMAT", "webp:lossless")], &[])
+        .unwrap()
+        .thumb_spec();
+    assert_eq!((spec.format, spec.webp_quality), (ImageFormat::WebP, None));
+    let spec = load(None, &[("THUMBD_OUTPUT_FORMAT", "jpeg:92")], &[])
+        .unwrap()
+        .thumb_spec();
+    assert_eq!((spec.format, spec.jpeg_quality), (ImageFormat::Jpeg, 92));
+    for bad in ["webp:0", "webp:101", "png:50", "gif", "jpeg:lossless"] {
+        let errors = load(None, &[("THUMBD_OUTPUT_FORMAT", bad)], &[]).unwrap_err();
+        assert!(errors[0].contains("output_format"), "{bad}: {errors:?}");
+    }
+}
+
+#[test]
 fn secrets_are_not_printed() {
     let s = load(
         None,

@@ -1,4 +1,4 @@
-//! Encoding the thumbnail (PNG, JPEG, lossless WebP) within a size budget.
+//! Encoding the thumbnail (PNG, JPEG, lossy or lossless WebP) within a size budget.
 
 use crate::decode::{PixelLayout, Pixels};
 use crate::error::{Error, Result};
@@ -17,7 +17,7 @@ pub enum BudgetStep {
         /// Palette size.
         colors: u16,
     },
-    /// JPEG quality was lowered to this value.
+    /// JPEG or lossy WebP quality was lowered to this value.
     ReducedQuality {
         /// The quality used.
         quality: u8,
@@ -30,6 +30,8 @@ pub enum BudgetStep {
 pub(crate) struct EncodeOptions {
     pub(crate) format: ImageFormat,
     pub(crate) jpeg_quality: u8,
+    /// Lossy WebP at this quality; `None`: lossless.
+    pub(crate) webp_quality: Option<u8>,
     pub(crate) budget: Option<usize>,
 }
 
@@ -70,13 +72,22 @@ fn fallbacks(opts: &EncodeOptions) -> Vec<BudgetStep> {
             .into_iter()
             .chain(palettes)
             .collect(),
-        ImageFormat::WebP => palettes.to_vec(),
-        ImageFormat::Jpeg => [70, 50, 30, 15]
-            .into_iter()
-            .filter(|&q| q < opts.jpeg_quality)
-            .map(|quality| BudgetStep::ReducedQuality { quality })
-            .collect(),
+        ImageFormat::WebP => match opts.webp_quality {
+            None => palettes.to_vec(),
+            Some(q) => lower_qualities(q),
+        },
+        ImageFormat::Jpeg => lower_qualities(opts.jpeg_quality),
+        ImageFormat::Gif => Vec::new(),
     }
+}
+
+/// The quality ladder of the lossy formats, below `quality`.
+fn lower_qualities(quality: u8) -> Vec<BudgetStep> {
+    [70, 50, 30, 15]
+        .into_iter()
+        .filter(|&q| q < quality)
+        .map(|quality| BudgetStep::ReducedQuality { quality })
+        .collect()
 }
 
 /// One encoding: `Fits` is the first, fastest try; the other steps are the fallbacks.
@@ -88,9 +99,14 @@ fn encode_step(p: &Pixels, opts: &EncodeOptions, step: BudgetStep) -> Result<Vec
         (ImageFormat::WebP, BudgetStep::Quantized { colors }) => {
             webp(&quantize(p, colors).to_rgba())
         }
-        (ImageFormat::WebP, _) => webp(p),
+        (ImageFormat::WebP, BudgetStep::ReducedQuality { quality }) => webp_lossy(p, quality),
+        (ImageFormat::WebP, _) => match opts.webp_quality {
+            None => webp(p),
+            Some(quality) => webp_lossy(p, quality),
+        },
         (ImageFormat::Jpeg, BudgetStep::ReducedQuality { quality }) => jpeg(p, quality),
         (ImageFormat::Jpeg, _) => jpeg(p, opts.jpeg_quality),
+        (ImageFormat::Gif, _) => Err(encode_error("GIF output is not supported")),
     }
 }
 
@@ -260,4 +276,32 @@ fn webp(p: &Pixels) -> Result<Vec<u8>> {
         .encode(&p.data, w, h, color)
         .map_err(encode_error)?;
     Ok(out)
+}
+
+/// Lossy WebP through libwebp (its default configuration: method 4, one thread, so the same
+/// pixels give the same bytes), at `quality` 1–100. Gray is written as RGB: WebP has no
+/// gray mode.
+fn webp_lossy(p: &Pixels, quality: u8) -> Result<Vec<u8>> {
+    let (w, h) = dims(p)?;
+    let (data, layout) = match p.layout {
+        PixelLayout::Gray => (
+            std::borrow::Cow::Owned(p.data.iter().flat_map(|&g| [g, g, g]).collect()),
+            webp::PixelLayout::Rgb,
+        ),
+        PixelLayout::GrayAlpha => (
+            std::borrow::Cow::Owned(
+                p.data
+                    .chunks_exact(2)
+                    .flat_map(|c| [c[0], c[0], c[0], c[1]])
+                    .collect(),
+            ),
+            webp::PixelLayout::Rgba,
+        ),
+        PixelLayout::Rgb => (std::borrow::Cow::Borrowed(&p.data), webp::PixelLayout::Rgb),
+        _ => (std::borrow::Cow::Borrowed(&p.data), webp::PixelLayout::Rgba),
+    };
+    let out = webp::Encoder::new(&data, layout, w, h)
+        .encode_simple(false, f32::from(quality.clamp(1, 100)))
+        .map_err(|e| encode_error(format!("{e:?}")))?;
+    Ok(out.to_vec())
 }

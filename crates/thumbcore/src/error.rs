@@ -9,12 +9,19 @@ pub use thumbd_codes::Code;
 /// variant breaks the build until the API and the worker decide what it means for them.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum Error {
-    /// The bytes are neither PNG nor JPEG, or do not match the declared content type.
+    /// The bytes are none of the accepted formats, or do not match the declared content
+    /// type.
     #[error("{0}")]
     InvalidFormat(String),
-    /// The declared content type is not one thumbd accepts (e.g. `image/gif`).
-    #[error("content type {0:?} is not supported: use image/png or image/jpeg")]
-    UnsupportedContentType(String),
+    /// The declared content type is not one of the accepted input formats (by default
+    /// `image/gif`, `image/webp` and anything not an image thumbd reads).
+    #[error("content type {content_type:?} is not supported: use {}", accepted.media_types())]
+    UnsupportedContentType {
+        /// The declared type, as given.
+        content_type: String,
+        /// What is accepted.
+        accepted: crate::InputFormats,
+    },
     /// The input is larger than [`Limits::max_input_bytes`](crate::Limits::max_input_bytes).
     #[error("the image is {bytes} bytes; the limit is {max} bytes")]
     InputTooLarge {
@@ -50,7 +57,7 @@ pub enum Error {
         /// The side limit.
         max_side: u32,
     },
-    /// The bytes claim to be a PNG or JPEG but cannot be decoded (truncated, damaged, …).
+    /// The bytes claim to be an image of an accepted format but cannot be decoded (truncated, damaged, …).
     #[error("the image is corrupt: {0}")]
     Corrupt(String),
     /// Processing took longer than [`Limits::max_duration`](crate::Limits::max_duration):
@@ -71,7 +78,7 @@ impl Error {
     pub fn code(&self) -> Code {
         match self {
             Error::InvalidFormat(_) => Code::InvalidThumbnailFormat,
-            Error::UnsupportedContentType(_) => Code::InvalidHeaderValue,
+            Error::UnsupportedContentType { .. } => Code::InvalidHeaderValue,
             Error::InputTooLarge { .. } => Code::RequestTooLarge,
             Error::TooSmall { .. } => Code::ThumbnailTooSmall,
             Error::DimensionsTooLarge { .. } => Code::ImageDimensionsTooLarge,

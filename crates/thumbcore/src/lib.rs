@@ -3,12 +3,15 @@
 //! Synchronous and free of I/O: callers hand in bytes and get bytes back, so the API, the
 //! worker and the `thumbd thumb` CLI all share the exact same code.
 //!
-//! - [`probe`] reads format, size and EXIF orientation from the header, allocating no
-//!   pixels; [`Limits::check`] then refuses what is too large or too small.
+//! - [`probe`] reads format, size, EXIF orientation and animation from the header,
+//!   allocating no pixels; [`Limits::probe`] first refuses a format not accepted (PNG and
+//!   JPEG by default; WebP and GIF opt-in), [`Limits::check`] then what is too large or too
+//!   small.
 //! - [`Thumbnailer::thumbnail`] runs the pipeline: sniff → probe → check limits → decode
-//!   (JPEG at a DCT-reduced scale through libjpeg-turbo; PNG through `png`) → Lanczos3 resize
-//!   with premultiplied alpha (fast_image_resize) → ICC/CMYK to sRGB (moxcms) → EXIF
-//!   orientation → encode (PNG by default, JPEG or lossless WebP) within a size budget.
+//!   (JPEG at a DCT-reduced scale through libjpeg-turbo; PNG through `png`; WebP through
+//!   `image-webp`; GIF through `gif`, first frame) → Lanczos3 resize with premultiplied
+//!   alpha (fast_image_resize) → ICC/CMYK to sRGB (moxcms) → EXIF orientation → encode (PNG
+//!   by default, JPEG, or WebP lossy through libwebp or lossless) within a size budget.
 //! - [`thumbnail_batch`] does the same for many inputs on rayon.
 //! - Every failure is an [`Error`] with a stable [`code`](Error::code).
 //!
@@ -37,16 +40,18 @@ mod format;
 mod geometry;
 mod limits;
 mod orientation;
+mod output;
 mod probe;
 mod resize;
 mod thumbnailer;
 
 pub use encode::BudgetStep;
 pub use error::{Error, Result};
-pub use format::{ImageFormat, check_declared_type};
+pub use format::{ImageFormat, InputFormats, check_declared_type};
 pub use geometry::fit;
 pub use limits::Limits;
 pub use orientation::Orientation;
+pub use output::Output;
 pub use probe::{ImageInfo, JpegLayout, probe};
 pub use resize::ResizeSpace;
 pub use thumbnailer::{Frame, ThumbSpec, Thumbnail, Thumbnailer, thumbnail_batch};

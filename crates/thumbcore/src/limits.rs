@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::probe::ImageInfo;
+use crate::format::{ImageFormat, InputFormats, not_an_image};
+use crate::probe::{ImageInfo, probe};
 
 /// Limits on what an input may cost. `Default` gives the safe values of README's image rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +25,10 @@ pub struct Limits {
     /// the stages and between the steps of the size-budget ladder. Past it the call fails
     /// with [`Error::ProcessingTimeout`]. Default 30 s.
     pub max_duration: Option<Duration>,
+    /// Input formats accepted. Default PNG and JPEG; WebP and GIF are opt-in. Another
+    /// format is refused as if thumbd could not read it: `InvalidThumbnailFormat` for its
+    /// bytes, `InvalidHeaderValue` for its declared type.
+    pub accept_formats: InputFormats,
 }
 
 impl Default for Limits {
@@ -35,6 +40,7 @@ impl Default for Limits {
             min_width: 80,
             min_height: 80,
             max_duration: Some(Duration::from_secs(30)),
+            accept_formats: InputFormats::DEFAULT,
         }
     }
 }
@@ -51,8 +57,26 @@ impl Limits {
         Ok(())
     }
 
-    /// Checks a probed image: too many pixels first (the costly case), then too small.
+    /// Sniffs `bytes`, refuses a format not in [`accept_formats`](Self::accept_formats)
+    /// (with the error unknown bytes get), then [`probe`]s the header. The input length and
+    /// the header's dimensions are left to [`check_input_len`](Self::check_input_len) and
+    /// [`check`](Self::check).
+    pub fn probe(&self, bytes: &[u8]) -> Result<ImageInfo> {
+        self.check_format(ImageFormat::sniff(bytes))?;
+        probe(bytes)
+    }
+
+    fn check_format(&self, format: Option<ImageFormat>) -> Result<()> {
+        match format {
+            Some(f) if self.accept_formats.contains(f) => Ok(()),
+            _ => Err(not_an_image(self.accept_formats)),
+        }
+    }
+
+    /// Checks a probed image: a format not accepted first, then too many pixels (the costly
+    /// case), then too small.
     pub fn check(&self, info: &ImageInfo) -> Result<()> {
+        self.check_format(Some(info.format))?;
         let (w, h) = (info.stored_width, info.stored_height);
         if u64::from(w) * u64::from(h) > self.max_pixels || w > self.max_side || h > self.max_side {
             return Err(Error::DimensionsTooLarge {

@@ -5,14 +5,14 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use crate::color;
-use crate::decode::{JpegDecoder, Pixels, decode_png};
+use crate::decode::{JpegDecoder, Pixels, decode_gif, decode_png, decode_webp};
 use crate::encode::{self, BudgetStep, EncodeOptions};
 use crate::error::Result;
 use crate::format::ImageFormat;
 use crate::geometry::{dct_scale, fit};
 use crate::limits::{Deadline, Limits};
 use crate::orientation;
-use crate::probe::{ImageInfo, probe};
+use crate::probe::ImageInfo;
 use crate::resize::{ResizeSpace, resize};
 
 /// What thumbnail to make. `Default` is README's image rules: PNG inside 330×330, 300 KB budget.
@@ -26,6 +26,10 @@ pub struct ThumbSpec {
     pub format: ImageFormat,
     /// JPEG output quality, 1–100. Default 85.
     pub jpeg_quality: u8,
+    /// WebP output: lossy at this quality (1–100, libwebp's scale), or lossless when
+    /// `None`. Default `Some(80)`. See [`Output`](crate::Output) for the `webp:lossless`
+    /// form settings use.
+    pub webp_quality: Option<u8>,
     /// Size to aim under, in bytes; `None` for no budget. Default 300 000.
     pub budget_bytes: Option<usize>,
     /// The space the resize averages in. Default sRGB.
@@ -41,6 +45,7 @@ impl Default for ThumbSpec {
             max_height: 330,
             format: ImageFormat::Png,
             jpeg_quality: 85,
+            webp_quality: Some(80),
             budget_bytes: Some(300_000),
             resize_space: ResizeSpace::Srgb,
             limits: Limits::default(),
@@ -75,9 +80,10 @@ impl ThumbSpec {
     }
 
     /// Bytes that thumbnailing an image with this header holds at its peak: the decoded
-    /// pixels (JPEG: at the reduced DCT scale), libjpeg's full-size coefficient buffers for
-    /// a progressive or multi-scan JPEG ([`ImageInfo::coefficient_bytes`]; the decoder is
-    /// held to this much), for PNG with alpha the premultiplied copy the resizer makes, and
+    /// pixels (JPEG: at the reduced DCT scale), the decoder's own buffers
+    /// ([`ImageInfo::working_bytes`]: libjpeg's full-size coefficient buffers for a
+    /// progressive or multi-scan JPEG, to which the decoder is held; a GIF's frame; WebP's
+    /// planes), for an image with alpha the premultiplied copy the resizer makes, and
     /// the resizer's intermediate image (output width × decoded height); in linear light,
     /// the 16-bit copy of the decoded image too, and twice the bytes for the other two.
     /// Workers admit jobs against a budget of these, so a burst of large images queues
@@ -94,7 +100,8 @@ impl ThumbSpec {
             _ => (u64::from(info.stored_width), u64::from(info.stored_height)),
         };
         let pixels = w * h * channels;
-        let has_alpha = channels % 2 == 0 && info.format == ImageFormat::Png;
+        // Four JPEG channels are CMYK, not alpha.
+        let has_alpha = channels % 2 == 0 && info.format != ImageFormat::Jpeg;
         // Linear light resizes a 16-bit copy of the decoded image (CMYK is never mapped).
         let cmyk = info.format == ImageFormat::Jpeg && channels == 4;
         let linear = self.resize_space == ResizeSpace::Linear && !cmyk;
@@ -102,7 +109,7 @@ impl ThumbSpec {
         let wide = if linear { 2 * pixels } else { 0 };
         let premultiplied = if has_alpha { pixels * sample } else { 0 };
         let intermediate = u64::from(output.0) * h * channels * sample;
-        pixels + wide + premultiplied + intermediate + info.coefficient_bytes()
+        pixels + wide + premultiplied + intermediate + info.working_bytes()
     }
 }
 
@@ -194,7 +201,8 @@ impl Thumbnailer {
         encode_frame(frame, spec, &deadline)
     }
 
-    /// Stage 1: checks the limits from the header, then decodes. JPEG is decoded at the
+    /// Stage 1: checks the format against [`Limits::accept_formats`] and the limits from the
+    /// header, then decodes (GIF and animated WebP: the first frame). JPEG is decoded at the
     /// smallest DCT scale that is still twice the output size on both sides. Held to
     /// [`Limits::max_duration`] on its own.
     pub fn decode(&mut self, bytes: &[u8], spec: &ThumbSpec) -> Result<Frame> {
@@ -208,7 +216,7 @@ impl Thumbnailer {
         deadline: &Deadline,
     ) -> Result<Frame> {
         spec.limits.check_input_len(bytes.len())?;
-        let info = probe(bytes)?;
+        let info = spec.limits.probe(bytes)?;
         spec.limits.check(&info)?;
         let output = fit(info.width, info.height, spec.max_width, spec.max_height);
         let mut denom = 1;
@@ -230,7 +238,9 @@ impl Thumbnailer {
                     deadline,
                 )?
             }
-            _ => decode_png(bytes, &spec.limits, self.spare.take(), deadline)?,
+            ImageFormat::Png => decode_png(bytes, &spec.limits, self.spare.take(), deadline)?,
+            ImageFormat::WebP => decode_webp(bytes, &info, self.spare.take(), deadline)?,
+            ImageFormat::Gif => decode_gif(bytes, &info, self.spare.take(), deadline)?,
         };
         let extent = (
             f64::from(info.stored_width) / f64::from(denom),
@@ -345,6 +355,7 @@ fn encode_frame(frame: Frame, spec: &ThumbSpec, deadline: &Deadline) -> Result<T
         &EncodeOptions {
             format: spec.format,
             jpeg_quality: spec.jpeg_quality,
+            webp_quality: spec.webp_quality,
             budget: spec.budget_bytes,
         },
         deadline,

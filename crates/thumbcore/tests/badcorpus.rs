@@ -1,8 +1,9 @@
 //! Hostile and unusual files from public decoder test suites: each gives a thumbnail or a
 //! coded error, never a panic or a hang.
 //!
-//! Runs on the PngSuite copy in `tests/data` always, and on `../shared/badcorpus` (or
-//! `THUMBD_BADCORPUS`) when that folder exists; it says SKIP loudly when it does not.
+//! Runs on the PngSuite copy and the WebP/GIF samples in `tests/data` always, and on
+//! `../shared/badcorpus` (or `THUMBD_BADCORPUS`) when that folder exists; it says SKIP
+//! loudly when it does not. Every input format is accepted, so each decoder is reached.
 
 // Test patterns are made by deliberately wrapping arithmetic into u8.
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -14,7 +15,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::*;
-use thumbcore::{ThumbSpec, Thumbnailer, probe};
+use thumbcore::{InputFormats, ThumbSpec, Thumbnailer, probe};
 
 const CODES: [&str; 5] = [
     "InvalidThumbnailFormat",
@@ -33,25 +34,34 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
     for p in entries {
         if p.is_dir() {
             files(&p, out);
-        } else if p
-            .extension()
-            .is_some_and(|e| e == "png" || e == "jpg" || e == "jpeg")
-        {
+        } else if p.extension().is_some_and(|e| {
+            ["png", "jpg", "jpeg", "webp", "gif"]
+                .iter()
+                .any(|x| e == *x)
+        }) {
             out.push(p);
         }
     }
 }
 
-/// Files that must fail: PngSuite's x*.png and image-png's x_*.png regressions.
+/// Files that must fail: PngSuite's x*.png, image-png's x_*.png regressions and the
+/// damaged WebP/GIF samples (`formats/x-*`).
 fn must_fail(p: &Path) -> bool {
     let name = p.file_name().unwrap().to_string_lossy();
     let dir = p.parent().unwrap().file_name().unwrap().to_string_lossy();
-    (dir == "pngsuite" && name.starts_with('x'))
+    ((dir == "pngsuite" || dir == "formats") && name.starts_with('x'))
         || (dir == "png-regressions" && name.starts_with("x_"))
+}
+
+/// `spec` with every input format accepted.
+fn all_formats(mut spec: ThumbSpec) -> ThumbSpec {
+    spec.limits.accept_formats = InputFormats::ALL;
+    spec
 }
 
 /// Runs every file on a worker thread so that a hang shows up as a failure, not a stuck run.
 fn run_all(paths: Vec<PathBuf>, spec: ThumbSpec) -> (usize, usize) {
+    let spec = all_formats(spec);
     let (tx, rx) = mpsc::channel();
     let total = paths.len();
     std::thread::spawn(move || {
@@ -102,10 +112,25 @@ fn shipped_pngsuite() {
     files(&data_dir(), &mut paths);
     let n = paths.len();
     let (ok, failed) = run_all(paths, any_size());
-    assert!(n > 170, "expected the PngSuite copy, found {n} files");
-    // 14 x*.png files are corrupt on purpose, and so is every fuzz finding; the rest are valid.
+    assert!(
+        n > 180,
+        "expected the PngSuite copy and the formats, found {n} files"
+    );
+    // 14 x*.png files are corrupt on purpose, and so is every fuzz finding and every
+    // formats/x-* sample; the rest are valid.
     let fuzz_findings = std::fs::read_dir(data_dir().join("fuzz")).unwrap().count();
-    assert_eq!(failed, 14 + fuzz_findings, "{ok} ok");
+    let damaged = std::fs::read_dir(data_dir().join("formats"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('x')
+        })
+        .count();
+    assert!(damaged >= 10, "{damaged} damaged WebP/GIF samples");
+    assert_eq!(failed, 14 + fuzz_findings + damaged, "{ok} ok");
 }
 
 #[test]

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use thumbcore::{Limits, ThumbSpec, Thumbnailer, check_declared_type, probe};
+use thumbcore::{InputFormats, Limits, ThumbSpec, Thumbnailer, check_declared_type, probe};
 
 fn code(bytes: &[u8], spec: &ThumbSpec) -> &'static str {
     match Thumbnailer::new().thumbnail(bytes, spec) {
@@ -64,11 +64,15 @@ fn invalid_format() {
     // Declared type vs bytes.
     let png = png_rgb(100, 100, &photo(100, 100));
     assert_eq!(
-        check_declared_type("image/jpeg", &png).unwrap_err().code(),
+        check_declared_type("image/jpeg", &png, InputFormats::DEFAULT)
+            .unwrap_err()
+            .code(),
         "InvalidThumbnailFormat"
     );
     assert_eq!(
-        check_declared_type("image/gif", &png).unwrap_err().code(),
+        check_declared_type("image/gif", &png, InputFormats::DEFAULT)
+            .unwrap_err()
+            .code(),
         "InvalidHeaderValue"
     );
 }

@@ -8,8 +8,9 @@ mod common;
 
 use std::time::Duration;
 
+use common::formats::{GifFrame, RED, gif, solid, webp_lossless};
 use common::hostile;
-use thumbcore::{Limits, ThumbSpec, Thumbnailer, probe};
+use thumbcore::{InputFormats, Limits, ThumbSpec, Thumbnailer, probe};
 
 fn spec_with_time(limit: Option<Duration>) -> ThumbSpec {
     ThumbSpec {
@@ -86,6 +87,31 @@ fn a_slow_png_decode_stops_at_the_time_limit() {
         .decode(&png, &spec_with_time(Some(Duration::from_millis(1))))
         .expect_err("36 MP take longer than 1 ms");
     assert_eq!(err.code(), "ProcessingTimeout", "{err}");
+}
+
+#[test]
+fn slow_gif_and_webp_decodes_end_in_the_time_limit_error() {
+    // Neither decoder can be interrupted: the deadline is checked around them, so a decode
+    // that outlasts the limit ends in ProcessingTimeout, not in a thumbnail.
+    let (w, h) = (4000u16, 3000u16);
+    let samples = [
+        gif(w, h, &[GifFrame::solid(0, 0, w, h, RED)], None),
+        webp_lossless(
+            u32::from(w),
+            u32::from(h),
+            &solid(usize::from(w), usize::from(h), [9, 99, 199]),
+        ),
+    ];
+    for bytes in samples {
+        let mut spec = spec_with_time(Some(Duration::from_millis(1)));
+        spec.limits.accept_formats = InputFormats::ALL;
+        let err = Thumbnailer::new()
+            .decode(&bytes, &spec)
+            .expect_err("12 MP take longer than 1 ms");
+        assert_eq!(err.code(), "ProcessingTimeout", "{err}");
+        spec.limits.max_duration = None;
+        assert!(Thumbnailer::new().decode(&bytes, &spec).is_ok());
+    }
 }
 
 #[test]

@@ -11,8 +11,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::hostile;
-use thumbcore::{ThumbSpec, Thumbnailer};
+use common::formats::{gif_rgb, solid, webp_animated, webp_lossless, webp_lossy};
+use common::{hostile, photo};
+use thumbcore::{InputFormats, ThumbSpec, Thumbnailer, probe};
 
 struct Counting;
 
@@ -64,4 +65,40 @@ fn a_colour_profile_that_inflates_to_400_mib_is_ignored_not_inflated() {
     // grows by doubling (so ~2.5× that while it reallocates; 56 MB measured). Unbounded, as
     // before, it was 400 MiB and more.
     assert!(peak < 96 << 20, "peak heap {peak} bytes");
+}
+
+#[test]
+fn webp_and_gif_decoding_holds_no_more_than_decode_cost_says() {
+    let (w, h) = (1600, 1200);
+    let px = photo(w, h);
+    let (w32, h32) = (w as u32, h as u32);
+    let samples = [
+        ("GIF", gif_rgb(w as u16, h as u16, &px)),
+        ("lossless WebP", webp_lossless(w32, h32, &px)),
+        ("lossy WebP", webp_lossy(w32, h32, &px)),
+        (
+            "animated WebP",
+            webp_animated(
+                w32,
+                h32,
+                &[
+                    webp_lossless(w32, h32, &px),
+                    webp_lossless(w32, h32, &solid(w, h, [0, 0, 255])),
+                ],
+            ),
+        ),
+    ];
+    let mut spec = ThumbSpec::default();
+    spec.limits.accept_formats = InputFormats::ALL;
+    for (what, bytes) in samples {
+        let cost = spec.decode_cost(&probe(&bytes).unwrap());
+        let (thumb, peak) = peak_during(|| Thumbnailer::new().thumbnail(&bytes, &spec));
+        thumb.unwrap();
+        eprintln!("{what}: peak heap {peak} bytes, decode_cost {cost}");
+        // Beyond what decode_cost counts: the thumbnail's own buffers and the encoder's.
+        assert!(
+            peak as u64 <= cost + (2 << 20),
+            "{what}: peak {peak} > cost {cost}"
+        );
+    }
 }

@@ -3,9 +3,9 @@
 //! [`router`] builds the whole API over an [`AppState`] (the three backends, the
 //! [`Auth`] policy and [`ApiOptions`]); [`serve`] runs it on a listener with a header-read
 //! timeout and graceful shutdown. Handlers do cheap checks only — auth, `Content-Type`, a
-//! body limit enforced while streaming, magic bytes and the image header through
-//! `thumbcore::probe` — then store the original, record the job and enqueue it; image work
-//! happens in the worker. Every failure answers the JSON error body with a stable code
+//! body limit enforced while streaming, magic bytes against `accept_formats` and the image
+//! header through `thumbcore::Limits::probe` — then store the original, record the job and
+//! enqueue it; image work happens in the worker. Every failure answers the JSON error body with a stable code
 //! ([`ApiError`]), including unknown routes, wrong methods and panics. [`openapi()`] describes
 //! it all (served at `GET /openapi.json`), generated from the handlers' annotations.
 //!

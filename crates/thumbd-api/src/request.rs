@@ -11,6 +11,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt as _;
+use thumbcore::{ImageFormat, InputFormats};
 use thumbd_jobs::{ContextId, Environment, IdempotencyKey, Namespace, ThumbnailId, UploadTicket};
 
 use crate::auth::Caller;
@@ -271,7 +272,7 @@ pub fn json_object(bytes: &[u8]) -> Result<serde_json::Map<String, serde_json::V
 /// Requires `Content-Type: application/json` (parameters ignored): 415-style refusals are
 /// answered as 422 `InvalidHeaderValue` like every other content-type error.
 pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    match body_kind(headers) {
+    match body_kind(headers, InputFormats::DEFAULT) {
         Ok(BodyKind::Json) => Ok(()),
         Ok(_) => Err(ApiError::invalid_thumbnail(
             Code::InvalidHeaderValue,
@@ -285,10 +286,9 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 /// The body kinds a create-or-replace accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyKind {
-    /// `image/png`.
-    Png,
-    /// `image/jpeg` (or the alias `image/jpg`).
-    Jpeg,
+    /// An image of an accepted format: `image/png`, `image/jpeg` (or the alias
+    /// `image/jpg`), and `image/webp`, `image/gif` where `accept_formats` has them.
+    Image(ImageFormat),
     /// `application/json` (`{"url"}` or `{"uploadTicket"}`).
     Json,
 }
@@ -297,44 +297,47 @@ impl BodyKind {
     /// The canonical media type (what thumbcore checks the bytes against).
     pub fn media_type(self) -> &'static str {
         match self {
-            BodyKind::Png => "image/png",
-            BodyKind::Jpeg => "image/jpeg",
+            BodyKind::Image(format) => format.content_type(),
             BodyKind::Json => "application/json",
         }
     }
 }
 
-/// Reads `Content-Type`: missing → `MissingRequiredHeader`, anything but PNG, JPEG or JSON →
-/// `InvalidHeaderValue`. Parameters (`; charset=…`) and case are ignored.
-pub fn body_kind(headers: &HeaderMap) -> Result<BodyKind, ApiError> {
+/// Reads `Content-Type`: missing → `MissingRequiredHeader`, anything but an `accepted` image
+/// type or JSON → `InvalidHeaderValue`. Parameters (`; charset=…`) and case are ignored.
+pub fn body_kind(headers: &HeaderMap, accepted: InputFormats) -> Result<BodyKind, ApiError> {
+    let types = format!(
+        "{} or application/json",
+        accepted
+            .iter()
+            .map(ImageFormat::content_type)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Err(ApiError::invalid_thumbnail(
             Code::MissingRequiredHeader,
-            "the Content-Type header is required (image/png, image/jpeg or application/json)",
+            format!("the Content-Type header is required ({types})"),
             Some("content-type"),
         ));
     };
-    let essence = value
-        .to_str()
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    match essence.as_str() {
-        "image/png" => Ok(BodyKind::Png),
-        "image/jpeg" | "image/jpg" => Ok(BodyKind::Jpeg),
-        "application/json" => Ok(BodyKind::Json),
-        _ => Err(ApiError::invalid_thumbnail(
-            Code::InvalidHeaderValue,
-            format!(
-                "Content-Type {:?} is not supported: use image/png, image/jpeg or application/json",
-                value.to_str().unwrap_or("(not text)")
-            ),
-            Some("content-type"),
-        )),
+    let text = value.to_str().unwrap_or("");
+    let essence = text.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        return Ok(BodyKind::Json);
     }
+    ImageFormat::from_content_type(essence, accepted)
+        .map(BodyKind::Image)
+        .map_err(|_| {
+            ApiError::invalid_thumbnail(
+                Code::InvalidHeaderValue,
+                format!(
+                    "Content-Type {:?} is not supported: use {types}",
+                    value.to_str().unwrap_or("(not text)")
+                ),
+                Some("content-type"),
+            )
+        })
 }
 
 /// Reads the whole body, refusing with 413 as soon as it is known to exceed `limit`: from

@@ -76,6 +76,10 @@ pub struct ResultView {
     pub etag: String,
     /// Where to GET it.
     pub url: String,
+    /// `true` when the input was animated (a GIF or WebP of several frames): the thumbnail
+    /// shows the first frame. Absent otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub animated: bool,
 }
 
 /// Why a job failed.
@@ -106,6 +110,7 @@ impl From<&JobRecord> for StatusView {
                 content_type: r.content_type.clone(),
                 etag: etag(&r.etag),
                 url: thumbnail_url(&job.thumbnail_id, job.environment),
+                animated: r.animated,
             }),
             error: job.error.as_ref().map(|e| ErrorView {
                 code: e.code,

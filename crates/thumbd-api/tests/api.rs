@@ -939,3 +939,89 @@ async fn issuer_and_audience_are_checked_when_configured() {
         "ThumbnailNotFound"
     );
 }
+
+/// GIF input is opt-in (`accept_formats`): refused by default exactly like any unsupported
+/// type; accepted when configured, with `animated` in the result of the 201 and of the
+/// status (absent for a still image).
+#[tokio::test]
+async fn gif_is_refused_by_default_and_accepted_when_configured() {
+    let animated = gif(200, 150, 3);
+    let rig = rig().await;
+    let _worker = rig.run_worker();
+    let a = rig
+        .call(create(
+            POST,
+            Some(&rw()),
+            Some("image/gif"),
+            animated.clone(),
+        ))
+        .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        (a.code(), a.detail_code()),
+        (
+            "InvalidThumbnailRequest".into(),
+            "InvalidHeaderValue".into()
+        )
+    );
+    let a = rig
+        .call(create(
+            POST,
+            Some(&rw()),
+            Some("image/png"),
+            animated.clone(),
+        ))
+        .await;
+    assert_eq!(a.detail_code(), "InvalidThumbnailFormat");
+
+    let rig = rig_accepting("png,jpeg,gif").await;
+    let _worker = rig.run_worker();
+    let a = rig
+        .call(create(POST, Some(&rw()), Some("image/gif"), animated))
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
+    let j = a.json();
+    assert_eq!(j["result"]["animated"], true);
+    assert_eq!(j["result"]["contentType"], "image/png");
+    assert_eq!(
+        (
+            j["result"]["width"].as_u64(),
+            j["result"]["height"].as_u64()
+        ),
+        (Some(200), Some(150))
+    );
+    let status = format!("/v1/status/{}", j["id"].as_str().unwrap());
+    let s = rig.call(get(&status, Some(&rw()))).await.json();
+    assert_eq!(s["result"]["animated"], true);
+    // The first frame (red), not a later one.
+    let t = rig.call(get(COVER, Some(&rw()))).await;
+    let mut reader = png::Decoder::new(std::io::Cursor::new(&t.body[..]))
+        .read_info()
+        .unwrap();
+    let mut px = vec![0; reader.output_buffer_size().unwrap()];
+    reader.next_frame(&mut px).unwrap();
+    assert_eq!(&px[..3], &[255, 0, 0]);
+
+    // A still GIF, and a PNG: no `animated` at all.
+    for (ct, body) in [
+        ("image/gif", gif(200, 150, 1)),
+        ("image/png", png(200, 150)),
+    ] {
+        let j = rig
+            .call(create(POST, Some(&rw()), Some(ct), body))
+            .await
+            .json();
+        assert_eq!(j["status"], "succeeded", "{ct}");
+        assert!(j["result"].get("animated").is_none(), "{ct}: {j}");
+    }
+    // WebP is still refused: only what is named is accepted.
+    let a = rig
+        .call(create(
+            POST,
+            Some(&rw()),
+            Some("image/webp"),
+            b"RIFF\0\0\0\0WEBPVP8L".to_vec(),
+        ))
+        .await;
+    assert_eq!(a.detail_code(), "InvalidHeaderValue");
+}

@@ -938,3 +938,40 @@ async fn accepted_jobs_are_marked_published_in_the_background() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// With GIF accepted, an upload may be a GIF (declared, or sniffed in a multipart part),
+/// and a create from its ticket reports `animated`.
+#[tokio::test]
+async fn a_gif_upload_when_accepted_then_a_create_from_its_ticket() {
+    let rig = rig_accepting("png,jpeg,gif").await;
+    let _worker = rig.run_worker();
+    let base = rig.serve_http().await;
+    let (ct, body) = multipart(&[("file", Some("application/octet-stream"), &gif(160, 120, 2))]);
+    let up = rig
+        .http(&base, create("/v1/uploads", Some(&rw()), Some(&ct), body))
+        .await;
+    assert_eq!(up.status, StatusCode::CREATED, "{:?}", up.body);
+    assert_eq!(up.json()["contentType"], "image/gif");
+    let ticket = up.json()["uploadTicket"].as_str().unwrap().to_owned();
+    let c = rig
+        .http(
+            &base,
+            json(
+                "PUT",
+                "/v1/thumbnails/from-gif?environment=production",
+                Some(&rw()),
+                &format!(r#"{{"uploadTicket": "{ticket}"}}"#),
+            ),
+        )
+        .await;
+    assert_eq!(c.status, StatusCode::CREATED, "{:?}", c.body);
+    assert_eq!(c.json()["result"]["animated"], true);
+    // WebP is not accepted here: its part type is refused as before.
+    let (ct, body) = multipart(&[("file", Some("image/webp"), b"RIFF\0\0\0\0WEBPVP8L")]);
+    assert_eq!(
+        rig.http(&base, create("/v1/uploads", Some(&rw()), Some(&ct), body))
+            .await
+            .detail_code(),
+        "InvalidHeaderValue"
+    );
+}

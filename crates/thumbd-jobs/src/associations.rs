@@ -63,7 +63,8 @@ pub struct UploadRecord {
     pub environment: Option<Environment>,
     /// Where the bytes are ([`BlobKey::upload`]).
     pub blob_key: BlobKey,
-    /// The media type the bytes were checked against (`image/png`, `image/jpeg`).
+    /// The media type the bytes were checked against (`image/png`, `image/jpeg`, or an
+    /// accepted `image/webp`, `image/gif`).
     pub content_type: String,
     /// Size of the bytes.
     pub bytes: u64,

@@ -28,7 +28,8 @@ pub enum JobSource {
     Inline {
         /// Standard base64 of the image bytes.
         inline: String,
-        /// The declared media type (`image/png`, `image/jpeg`).
+        /// The declared media type (`image/png`, `image/jpeg`; `image/webp`, `image/gif` where
+        /// `accept_formats` has them).
         #[serde(rename = "contentType")]
         content_type: String,
     },
@@ -141,6 +142,11 @@ pub struct JobResult {
     pub blob_key: BlobKey,
     /// What the size budget did (`fits`, `recompressed`, `quantized`, …).
     pub budget: String,
+    /// The input had more than one frame (an animated GIF or WebP); the thumbnail is of the
+    /// first. Absent from the stored JSON when false, so results stored before the field
+    /// existed read as not animated.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub animated: bool,
 }
 
 /// Why a job failed: a stable code and a message.

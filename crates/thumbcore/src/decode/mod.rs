@@ -1,10 +1,14 @@
-//! Decoding PNG and JPEG into interleaved 8-bit pixels.
+//! Decoding PNG, JPEG, WebP and GIF into interleaved 8-bit pixels.
 
+mod gif;
 mod jpeg;
 mod png;
+mod webp;
 
+pub(crate) use gif::decode_gif;
 pub(crate) use jpeg::JpegDecoder;
 pub(crate) use png::decode_png;
+pub(crate) use webp::decode_webp;
 
 /// How the bytes of a decoded pixel are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

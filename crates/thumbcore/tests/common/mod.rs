@@ -1,6 +1,7 @@
 //! Image makers shared by thumbcore's tests: every test builds the images it needs.
 #![allow(dead_code, missing_docs)]
 
+pub mod formats;
 pub mod hostile;
 
 use std::path::PathBuf;

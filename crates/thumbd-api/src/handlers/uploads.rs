@@ -88,14 +88,14 @@ fn upload_url(ticket: &UploadTicket) -> String {
     ),
     request_body(
         description = "The image, or a form with the image in the field `file`",
-        content(("image/png"), ("image/jpeg"), (UploadForm = "multipart/form-data")),
+        content(("image/png"), ("image/jpeg"), ("image/webp"), ("image/gif"), (UploadForm = "multipart/form-data")),
     ),
     responses(
         (status = 201, description = "Stored", body = UploadView,
             headers(("Location" = String, description = "The upload's URL, `/v1/uploads/{ticket}`"))),
         (status = 400, description = "`InvalidRequestBody`: the multipart body is malformed or has no field `file`", body = ErrorBody),
         (status = 413, description = "`RequestTooLarge`: over the image size limit", body = ErrorBody),
-        (status = 422, description = "`InvalidThumbnailRequest`, `details[0].code` saying why: `MissingRequiredHeader`, `InvalidHeaderValue` (a type other than PNG, JPEG or multipart, or a multipart without boundary), `InvalidThumbnailFormat`, `ThumbnailTooSmall`, `ImageDimensionsTooLarge`, `CorruptImage`", body = ErrorBody),
+        (status = 422, description = "`InvalidThumbnailRequest`, `details[0].code` saying why: `MissingRequiredHeader`, `InvalidHeaderValue` (a type other than PNG, JPEG — or WebP, GIF where `accept_formats` has them — or multipart, or a multipart without boundary), `InvalidThumbnailFormat`, `ThumbnailTooSmall`, `ImageDimensionsTooLarge`, `CorruptImage`", body = ErrorBody),
         (status = 503, description = "`ServiceUnavailable`: the store or blob store does not answer", body = ErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
     )
@@ -110,9 +110,9 @@ pub async fn post(
     let caller = state.auth.authorize(&headers, Scope::Write, environment)?;
     let limits = &state.options.spec_limits;
     let (kind, bytes) = if let Some(boundary) = multipart_boundary(&headers)? {
-        read_multipart(&headers, body, boundary, limits.max_input_bytes).await?
+        read_multipart(&headers, body, boundary, limits).await?
     } else {
-        let kind = body_kind(&headers)?;
+        let kind = body_kind(&headers, limits.accept_formats)?;
         if kind == BodyKind::Json {
             return Err(ApiError::invalid_thumbnail(
                 Code::InvalidHeaderValue,
@@ -217,8 +217,9 @@ async fn read_multipart(
     headers: &HeaderMap,
     body: Body,
     boundary: String,
-    limit: usize,
+    limits: &thumbcore::Limits,
 ) -> Result<(BodyKind, Bytes), ApiError> {
+    let (limit, accepted) = (limits.max_input_bytes, limits.accept_formats);
     let whole = limit + MULTIPART_OVERHEAD;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -256,31 +257,32 @@ async fn read_multipart(
         }
         let bytes = buf.freeze();
         let kind = match declared.as_deref() {
-            Some("image/png") => BodyKind::Png,
-            Some("image/jpeg" | "image/jpg") => BodyKind::Jpeg,
-            None | Some("application/octet-stream") => sniffed(&bytes)?,
-            Some(other) => {
-                return Err(ApiError::invalid_thumbnail(
-                    Code::InvalidHeaderValue,
-                    format!(
-                        "the file part's type {other:?} is not supported: use image/png or image/jpeg"
-                    ),
-                    Some("file"),
-                ));
-            }
+            None | Some("application/octet-stream") => sniffed(&bytes, accepted)?,
+            Some(other) => match thumbcore::ImageFormat::from_content_type(other, accepted) {
+                Ok(format) => BodyKind::Image(format),
+                Err(_) => {
+                    return Err(ApiError::invalid_thumbnail(
+                        Code::InvalidHeaderValue,
+                        format!(
+                            "the file part's type {other:?} is not supported: use {}",
+                            accepted.media_types()
+                        ),
+                        Some("file"),
+                    ));
+                }
+            },
         };
         return Ok((kind, bytes));
     }
     Err(ApiError::invalid_body("the multipart body has no field named `file`").with_target("file"))
 }
 
-fn sniffed(bytes: &[u8]) -> Result<BodyKind, ApiError> {
+fn sniffed(bytes: &[u8], accepted: thumbcore::InputFormats) -> Result<BodyKind, ApiError> {
     match thumbcore::ImageFormat::sniff(bytes) {
-        Some(thumbcore::ImageFormat::Png) => Ok(BodyKind::Png),
-        Some(thumbcore::ImageFormat::Jpeg) => Ok(BodyKind::Jpeg),
+        Some(format) if accepted.contains(format) => Ok(BodyKind::Image(format)),
         _ => Err(ApiError::invalid_thumbnail(
             Code::InvalidThumbnailFormat,
-            "the file is not a PNG or JPEG image",
+            format!("the file is not {}", accepted.media_types()),
             Some("file"),
         )),
     }

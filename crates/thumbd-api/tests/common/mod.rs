@@ -35,7 +35,21 @@ pub async fn rig() -> Rig {
     .await
 }
 
+/// A rig whose API and worker accept `formats` (`accept_formats`, e.g. `png,jpeg,gif`).
+pub async fn rig_accepting(formats: &str) -> Rig {
+    let accept_formats = formats.parse().unwrap();
+    let mut options = ApiOptions::default();
+    options.spec_limits.accept_formats = accept_formats;
+    let mut spec = thumbcore::ThumbSpec::default();
+    spec.limits.accept_formats = accept_formats;
+    rig_parts(Auth::hs256(&SecretString::from(SECRET)), options, spec).await
+}
+
 pub async fn rig_with(auth: Auth, options: ApiOptions) -> Rig {
+    rig_parts(auth, options, thumbcore::ThumbSpec::default()).await
+}
+
+async fn rig_parts(auth: Auth, options: ApiOptions, spec: thumbcore::ThumbSpec) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let db = SqliteDb::open(&dir.path().join("thumbd.db")).await.unwrap();
     let queue = Arc::new(SqliteJobQueue::unlocked(
@@ -52,6 +66,7 @@ pub async fn rig_with(auth: Auth, options: ApiOptions) -> Rig {
         events.clone(),
         WorkerOptions {
             lease_wait: Duration::from_millis(50),
+            spec,
             ..WorkerOptions::default()
         },
     ));
@@ -239,6 +254,25 @@ pub fn jpeg(w: u16, h: u16) -> Vec<u8> {
     jpeg_encoder::Encoder::new(&mut out, 90)
         .encode(&data, w, h, jpeg_encoder::ColorType::Rgb)
         .unwrap();
+    out
+}
+
+/// A GIF of `frames` frames of one colour each (palette: black, red, blue) on a `w`×`h`
+/// screen.
+pub fn gif(w: u16, h: u16, frames: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut enc = gif::Encoder::new(&mut out, w, h, &[0, 0, 0, 255, 0, 0, 0, 0, 255]).unwrap();
+        for i in 0..frames {
+            let frame = gif::Frame {
+                width: w,
+                height: h,
+                buffer: vec![1 + u8::from(i % 2 == 1); usize::from(w) * usize::from(h)].into(),
+                ..gif::Frame::default()
+            };
+            enc.write_frame(&frame).unwrap();
+        }
+    }
     out
 }
 

@@ -49,6 +49,7 @@ pub fn result_for(job: JobId) -> JobResult {
         etag: sha.clone(),
         blob_key: BlobKey::thumbnail(&sha, job),
         budget: "fits".into(),
+        animated: false,
     }
 }
 

@@ -33,8 +33,12 @@ impl Worker {
                     .inline_bytes()
                     .expect("inline source")
                     .map_err(|e| StepError::permanent(Code::InvalidRequestBody, e.to_string()))?;
-                thumbcore::check_declared_type(content_type, &bytes)
-                    .map_err(|e| StepError::from_image(e.code(), e.to_string()))?;
+                thumbcore::check_declared_type(
+                    content_type,
+                    &bytes,
+                    self.options.spec.limits.accept_formats,
+                )
+                .map_err(|e| StepError::from_image(e.code(), e.to_string()))?;
                 Ok(Bytes::from(bytes))
             }
             JobSource::Url { url } => self.fetcher.fetch(url).await.map_err(|e| {
@@ -76,7 +80,7 @@ impl Worker {
         // runs here: it reads the header only (markers or chunks, no pixels, no allocation
         // beyond the answer), but it is thumbcore parsing untrusted bytes all the same, so it
         // runs under catch_unwind like the pipeline.
-        let info = std::panic::catch_unwind(|| thumbcore::probe(&original))
+        let info = std::panic::catch_unwind(|| spec.limits.probe(&original))
             .map_err(|_| panicked())?
             .map_err(image_error)?;
         spec.limits.check(&info).map_err(image_error)?;

@@ -336,6 +336,7 @@ impl Worker {
             etag: sha,
             blob_key: key.clone(),
             budget: format!("{:?}", thumb.budget).to_lowercase(),
+            animated: thumb.source.animated,
         };
         self.blobs.put(&key, Bytes::from(thumb.bytes)).await?;
         self.options

@@ -73,7 +73,9 @@ enum CreateResponses {
 
 /// Create or replace a thumbnail (ClassKit form).
 ///
-/// The body is the image (`image/png` or `image/jpeg`; `image/jpg` is accepted as an alias),
+/// The body is the image (`image/png` or `image/jpeg`; `image/jpg` is accepted as an alias;
+/// `image/webp` and `image/gif` where the server's `accept_formats` has them: the first frame
+/// of an animation, and the result says `animated: true`),
 /// or JSON naming where it is: `{"url"}` (a worker downloads it; answered 202 at once unless
 /// `Prefer: wait=N`) or `{"uploadTicket"}` (a stored upload; synchronous: waits up to the
 /// longest wait). Type, magic bytes and the dimensions in the image header are checked at
@@ -93,8 +95,8 @@ enum CreateResponses {
         ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1–255 visible ASCII characters. The same key from the same client in the same environment within 24 h answers with the first request's job instead of starting another"),
     ),
     request_body(
-        description = "The image, or JSON naming where it is",
-        content(("image/png"), ("image/jpeg"), (JsonSource = "application/json")),
+        description = "The image (`image/webp` and `image/gif` only where the server's `accept_formats` has them), or JSON naming where it is",
+        content(("image/png"), ("image/jpeg"), ("image/webp"), ("image/gif"), (JsonSource = "application/json")),
     ),
     responses(CreateResponses)
 )]
@@ -127,8 +129,8 @@ pub async fn post(
         ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1–255 visible ASCII characters. The same key from the same client in the same environment within 24 h answers with the first request's job instead of starting another"),
     ),
     request_body(
-        description = "The image, or JSON naming where it is",
-        content(("image/png"), ("image/jpeg"), (JsonSource = "application/json")),
+        description = "The image (`image/webp` and `image/gif` only where the server's `accept_formats` has them), or JSON naming where it is",
+        content(("image/png"), ("image/jpeg"), ("image/webp"), ("image/gif"), (JsonSource = "application/json")),
     ),
     responses(CreateResponses)
 )]
@@ -253,8 +255,8 @@ async fn read_source(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Source, ApiError> {
-    let kind = body_kind(headers)?;
     let limits = &state.options.spec_limits;
+    let kind = body_kind(headers, limits.accept_formats)?;
     if kind != BodyKind::Json {
         let bytes = read_body(headers, body, limits.max_input_bytes).await?;
         state.metrics.received(bytes.len());
@@ -313,8 +315,9 @@ pub(crate) fn check_image(
             Some("body"),
         ));
     }
-    thumbcore::check_declared_type(kind.media_type(), bytes).map_err(image_error)?;
-    let info = thumbcore::probe(bytes).map_err(image_error)?;
+    thumbcore::check_declared_type(kind.media_type(), bytes, limits.accept_formats)
+        .map_err(image_error)?;
+    let info = limits.probe(bytes).map_err(image_error)?;
     limits.check(&info).map_err(image_error)
 }
 

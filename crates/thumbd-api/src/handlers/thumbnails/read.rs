@@ -29,7 +29,7 @@ use crate::views::etag;
         ("If-None-Match" = Option<String>, Header, nullable = false, description = "ETags the client holds (or `*`): 304 when one matches"),
     ),
     responses(
-        (status = 200, description = "The thumbnail (PNG unless the server is configured for JPEG or WebP)",
+        (status = 200, description = "The thumbnail (PNG unless the server is configured for JPEG or WebP, lossy or lossless)",
             content(("image/png"), ("image/jpeg"), ("image/webp")),
             headers(
                 ("ETag" = String, description = "A strong tag from the content's hash"),

@@ -1,10 +1,14 @@
 //! `probe`: format, size and orientation from the header alone, without decoding pixels.
 //!
 //! The API calls this on every upload before accepting it, so it walks the container
-//! structure (JPEG markers, PNG chunks) and allocates nothing but the `ImageInfo`.
+//! structure (JPEG markers, PNG chunks, GIF blocks, WebP chunks) and allocates nothing but
+//! the `ImageInfo`.
+
+mod gif;
+mod webp;
 
 use crate::error::{Error, Result};
-use crate::format::{ImageFormat, not_an_image};
+use crate::format::{ImageFormat, InputFormats, not_an_image};
 use crate::orientation::Orientation;
 
 /// What the header says about an image.
@@ -20,7 +24,7 @@ pub struct ImageInfo {
     pub stored_width: u32,
     /// Height as stored in the file.
     pub stored_height: u32,
-    /// The EXIF orientation (PNG `eXIf` or JPEG APP1).
+    /// The EXIF orientation (PNG `eXIf`, JPEG APP1 or WebP `EXIF`).
     pub orientation: Orientation,
     /// Progressive JPEG or interlaced (Adam7) PNG.
     pub progressive: bool,
@@ -29,6 +33,8 @@ pub struct ImageInfo {
     pub channels: u8,
     /// JPEG only: the frame's components and whether the file has several scans.
     pub jpeg: Option<JpegLayout>,
+    /// GIF or WebP with more than one frame (thumbd makes the thumbnail of the first).
+    pub animated: bool,
 }
 
 /// How a JPEG's frame is laid out, as far as the decoder's memory depends on it.
@@ -47,6 +53,23 @@ impl ImageInfo {
     /// Number of pixels (width × height).
     pub fn pixels(&self) -> u64 {
         u64::from(self.stored_width) * u64::from(self.stored_height)
+    }
+
+    /// Bytes a decoder holds beyond its output pixels, for memory accounting: a JPEG's
+    /// [`coefficient_bytes`](Self::coefficient_bytes); for GIF the first frame's own RGBA
+    /// buffer (at most the screen's size: a larger frame is refused), composed onto the
+    /// screen afterwards; for WebP the decoder's working planes (lossy YUV 1.5 B/px and an
+    /// alpha plane that may itself be a lossless image, 4 B/px; lossless ARGB 4 B/px),
+    /// counted as 6 bytes per pixel, and 8 for an animation (its RGBA canvas and frame).
+    /// 0 for PNG.
+    pub fn working_bytes(&self) -> u64 {
+        match self.format {
+            ImageFormat::Jpeg => self.coefficient_bytes(),
+            ImageFormat::Gif => self.pixels() * 4,
+            ImageFormat::WebP if self.animated => self.pixels() * 8,
+            ImageFormat::WebP => self.pixels() * 6,
+            ImageFormat::Png => 0,
+        }
     }
 
     /// Bytes libjpeg allocates for full-image coefficient buffers when decoding this image:
@@ -87,18 +110,22 @@ impl ImageInfo {
     }
 }
 
-/// Reads the header of a PNG or JPEG. Errors: [`Error::InvalidFormat`] for other bytes and
-/// unsupported JPEG flavours (lossless, 12-bit), [`Error::Corrupt`] for a damaged header.
-/// Limits are not checked here: see [`Limits::check`](crate::Limits::check).
+/// Reads the header of a PNG, JPEG, WebP or GIF, whichever formats are accepted: see
+/// [`Limits::probe`](crate::Limits::probe) for the probe that refuses formats not accepted.
+/// Errors: [`Error::InvalidFormat`] for other bytes and unsupported JPEG flavours (lossless,
+/// 12-bit), [`Error::Corrupt`] for a damaged header. Limits are not checked here: see
+/// [`Limits::check`](crate::Limits::check).
 pub fn probe(bytes: &[u8]) -> Result<ImageInfo> {
     match ImageFormat::sniff(bytes) {
         Some(ImageFormat::Png) => probe_png(bytes),
         Some(ImageFormat::Jpeg) => probe_jpeg(bytes),
-        _ => Err(not_an_image()),
+        Some(ImageFormat::Gif) => gif::probe(bytes),
+        Some(ImageFormat::WebP) => webp::probe(bytes),
+        None => Err(not_an_image(InputFormats::ALL)),
     }
 }
 
-fn info(
+pub(super) fn info(
     format: ImageFormat,
     w: u32,
     h: u32,
@@ -122,6 +149,7 @@ fn info(
         progressive,
         channels,
         jpeg,
+        animated: false,
     }
 }
 
