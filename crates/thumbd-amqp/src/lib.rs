@@ -19,6 +19,7 @@
 //! [`Lease::deliveries`](thumbd_jobs::Lease) is the first two's sum plus one.
 
 mod headers;
+mod link;
 mod options;
 mod queue;
 mod topology;

@@ -18,6 +18,7 @@ use thumbd_jobs::{Error, JobMessage, JobQueue, Lease, LeaseToken, QueueDepth, Re
 use tokio::sync::Mutex;
 
 use crate::headers;
+use crate::link::Link;
 use crate::options::AmqpOptions;
 use crate::topology::{ROUTING_KEY, Topology};
 
@@ -43,46 +44,6 @@ impl std::fmt::Debug for AmqpJobQueue {
             .field("url", &self.shown_url)
             .field("topology", &self.topology)
             .finish_non_exhaustive()
-    }
-}
-
-/// One connection and its channels.
-struct Link {
-    generation: u64,
-    connection: Connection,
-    /// In confirm mode; shared by every publish.
-    publisher: Channel,
-    /// Carries the consumer and the acks (acks must go on the delivering channel).
-    consuming: Channel,
-    /// Started by the first `lease` (API processes never consume).
-    consumer: Mutex<Option<Consumer>>,
-    /// Delivery tags handed out and not yet settled.
-    leased: std::sync::Mutex<HashSet<u64>>,
-}
-
-impl Link {
-    fn alive(&self) -> bool {
-        self.connection.status().connected()
-            && self.publisher.status().connected()
-            && self.consuming.status().connected()
-    }
-
-    fn holds(&self, lease: &Lease) -> bool {
-        lease.token.nonce == self.generation
-            && self
-                .leased
-                .lock()
-                .expect("not poisoned")
-                .contains(&lease.token.id)
-    }
-
-    fn release(&self, lease: &Lease) -> bool {
-        lease.token.nonce == self.generation
-            && self
-                .leased
-                .lock()
-                .expect("not poisoned")
-                .remove(&lease.token.id)
     }
 }
 

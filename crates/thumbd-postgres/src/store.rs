@@ -8,12 +8,12 @@ use async_trait::async_trait;
 use sqlx::Postgres;
 use sqlx::QueryBuilder;
 use sqlx::Row as _;
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::query::Query;
 use thumbd_jobs::{
-    BlobKey, Error, Finished, JobFailure, JobId, JobQuery, JobRecord, JobResult, JobSource,
-    JobStatus, JobStore, MetaStore, Namespace, Result, ThumbnailId, ThumbnailQuery,
-    ThumbnailRecord, ThumbnailStore, Timestamp,
+    BlobKey, Error, Finished, JobFailure, JobId, JobQuery, JobRecord, JobResult, JobStore,
+    MetaStore, Namespace, Result, ThumbnailId, ThumbnailQuery, ThumbnailRecord, ThumbnailStore,
+    Timestamp,
 };
 
 /// Connections per process: an API or worker process runs a few statements at a time, and
@@ -42,6 +42,12 @@ macro_rules! thumbnail_columns {
 }
 
 mod associations;
+mod notify;
+mod rows;
+
+use rows::{job_from_row, thumbnail_from_row, utf8};
+
+pub use notify::FINISHED_CHANNEL;
 
 /// The [`MetaStore`] on PostgreSQL, for several API and worker processes sharing one database.
 ///
@@ -126,85 +132,6 @@ impl PgMetaStore {
     }
 }
 
-/// A client's string stored as bytea, back to text.
-fn utf8(bytes: Vec<u8>, what: &str) -> Result<String> {
-    String::from_utf8(bytes).map_err(|_| Error::Damaged(format!("{what} is not UTF-8")))
-}
-
-/// A job's columns as a read returns them (see `job_columns!`).
-struct JobColumns {
-    id: String,
-    environment: String,
-    thumbnail_id: Vec<u8>,
-    status: String,
-    source: JobSource,
-    reply_to: Option<Vec<u8>>,
-    created_at: i64,
-    started_at: Option<i64>,
-    finished_at: Option<i64>,
-    attempts: i32,
-    result: Option<JobResult>,
-    error_code: Option<String>,
-    error_message: Option<String>,
-}
-
-impl JobColumns {
-    fn from_row(row: &PgRow) -> Result<Self> {
-        let result: Option<&str> = row.try_get("result")?;
-        Ok(JobColumns {
-            id: row.try_get("id")?,
-            environment: row.try_get("environment")?,
-            thumbnail_id: row.try_get("thumbnail_id")?,
-            status: row.try_get("status")?,
-            source: serde_json::from_str(row.try_get("source")?)?,
-            reply_to: row.try_get("reply_to")?,
-            created_at: row.try_get("created_at")?,
-            started_at: row.try_get("started_at")?,
-            finished_at: row.try_get("finished_at")?,
-            attempts: row.try_get("attempts")?,
-            result: result.map(serde_json::from_str).transpose()?,
-            error_code: row.try_get("error_code")?,
-            error_message: row.try_get("error_message")?,
-        })
-    }
-
-    fn into_record(self) -> Result<JobRecord> {
-        let damaged = |e: Error| Error::Damaged(format!("job row: {e}"));
-        let thumbnail_id = utf8(self.thumbnail_id, "jobs.thumbnail_id")?;
-        let namespace = Namespace::from_key(&self.environment).map_err(damaged)?;
-        Ok(JobRecord {
-            id: JobId::parse(&self.id).map_err(damaged)?,
-            tenant: namespace.tenant,
-            environment: namespace.environment,
-            thumbnail_id: ThumbnailId::parse(&thumbnail_id).map_err(damaged)?,
-            status: JobStatus::parse(&self.status)?,
-            source: self.source,
-            reply_to: self
-                .reply_to
-                .map(|r| utf8(r, "jobs.reply_to"))
-                .transpose()?,
-            created_at: Timestamp(self.created_at),
-            started_at: self.started_at.map(Timestamp),
-            finished_at: self.finished_at.map(Timestamp),
-            attempts: u32::try_from(self.attempts).unwrap_or_default(),
-            result: self.result,
-            error: match self.error_code {
-                Some(code) => Some(JobFailure {
-                    code: code
-                        .parse()
-                        .map_err(|e| Error::Damaged(format!("job row: {e}")))?,
-                    message: self.error_message.unwrap_or_default(),
-                }),
-                None => None,
-            },
-        })
-    }
-}
-
-fn job_from_row(row: &PgRow) -> Result<JobRecord> {
-    JobColumns::from_row(row)?.into_record()
-}
-
 /// The insert of a new job (nothing if its id exists), for `create_job` and
 /// `create_job_idempotent`.
 fn insert_job(job: &JobRecord) -> Result<Query<'_, Postgres, PgArguments>> {
@@ -221,21 +148,6 @@ fn insert_job(job: &JobRecord) -> Result<Query<'_, Postgres, PgArguments>> {
     .bind(serde_json::to_string(&job.source)?)
     .bind(job.reply_to.as_deref().map(str::as_bytes))
     .bind(job.created_at.0))
-}
-
-fn thumbnail_from_row(row: &PgRow) -> Result<ThumbnailRecord> {
-    let damaged = |e: Error| Error::Damaged(format!("thumbnail row: {e}"));
-    let thumbnail_id = utf8(row.try_get("thumbnail_id")?, "thumbnails.thumbnail_id")?;
-    let namespace = Namespace::from_key(row.try_get("environment")?).map_err(damaged)?;
-    Ok(ThumbnailRecord {
-        tenant: namespace.tenant,
-        environment: namespace.environment,
-        thumbnail_id: ThumbnailId::parse(&thumbnail_id).map_err(damaged)?,
-        job_id: JobId::parse(row.try_get("job_id")?).map_err(damaged)?,
-        job_created_at: Timestamp(row.try_get("job_created_at")?),
-        result: serde_json::from_str(row.try_get("result")?)?,
-        updated_at: Timestamp(row.try_get("updated_at")?),
-    })
 }
 
 #[async_trait]
@@ -498,48 +410,5 @@ impl MetaStore for PgMetaStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
-    }
-}
-
-/// The `NOTIFY` channel on which finished jobs are announced by id (on commit).
-pub const FINISHED_CHANNEL: &str = "thumbd_jobs_finished";
-
-impl PgMetaStore {
-    /// Forwards the jobs finished by any process (announced with `NOTIFY` on
-    /// [`FINISHED_CHANNEL`]) to `events`, so an API process answers a waiting request the
-    /// moment a remote worker finishes its job. Runs until the store's pool closes; a
-    /// dropped connection is re-established (announcements in the gap are missed: waiting
-    /// requests also poll).
-    pub fn forward_finished(&self, events: thumbd_jobs::JobEvents) -> tokio::task::JoinHandle<()> {
-        let pool = self.pool.clone();
-        tokio::spawn(async move {
-            let mut listener = loop {
-                match sqlx::postgres::PgListener::connect_with(&pool).await {
-                    Ok(mut l) => match l.listen(FINISHED_CHANNEL).await {
-                        Ok(()) => break l,
-                        Err(e) => tracing::warn!(error = %e, "cannot LISTEN for finished jobs"),
-                    },
-                    Err(e) if pool.is_closed() => {
-                        tracing::debug!(error = %e, "store closed");
-                        return;
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot LISTEN for finished jobs"),
-                }
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            };
-            loop {
-                match listener.recv().await {
-                    Ok(n) => match JobId::parse(n.payload()) {
-                        Ok(id) => events.finished(id),
-                        Err(e) => tracing::warn!(error = %e, "an announcement not understood"),
-                    },
-                    Err(_) if pool.is_closed() => return,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "finished-job notifications interrupted");
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    }
-                }
-            }
-        })
     }
 }
