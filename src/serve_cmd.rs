@@ -123,6 +123,10 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
             default_wait: settings.wait,
             max_wait: settings.max_wait,
             upload_ttl: settings.upload_ttl,
+            url_signer: settings
+                .url_signing_key
+                .clone()
+                .map(|key| thumbd_api::UrlSigner::new(key, settings.url_ttl)),
             ..ApiOptions::default()
         },
         rate_limit: Arc::new(RateLimit::per_second(settings.rate_limit)),

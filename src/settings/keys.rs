@@ -54,6 +54,16 @@ pub const KEYS: &[Key] = &[
         help: "HS256 key; unset = a random secret kept in `DATA_DIR/jwt-secret`",
     },
     Key {
+        name: "url_signing_key",
+        default: "",
+        help: "HMAC-SHA256 key (at least 32 bytes): result URLs carry `expires` and `sig`, and a GET with a valid signature needs no token (README, Signed URLs); unset = no signed URLs",
+    },
+    Key {
+        name: "url_ttl",
+        default: "3600",
+        help: "seconds a signed URL stays valid",
+    },
+    Key {
         name: "jwt_public_key",
         default: "",
         help: "PEM file of an RS256 or EdDSA public key; replaces the HS256 secret for checking tokens",
@@ -202,7 +212,7 @@ pub const KEYS: &[Key] = &[
 
 /// Settings that may come from a file named by `THUMBD_<KEY>_FILE`: the secrets and the URLs
 /// that carry passwords.
-pub const FILE_KEYS: &[&str] = &["jwt_secret", "database_url", "amqp_url"];
+pub const FILE_KEYS: &[&str] = &["jwt_secret", "url_signing_key", "database_url", "amqp_url"];
 
 /// An error for `var` if it looks like a misspelled setting: a `THUMBD_` variable that is
 /// no setting (nor a secret's `_FILE`) but within two edits of one. Other `THUMBD_`

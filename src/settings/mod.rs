@@ -50,6 +50,8 @@ pub struct Settings {
     pub storage: Storage,
     pub durability: thumbd_jobs::Durability,
     pub jwt_secret: Option<SecretString>,
+    pub url_signing_key: Option<SecretString>,
+    pub url_ttl: Duration,
     pub jwt_public_key: Option<PathBuf>,
     pub jwt_algorithm: thumbd_api::PublicKeyAlgorithm,
     pub jwt_issuer: Option<String>,
@@ -226,6 +228,8 @@ impl Settings {
                 ],
             ),
             jwt_secret: p.optional("jwt_secret").map(SecretString::from),
+            url_signing_key: p.optional("url_signing_key").map(SecretString::from),
+            url_ttl: Duration::from_secs(p.positive("url_ttl")),
             jwt_public_key: p.optional("jwt_public_key").map(PathBuf::from),
             jwt_algorithm: p.choice(
                 "jwt_algorithm",
@@ -295,14 +299,19 @@ impl Settings {
             log_json: p.choice("log_format", &[("text", false), ("json", true)]),
             data_dir,
         };
-        if let Some(secret) = &settings.jwt_secret
-            && secret.expose_secret().len() < MIN_SECRET_BYTES
-        {
-            // Never its value: only its length.
-            errors.push(format!(
-                "jwt_secret: {} bytes is too short to resist guessing; use at least {MIN_SECRET_BYTES} random bytes (e.g. `openssl rand -hex 32`)",
-                secret.expose_secret().len()
-            ));
+        for (name, secret) in [
+            ("jwt_secret", &settings.jwt_secret),
+            ("url_signing_key", &settings.url_signing_key),
+        ] {
+            if let Some(secret) = secret
+                && secret.expose_secret().len() < MIN_SECRET_BYTES
+            {
+                // Never its value: only its length.
+                errors.push(format!(
+                    "{name}: {} bytes is too short to resist guessing; use at least {MIN_SECRET_BYTES} random bytes (e.g. `openssl rand -hex 32`)",
+                    secret.expose_secret().len()
+                ));
+            }
         }
         if settings.prefetch == 0 {
             settings.prefetch = 2 * settings.workers;

@@ -265,6 +265,19 @@ fn secrets_may_come_from_files() {
     .unwrap_err();
     assert!(errors[0].contains("cannot read"), "{errors:?}");
     assert!(!errors.join(" ").contains("s3cret"));
+
+    // The URL signing key too, and it must be as long as a JWT secret.
+    let s = load(None, &[("THUMBD_URL_SIGNING_KEY_FILE", file)], &[]).unwrap();
+    assert_eq!(
+        s.url_signing_key.unwrap().expose_secret(),
+        "s3cret-from-a-mounted-file-0123456789"
+    );
+    let errors = load(None, &[("THUMBD_URL_SIGNING_KEY", "short-s3cret")], &[]).unwrap_err();
+    assert!(
+        errors[0].starts_with("url_signing_key: 12 bytes"),
+        "{errors:?}"
+    );
+    assert!(!errors.join(" ").contains("short-s3cret"));
 }
 
 #[test]

@@ -15,7 +15,7 @@ pub fn status_of(code: Code) -> StatusCode {
     match code {
         Code::InvalidQueryParameter | Code::InvalidRequestBody => StatusCode::BAD_REQUEST,
         Code::HeaderNotFound | Code::InvalidToken => StatusCode::UNAUTHORIZED,
-        Code::InsufficientPermissions => StatusCode::FORBIDDEN,
+        Code::InsufficientPermissions | Code::InvalidSignature => StatusCode::FORBIDDEN,
         Code::ThumbnailNotFound
         | Code::JobNotFound
         | Code::ContextNotFound
@@ -133,7 +133,7 @@ struct ErrorObject<'a> {
 }
 
 impl ApiError {
-    fn new(code: Code, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: Code, message: impl Into<String>) -> Self {
         ApiError {
             status: status_of(code),
             detail: ErrorDetail {
@@ -265,6 +265,7 @@ impl ApiError {
             | Code::HeaderNotFound
             | Code::InvalidToken
             | Code::InsufficientPermissions
+            | Code::InvalidSignature
             | Code::ThumbnailNotFound
             | Code::JobNotFound
             | Code::ContextNotFound

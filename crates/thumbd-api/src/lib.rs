@@ -56,6 +56,7 @@ mod openapi;
 mod rate_limit;
 mod request;
 mod server;
+mod signing;
 mod views;
 
 use std::sync::Arc;
@@ -81,6 +82,7 @@ pub use metrics::Metrics;
 pub use prometheus_client::registry::Registry;
 pub use rate_limit::RateLimit;
 pub use server::{ServeOptions, serve};
+pub use signing::UrlSigner;
 pub use views::{ResultView, StatusView, status_body, thumbnail_url};
 
 /// Tunables of the API. `Default` is what `thumbd serve` uses.
@@ -98,6 +100,9 @@ pub struct ApiOptions {
     /// How long a `/readyz` check is answered again before the backends are asked anew.
     /// Default 1 s.
     pub readiness_ttl: Duration,
+    /// Signs the thumbnail URLs in results, and lets a GET with a valid signature in
+    /// without a token (`url_signing_key`). Default none.
+    pub url_signer: Option<UrlSigner>,
 }
 
 impl Default for ApiOptions {
@@ -108,6 +113,7 @@ impl Default for ApiOptions {
             max_wait: Duration::from_secs(10),
             upload_ttl: Duration::from_secs(3600),
             readiness_ttl: Duration::from_secs(1),
+            url_signer: None,
         }
     }
 }

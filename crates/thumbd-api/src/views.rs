@@ -5,7 +5,9 @@
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
-use thumbd_jobs::{Environment, JobRecord, JobStatus, ThumbnailId, Timestamp};
+use thumbd_jobs::{Environment, JobRecord, JobStatus, Tenant, ThumbnailId, Timestamp};
+
+use crate::signing::{UrlSigner, unix_now};
 
 /// Characters kept as they are in a path segment (RFC 3986 unreserved).
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -117,6 +119,16 @@ impl From<&JobRecord> for StatusView {
                 message: e.message.clone(),
             }),
         }
+    }
+}
+
+impl StatusView {
+    /// With `result.url` signed for `tenant`, when the API signs URLs (`url_signing_key`).
+    pub fn signed(mut self, signer: Option<&UrlSigner>, tenant: &Tenant) -> Self {
+        if let (Some(signer), Some(result)) = (signer, self.result.as_mut()) {
+            result.url = signer.sign(&result.url, tenant, unix_now());
+        }
+        self
     }
 }
 

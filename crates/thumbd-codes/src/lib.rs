@@ -53,6 +53,8 @@ codes! {
     InvalidToken => "the bearer token is malformed, badly signed, expired or of the wrong algorithm",
     /// The token lacks the scope, or is limited to another environment.
     InsufficientPermissions => "the token lacks the scope, or is limited to the other environment",
+    /// A signed URL's signature does not match, or it has expired.
+    InvalidSignature => "a signed URL's `sig` does not match its path and query, or its `expires` has passed",
     /// No such thumbnail.
     ThumbnailNotFound => "no such thumbnail in this environment",
     /// No such job.
@@ -74,7 +76,7 @@ codes! {
     /// An unsupported `Content-Type` or a bad `Idempotency-Key`.
     InvalidHeaderValue => "an unsupported `Content-Type` (e.g. image/gif) or a bad `Idempotency-Key`",
     /// The bytes are not an accepted image format, or not the declared type.
-    InvalidThumbnailFormat => "the bytes are not a PNG or JPEG, or not the declared type",
+    InvalidThumbnailFormat => "the bytes are not an accepted image format (`accept_formats`), or not the declared type",
     /// Under the minimum size after orientation.
     ThumbnailTooSmall => "under 80×80 pixels after orientation",
     /// Over the pixel limit.

@@ -120,6 +120,7 @@ impl StepError {
             | Code::HeaderNotFound
             | Code::InvalidToken
             | Code::InsufficientPermissions
+            | Code::InvalidSignature
             | Code::ThumbnailNotFound
             | Code::JobNotFound
             | Code::ContextNotFound

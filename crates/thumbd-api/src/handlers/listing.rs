@@ -20,6 +20,7 @@ use crate::AppState;
 use crate::auth::Scope;
 use crate::error::{ApiError, ErrorBody};
 use crate::request::QueryParams;
+use crate::signing::{UrlSigner, unix_now};
 use crate::views::{StatusView, etag, thumbnail_url};
 
 /// Items per page unless `limit` says otherwise.
@@ -122,7 +123,10 @@ pub async fn thumbnails(
     let next_cursor =
         more(&mut records, limit).map(|last| encode_cursor(last.thumbnail_id.as_str()));
     Ok(axum::Json(ThumbnailPage {
-        items: records.iter().map(item).collect(),
+        items: records
+            .iter()
+            .map(|r| item(r, state.options.url_signer.as_ref()))
+            .collect(),
         next_cursor,
     }))
 }
@@ -198,7 +202,10 @@ pub async fn jobs(
     let next_cursor = more(&mut records, limit)
         .map(|last| encode_cursor(&format!("{}.{}", last.created_at.0, last.id)));
     Ok(axum::Json(JobPage {
-        items: records.iter().map(StatusView::from).collect(),
+        items: records
+            .iter()
+            .map(|r| StatusView::from(r).signed(state.options.url_signer.as_ref(), &r.tenant))
+            .collect(),
         next_cursor,
     }))
 }
@@ -243,7 +250,8 @@ fn more<T>(records: &mut Vec<T>, limit: u32) -> Option<&T> {
     }
 }
 
-fn item(t: &ThumbnailRecord) -> ThumbnailItem {
+fn item(t: &ThumbnailRecord, signer: Option<&UrlSigner>) -> ThumbnailItem {
+    let url = thumbnail_url(&t.thumbnail_id, t.environment);
     ThumbnailItem {
         thumbnail_id: t.thumbnail_id.to_string(),
         updated_at: t.updated_at,
@@ -252,7 +260,10 @@ fn item(t: &ThumbnailRecord) -> ThumbnailItem {
         bytes: t.result.bytes,
         content_type: t.result.content_type.clone(),
         etag: etag(&t.result.etag),
-        url: thumbnail_url(&t.thumbnail_id, t.environment),
+        url: match signer {
+            Some(signer) => signer.sign(&url, &t.tenant, unix_now()),
+            None => url,
+        },
     }
 }
 

@@ -51,7 +51,11 @@ pub async fn get(
     state
         .auth
         .authorize(&headers, Scope::Read, Some(job.environment))?;
-    let mut response = (StatusCode::OK, axum::Json(StatusView::from(&job))).into_response();
+    let mut response = (
+        StatusCode::OK,
+        axum::Json(StatusView::from(&job).signed(state.options.url_signer.as_ref(), &job.tenant)),
+    )
+        .into_response();
     if !job.status.is_finished() {
         response
             .headers_mut()

@@ -188,7 +188,7 @@ async fn create(
             .await
             .map_err(refused)?
         {
-            return Ok(replay_response(replayed.record()));
+            return Ok(replay_response(&state, replayed.record()));
         }
     }
     let source = read_source(&state, &namespace, &headers, body).await?;
@@ -206,11 +206,11 @@ async fn create(
         .map_err(refused)?;
     let record = match accepted {
         // A concurrent create with the same key won.
-        Accepted::Replayed(record) => return Ok(replay_response(&record)),
+        Accepted::Replayed(record) => return Ok(replay_response(&state, &record)),
         Accepted::Finished(record) | Accepted::Pending(record) => record,
     };
     state.metrics.accepted(source.kind);
-    let mut response = job_response(&record)?;
+    let mut response = job_response(&state, &record)?;
     if let Some(applied) = pref.applied {
         response
             .headers_mut()
@@ -234,8 +234,8 @@ fn refused(refused: Refused) -> ApiError {
 
 /// The first request's answer for a job an `Idempotency-Key` named, marked
 /// `Idempotent-Replayed: true`.
-fn replay_response(record: &JobRecord) -> Response {
-    let mut response = match job_response(record) {
+fn replay_response(state: &AppState, record: &JobRecord) -> Response {
+    let mut response = match job_response(state, record) {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
@@ -323,8 +323,8 @@ pub(crate) fn check_image(
 
 /// 201 when succeeded, the job's error when failed, else 202 with `Location` and
 /// `Retry-After`.
-fn job_response(record: &JobRecord) -> Result<Response, ApiError> {
-    let view = StatusView::from(record);
+fn job_response(state: &AppState, record: &JobRecord) -> Result<Response, ApiError> {
+    let view = StatusView::from(record).signed(state.options.url_signer.as_ref(), &record.tenant);
     match record.status {
         JobStatus::Succeeded => {
             let mut r = (StatusCode::CREATED, axum::Json(view)).into_response();

@@ -2,16 +2,18 @@
 
 use thumbd_codes::Code;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use thumbd_jobs::{Environment, ThumbnailId};
+use thumbd_jobs::{Environment, Namespace, ThumbnailId};
 
 use super::{delete_blob, header_value, target};
 use crate::AppState;
 use crate::auth::Scope;
 use crate::error::{ApiError, ErrorBody};
+use crate::request::{QueryParams, path_thumbnail_id};
+use crate::signing::unix_now;
 use crate::views::etag;
 
 /// Get a thumbnail.
@@ -26,6 +28,9 @@ use crate::views::etag;
     params(
         ("id" = String, Path, description = "The thumbnailId: 1–255 bytes of UTF-8 once percent-decoded, any characters"),
         ("environment" = Environment, Query, description = "The namespace"),
+        ("tenant" = Option<String>, Query, description = "In a signed URL: the tenant it was signed for (absent: `default`)"),
+        ("expires" = Option<u64>, Query, description = "In a signed URL: when it stops working (unix seconds)"),
+        ("sig" = Option<String>, Query, description = "In a signed URL, last: base64url HMAC-SHA256 of the path and the query before it; replaces the token"),
         ("If-None-Match" = Option<String>, Header, nullable = false, description = "ETags the client holds (or `*`): 304 when one matches"),
     ),
     responses(
@@ -42,6 +47,7 @@ use crate::views::etag;
                 ("Cache-Control" = String, description = "`private, no-cache`"),
             )),
         (status = 400, description = "`InvalidQueryParameter` (target: `environment` or `thumbnailId`)", body = ErrorBody),
+        (status = 403, description = "`InvalidSignature`: a signed URL that does not match or has expired; `InsufficientPermissions`", body = ErrorBody),
         (status = 404, description = "`ThumbnailNotFound`", body = ErrorBody),
         (status = 503, description = "`ServiceUnavailable`: the store or blob store does not answer", body = ErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
@@ -49,11 +55,20 @@ use crate::views::etag;
 )]
 pub async fn get(
     State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (namespace, id) = target(&state, &id, query.as_deref(), &headers, Scope::Read)?;
+    let (namespace, id) = match (&state.options.url_signer, query.as_deref()) {
+        // A signed URL stands in for the token: its signature names the tenant.
+        (Some(signer), Some(q)) if q.contains("&sig=") => {
+            let tenant = signer.verify(uri.path(), q, unix_now())?;
+            let environment = QueryParams::parse(Some(q))?.environment()?;
+            (Namespace::new(tenant, environment), path_thumbnail_id(&id)?)
+        }
+        _ => target(&state, &id, query.as_deref(), &headers, Scope::Read)?,
+    };
     let Some(mut record) = state.store.thumbnail(&namespace, &id).await? else {
         return Err(not_found(&id, namespace.environment));
     };
@@ -133,12 +148,13 @@ pub async fn get(
 )]
 pub async fn head(
     state: State<AppState>,
+    uri: OriginalUri,
     id: Path<String>,
     query: RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     // The same answer; the server sends no body for HEAD.
-    get(state, id, query, headers).await
+    get(state, uri, id, query, headers).await
 }
 
 fn if_none_match(headers: &HeaderMap, tag: &str) -> bool {
