@@ -227,6 +227,11 @@ impl Auth {
         matches!(self.mode, Mode::Off)
     }
 
+    /// Whether a read without a token is let in (auth off, or `public_reads`).
+    pub fn allows_anonymous_reads(&self) -> bool {
+        self.is_off() || self.public_reads
+    }
+
     /// The subject of the request's token if it carries a valid one (signature, `exp`),
     /// whatever its scopes, as `TENANT/SUBJECT` (tenants name their clients independently);
     /// for rate limiting. `None` with auth off.

@@ -184,3 +184,54 @@ async fn the_readme_python_mints_urls_thumbd_accepts() {
     let served = rig.call(get(&url, None)).await;
     assert_eq!(served.status, StatusCode::OK, "{url}");
 }
+
+/// `v={etag}`: only that version is served, cacheable for a year (publicly only when no
+/// token was needed); once replaced, that version is gone. Unversioned URLs revalidate.
+#[tokio::test]
+async fn versioned_urls_are_immutable_until_replaced() {
+    let rig = signed_rig().await;
+    let _worker = rig.run_worker();
+    let signed = create_signed(&rig, &rw(), "versioned").await;
+    let plain = "/v1/thumbnails/versioned?environment=production";
+    let tag = rig.call(get(plain, Some(&rw()))).await;
+    assert_eq!(tag.header("cache-control"), Some("private, no-cache"));
+    let version = tag.header("etag").unwrap().trim_matches('"').to_owned();
+    let versioned = format!("{plain}&v={version}");
+
+    let with_token = rig.call(get(&versioned, Some(&rw()))).await;
+    assert_eq!(with_token.status, StatusCode::OK);
+    assert_eq!(
+        with_token.header("cache-control"),
+        Some("private, max-age=31536000, immutable")
+    );
+    let path = signed.split("&expires=").next().unwrap();
+    let signed_versioned = signer(Duration::from_secs(600)).sign(
+        &format!("{path}&v={version}"),
+        &Tenant::default(),
+        thumbd_api_now(),
+    );
+    let public = rig.call(get(&signed_versioned, None)).await;
+    assert_eq!(public.status, StatusCode::OK);
+    assert_eq!(
+        public.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+
+    // Replaced: the old version is gone, the plain URL serves the new one.
+    let replaced = rig
+        .call(create(
+            "/v1/thumbnails?thumbnailId=versioned&environment=production",
+            Some(&rw()),
+            Some("image/png"),
+            png(500, 250),
+        ))
+        .await;
+    assert_eq!(replaced.status, StatusCode::CREATED);
+    for stale in [versioned.as_str(), signed_versioned.as_str()] {
+        let gone = rig.call(get(stale, Some(&rw()))).await;
+        assert_eq!(gone.status, StatusCode::NOT_FOUND, "{stale}");
+        assert_eq!(gone.code(), "ThumbnailNotFound");
+    }
+    let now = rig.call(get(plain, Some(&rw()))).await;
+    assert_ne!(now.header("etag").unwrap().trim_matches('"'), version);
+}

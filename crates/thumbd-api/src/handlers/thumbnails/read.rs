@@ -28,6 +28,7 @@ use crate::views::etag;
     params(
         ("id" = String, Path, description = "The thumbnailId: 1–255 bytes of UTF-8 once percent-decoded, any characters"),
         ("environment" = Environment, Query, description = "The namespace"),
+        ("v" = Option<String>, Query, description = "A version: the ETag without its quotes. Served only while it is current (else 404), with `Cache-Control: …, max-age=31536000, immutable` (`public` when fetched without a token)"),
         ("tenant" = Option<String>, Query, description = "In a signed URL: the tenant it was signed for (absent: `default`)"),
         ("expires" = Option<u64>, Query, description = "In a signed URL: when it stops working (unix seconds)"),
         ("sig" = Option<String>, Query, description = "In a signed URL, last: base64url HMAC-SHA256 of the path and the query before it; replaces the token"),
@@ -38,7 +39,7 @@ use crate::views::etag;
             content(("image/png"), ("image/jpeg"), ("image/webp")),
             headers(
                 ("ETag" = String, description = "A strong tag from the content's hash"),
-                ("Cache-Control" = String, description = "`private, no-cache`: replaced in place at the same URL, so revalidate (cheap: 304)"),
+                ("Cache-Control" = String, description = "`private, no-cache`: replaced in place at the same URL, so revalidate (cheap: 304); with `v`: `public` (no token needed) or `private`, `max-age=31536000, immutable`"),
                 ("Content-Length" = u64, description = "The thumbnail's size in bytes"),
             )),
         (status = 304, description = "Not modified: `If-None-Match` matched",
@@ -60,18 +61,38 @@ pub async fn get(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (namespace, id) = match (&state.options.url_signer, query.as_deref()) {
+    let (namespace, id, signed) = match (&state.options.url_signer, query.as_deref()) {
         // A signed URL stands in for the token: its signature names the tenant.
         (Some(signer), Some(q)) if q.contains("&sig=") => {
             let tenant = signer.verify(uri.path(), q, unix_now())?;
             let environment = QueryParams::parse(Some(q))?.environment()?;
-            (Namespace::new(tenant, environment), path_thumbnail_id(&id)?)
+            let id = path_thumbnail_id(&id)?;
+            (Namespace::new(tenant, environment), id, true)
         }
-        _ => target(&state, &id, query.as_deref(), &headers, Scope::Read)?,
+        _ => {
+            let (namespace, id) = target(&state, &id, query.as_deref(), &headers, Scope::Read)?;
+            (namespace, id, false)
+        }
     };
+    // `v`: the version (ETag without quotes) a URL was made for; only that one is served.
+    let version = QueryParams::parse(query.as_deref())?
+        .one("v")?
+        .map(str::to_owned);
     let Some(mut record) = state.store.thumbnail(&namespace, &id).await? else {
         return Err(not_found(&id, namespace.environment));
     };
+    if let Some(v) = &version
+        && etag(&record.result.etag) != format!("\"{v}\"")
+    {
+        return Err(ApiError::not_found(
+            Code::ThumbnailNotFound,
+            format!(
+                "thumbnail {:?} in {} is no longer version {v:?}: it was replaced",
+                id.as_str(),
+                namespace.environment
+            ),
+        ));
+    }
     let mut response = if if_none_match(&headers, &etag(&record.result.etag)) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -102,13 +123,22 @@ pub async fn get(
         );
         r
     };
+    // Fetched without a token: by its signature, or with public reads (or auth off).
+    let anonymous =
+        !headers.contains_key(header::AUTHORIZATION) && state.auth.allows_anonymous_reads();
     let tag = etag(&record.result.etag);
     let h = response.headers_mut();
     h.insert(header::ETAG, header_value(&tag));
-    // Replaced in place at the same URL: caches must revalidate (cheap: 304 on the ETag).
     h.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-cache"),
+        HeaderValue::from_static(match (&version, signed || anonymous) {
+            // Replaced in place at the same URL: caches must revalidate (cheap: 304 on the ETag).
+            (None, _) => "private, no-cache",
+            // One version's bytes never change. Shared caches (a CDN) may keep them only
+            // when no token was needed to fetch them; a bearer's answer stays private.
+            (Some(_), true) => "public, max-age=31536000, immutable",
+            (Some(_), false) => "private, max-age=31536000, immutable",
+        }),
     );
     Ok(response)
 }
