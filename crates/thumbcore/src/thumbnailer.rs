@@ -12,6 +12,7 @@ use crate::format::ImageFormat;
 use crate::geometry::{dct_scale, fit};
 use crate::limits::{Deadline, Limits};
 use crate::orientation;
+use crate::placeholder::Placeholder;
 use crate::probe::ImageInfo;
 use crate::resize::{ResizeSpace, resize};
 
@@ -128,6 +129,8 @@ pub struct Thumbnail {
     pub budget: BudgetStep,
     /// The probed input.
     pub source: ImageInfo,
+    /// What to paint while the thumbnail loads (from its own pixels).
+    pub placeholder: Placeholder,
 }
 
 impl Thumbnail {
@@ -366,6 +369,7 @@ fn encode_frame(frame: Frame, spec: &ThumbSpec, deadline: &Deadline) -> Result<T
         height: frame.output.1,
         format: spec.format,
         budget,
+        placeholder: crate::placeholder::placeholder(&frame.pixels),
         source: frame.info,
     })
 }

@@ -82,6 +82,9 @@ pub struct ResultView {
     /// shows the first frame. Absent otherwise.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub animated: bool,
+    /// What to paint while it loads: a ThumbHash, a 4×3 BlurHash and the average colour.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placeholder: Option<thumbd_jobs::Placeholder>,
 }
 
 /// Why a job failed.
@@ -113,6 +116,7 @@ impl From<&JobRecord> for StatusView {
                 etag: etag(&r.etag),
                 url: thumbnail_url(&job.thumbnail_id, job.environment),
                 animated: r.animated,
+                placeholder: r.placeholder.clone(),
             }),
             error: job.error.as_ref().map(|e| ErrorView {
                 code: e.code,

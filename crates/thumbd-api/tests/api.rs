@@ -1025,3 +1025,45 @@ async fn gif_is_refused_by_default_and_accepted_when_configured() {
         .await;
     assert_eq!(a.detail_code(), "InvalidHeaderValue");
 }
+
+/// A result carries its placeholder: a ThumbHash, a 4×3 BlurHash (28 characters) and the
+/// average colour, in the 201 body and in the status.
+#[tokio::test]
+async fn results_carry_a_placeholder() {
+    let rig = rig().await;
+    let _worker = rig.run_worker();
+    let created = rig
+        .call(create(
+            "/v1/thumbnails?thumbnailId=painted&environment=production",
+            Some(&rw()),
+            Some("image/png"),
+            png(400, 200),
+        ))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let j = created.json();
+    let placeholder = &j["result"]["placeholder"];
+    let thumbhash = placeholder["thumbhash"].as_str().unwrap();
+    assert!(
+        thumbhash.len() >= 8
+            && thumbhash
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)),
+        "{thumbhash}"
+    );
+    assert_eq!(placeholder["blurhash"].as_str().unwrap().len(), 28);
+    let colour = placeholder["averageColor"].as_str().unwrap();
+    assert!(
+        colour.len() == 7
+            && colour.starts_with('#')
+            && colour[1..].bytes().all(|b| b.is_ascii_hexdigit()),
+        "{colour}"
+    );
+    let status = rig
+        .call(get(
+            &format!("/v1/status/{}", j["id"].as_str().unwrap()),
+            Some(&rw()),
+        ))
+        .await;
+    assert_eq!(status.json()["result"]["placeholder"], *placeholder);
+}

@@ -42,6 +42,11 @@ fn result_for(job: JobId, width: u32) -> JobResult {
         budget: "fits".into(),
         // One of the results the checks store is animated: the field survives the store.
         animated: width == 330,
+        placeholder: (width == 330).then(|| crate::job::Placeholder {
+            thumbhash: "3OcRJYB4d3h/iIeHeEh3eIhw+j3A".into(),
+            blurhash: "LEHV6nWB2yk8pyo0adR*.7kCMdnj".into(),
+            average_color: "#7f007f".into(),
+        }),
     }
 }
 

@@ -147,6 +147,22 @@ pub struct JobResult {
     /// existed read as not animated.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub animated: bool,
+    /// What to paint while the thumbnail loads; absent from results stored before it was
+    /// computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placeholder: Option<Placeholder>,
+}
+
+/// What a page paints while a thumbnail loads, computed from the thumbnail's pixels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Placeholder {
+    /// ThumbHash, standard base64: decodes to a ~32 px image of the thumbnail's aspect ratio.
+    pub thumbhash: String,
+    /// BlurHash with 4×3 components.
+    pub blurhash: String,
+    /// The alpha-weighted mean colour, `#rrggbb`.
+    pub average_color: String,
 }
 
 /// Why a job failed: a stable code and a message.

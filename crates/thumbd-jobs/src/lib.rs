@@ -76,7 +76,8 @@ pub use intake::{
     Accepted, CreateJob, IDEMPOTENCY_WINDOW, Intake, IntakeParts, NewSource, PublishMarks, Refused,
 };
 pub use job::{
-    JobFailure, JobMessage, JobRecord, JobResult, JobSource, JobStatus, ThumbnailRecord,
+    JobFailure, JobMessage, JobRecord, JobResult, JobSource, JobStatus, Placeholder,
+    ThumbnailRecord,
 };
 pub use listing::{JobKey, JobQuery, ThumbnailQuery};
 pub use local::{LocalRun, LocalWorker};

@@ -50,6 +50,7 @@ pub fn result_for(job: JobId) -> JobResult {
         blob_key: BlobKey::thumbnail(&sha, job),
         budget: "fits".into(),
         animated: false,
+        placeholder: None,
     }
 }
 

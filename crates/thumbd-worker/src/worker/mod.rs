@@ -337,6 +337,11 @@ impl Worker {
             blob_key: key.clone(),
             budget: format!("{:?}", thumb.budget).to_lowercase(),
             animated: thumb.source.animated,
+            placeholder: Some(thumbd_jobs::Placeholder {
+                thumbhash: thumb.placeholder.thumbhash.clone(),
+                blurhash: thumb.placeholder.blurhash.clone(),
+                average_color: thumb.placeholder.average_color.clone(),
+            }),
         };
         self.blobs.put(&key, Bytes::from(thumb.bytes)).await?;
         self.options
