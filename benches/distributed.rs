@@ -6,7 +6,7 @@
 //! turns (five rounds of the corpus each), so the machine's drift falls on all of them.
 //!
 //! ```sh
-//! cargo bench --bench distributed -- ../shared/corpus
+//! cargo bench --bench distributed -- CORPUS   # any folder of PNG/JPEG files
 //! ```
 
 #[path = "../tests/support/cluster.rs"]

@@ -1,7 +1,7 @@
 //! Load run against a real `thumbd serve` (release build, loopback, embedded backends).
 //!
 //! ```sh
-//! cargo bench --bench load -- ../shared/corpus
+//! cargo bench --bench load -- CORPUS   # any folder of PNG/JPEG files
 //! ```
 //!
 //! Prints a Markdown table: thumbcore's own batch throughput on the folder (the ceiling),

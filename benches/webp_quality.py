@@ -67,7 +67,7 @@ def main():
         cells.append(f"{mean([r[q][0] for r in rows]):,.0f} / {mean([r[q][1] for r in rows]):.5f} / "
                      f"{mean([r[q][2] for r in rows]):.5f}")
     lines.append("| **mean** | | " + " | ".join(cells) + " |")
-    text = (f"Command: `python3 benches/webp_quality.py {' '.join(args.folders)} --formats {args.formats}` "
+    text = (f"Command: `python3 benches/webp_quality.py {' '.join(os.path.basename(os.path.normpath(f)) for f in args.folders)} --formats {args.formats}` "
             f"({len(rows)} files).\n\n" + "\n".join(lines) + "\n")
     print(text)
     if args.write:
