@@ -2,6 +2,7 @@
 //! cannot shuffle: keyset pagination, each page starting after the last key of the one
 //! before, on an index, so a page costs the same at a million rows as at a thousand.
 
+use sqlx::{Database, Encode, QueryBuilder, Type};
 use thumbd_codes::Code;
 
 use crate::ids::{JobId, ThumbnailId};
@@ -47,6 +48,31 @@ impl ThumbnailQuery {
     }
 }
 
+impl ThumbnailQuery {
+    /// Appends the page's conditions, order and limit to `sql`, a select from `thumbnails`
+    /// that ends in its namespace condition; `id` makes the bind value of an id as the
+    /// backend stores it (both compare by UTF-8 bytes).
+    pub fn push_sql<DB, T>(&self, sql: &mut QueryBuilder<DB>, id: impl Fn(&str) -> T)
+    where
+        DB: Database,
+        T: for<'t> Encode<'t, DB> + Type<DB>,
+        i64: for<'t> Encode<'t, DB> + Type<DB>,
+    {
+        let (lower, inclusive) = self.lower_bound();
+        sql.push(if inclusive {
+            " AND thumbnail_id >= "
+        } else {
+            " AND thumbnail_id > "
+        })
+        .push_bind(id(lower));
+        if let Some(upper) = self.prefix_upper_bound() {
+            sql.push(" AND thumbnail_id < ").push_bind(id(&upper));
+        }
+        sql.push(" ORDER BY thumbnail_id LIMIT ")
+            .push_bind(i64::from(self.limit));
+    }
+}
+
 /// The key a job listing is ordered by, newest first: when the job was accepted, then its
 /// id (jobs accepted in the same millisecond).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +94,36 @@ pub struct JobQuery {
     pub before: Option<JobKey>,
     /// At most this many.
     pub limit: u32,
+}
+
+impl JobQuery {
+    /// Appends the page's conditions, order and limit to `sql`, a select from `jobs` that
+    /// ends in its namespace condition; `id_cast` follows the cursor's id (`"::uuid"` where
+    /// ids are not stored as text).
+    pub fn push_sql<DB>(&self, sql: &mut QueryBuilder<DB>, id_cast: &str)
+    where
+        DB: Database,
+        &'static str: for<'t> Encode<'t, DB> + Type<DB>,
+        String: for<'t> Encode<'t, DB> + Type<DB>,
+        i64: for<'t> Encode<'t, DB> + Type<DB>,
+    {
+        if let Some(code) = self.code {
+            sql.push(" AND status = 'failed' AND error_code = ")
+                .push_bind(code.as_str());
+        } else if let Some(status) = self.status {
+            sql.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(key) = self.before {
+            sql.push(" AND (created_at, id) < (")
+                .push_bind(key.created_at.0)
+                .push(", ")
+                .push_bind(key.id.to_string())
+                .push(id_cast)
+                .push(")");
+        }
+        sql.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(i64::from(self.limit));
+    }
 }
 
 #[cfg(test)]

@@ -308,21 +308,7 @@ impl JobStore for PgMetaStore {
             " FROM jobs WHERE environment = "
         ));
         sql.push_bind(namespace.key());
-        if let Some(code) = query.code {
-            sql.push(" AND status = 'failed' AND error_code = ")
-                .push_bind(code.as_str());
-        } else if let Some(status) = query.status {
-            sql.push(" AND status = ").push_bind(status.as_str());
-        }
-        if let Some(key) = query.before {
-            sql.push(" AND (created_at, id) < (")
-                .push_bind(key.created_at.0)
-                .push(", ")
-                .push_bind(key.id.to_string())
-                .push("::uuid)");
-        }
-        sql.push(" ORDER BY created_at DESC, id DESC LIMIT ")
-            .push_bind(i64::from(query.limit));
+        query.push_sql(&mut sql, "::uuid");
         sql.build()
             .fetch_all(&self.pool)
             .await?
@@ -383,19 +369,7 @@ impl ThumbnailStore for PgMetaStore {
         ));
         sql.push_bind(namespace.key());
         // bytea compares by bytes: the UTF-8 order of the ids.
-        let (lower, inclusive) = query.lower_bound();
-        sql.push(if inclusive {
-            " AND thumbnail_id >= "
-        } else {
-            " AND thumbnail_id > "
-        })
-        .push_bind(lower.as_bytes().to_vec());
-        if let Some(upper) = query.prefix_upper_bound() {
-            sql.push(" AND thumbnail_id < ")
-                .push_bind(upper.into_bytes());
-        }
-        sql.push(" ORDER BY thumbnail_id LIMIT ")
-            .push_bind(i64::from(query.limit));
+        query.push_sql(&mut sql, |id: &str| id.as_bytes().to_vec());
         sql.build()
             .fetch_all(&self.pool)
             .await?

@@ -303,21 +303,7 @@ impl JobStore for SqliteMetaStore {
     async fn list_jobs(&self, namespace: &Namespace, query: &JobQuery) -> Result<Vec<JobRecord>> {
         let mut sql = QueryBuilder::<Sqlite>::new("SELECT * FROM jobs WHERE environment = ");
         sql.push_bind(namespace.key());
-        if let Some(code) = query.code {
-            sql.push(" AND status = 'failed' AND error_code = ")
-                .push_bind(code.as_str());
-        } else if let Some(status) = query.status {
-            sql.push(" AND status = ").push_bind(status.as_str());
-        }
-        if let Some(key) = query.before {
-            sql.push(" AND (created_at, id) < (")
-                .push_bind(key.created_at.0)
-                .push(", ")
-                .push_bind(key.id.to_string())
-                .push(")");
-        }
-        sql.push(" ORDER BY created_at DESC, id DESC LIMIT ")
-            .push_bind(i64::from(query.limit));
+        query.push_sql(&mut sql, "");
         sql.build()
             .fetch_all(&mut *self.db.read().await?)
             .await?
@@ -367,18 +353,7 @@ impl ThumbnailStore for SqliteMetaStore {
         let mut sql = QueryBuilder::<Sqlite>::new("SELECT * FROM thumbnails WHERE environment = ");
         sql.push_bind(namespace.key());
         // TEXT compares by its UTF-8 bytes (BINARY collation): the key's order.
-        let (lower, inclusive) = query.lower_bound();
-        sql.push(if inclusive {
-            " AND thumbnail_id >= "
-        } else {
-            " AND thumbnail_id > "
-        })
-        .push_bind(lower.to_owned());
-        if let Some(upper) = query.prefix_upper_bound() {
-            sql.push(" AND thumbnail_id < ").push_bind(upper);
-        }
-        sql.push(" ORDER BY thumbnail_id LIMIT ")
-            .push_bind(i64::from(query.limit));
+        query.push_sql(&mut sql, str::to_owned);
         sql.build()
             .fetch_all(&mut *self.db.read().await?)
             .await?
