@@ -99,6 +99,9 @@ pub struct Caller {
     /// Whose data the request may see: the token's tenant claim, else `default` (also with
     /// auth off or a public read).
     pub tenant: Tenant,
+    /// Let in without a token (auth off, or a public read): what it is answered may be
+    /// cached where anyone can fetch it.
+    pub anonymous: bool,
 }
 
 /// The claim that names the tenant unless configured otherwise (`tenant_claim`).
@@ -227,11 +230,6 @@ impl Auth {
         matches!(self.mode, Mode::Off)
     }
 
-    /// Whether a read without a token is let in (auth off, or `public_reads`).
-    pub fn allows_anonymous_reads(&self) -> bool {
-        self.is_off() || self.public_reads
-    }
-
     /// The subject of the request's token if it carries a valid one (signature, `exp`),
     /// whatever its scopes, as `TENANT/SUBJECT` (tenants name their clients independently);
     /// for rate limiting. `None` with auth off.
@@ -260,20 +258,46 @@ impl Auth {
         Some(format!("{tenant}/{subject}"))
     }
 
-    /// Checks the request's bearer token for `scope` in `environment` (when known).
+    /// Checks the request's bearer token for `scope` in `environment` (when known); with
+    /// `public_reads`, a read without a token is let in as the tenant `default`.
     pub fn authorize(
         &self,
         headers: &HeaderMap,
         scope: Scope,
         environment: Option<Environment>,
     ) -> Result<Caller, ApiError> {
+        self.check(headers, scope, environment, self.public_reads)
+    }
+
+    /// [`authorize`](Self::authorize), but a token is needed even with `public_reads` (for
+    /// listings: which ids exist is the caller's business).
+    pub fn authorize_token(
+        &self,
+        headers: &HeaderMap,
+        scope: Scope,
+        environment: Option<Environment>,
+    ) -> Result<Caller, ApiError> {
+        self.check(headers, scope, environment, false)
+    }
+
+    fn check(
+        &self,
+        headers: &HeaderMap,
+        scope: Scope,
+        environment: Option<Environment>,
+        public_reads: bool,
+    ) -> Result<Caller, ApiError> {
+        let anonymous = Caller {
+            anonymous: true,
+            ..Caller::default()
+        };
         let (key, validation) = match &self.mode {
-            Mode::Off => return Ok(Caller::default()),
+            Mode::Off => return Ok(anonymous),
             Mode::Jwt { key, validation } => (key, validation),
         };
         let Some(value) = headers.get(header::AUTHORIZATION) else {
-            if scope == Scope::Read && self.public_reads {
-                return Ok(Caller::default());
+            if scope == Scope::Read && public_reads {
+                return Ok(anonymous);
             }
             return Err(ApiError::no_auth_header());
         };
@@ -320,6 +344,7 @@ impl Auth {
         Ok(Caller {
             subject: claims.sub,
             tenant,
+            anonymous: false,
         })
     }
 }

@@ -100,10 +100,27 @@ pub fn authorized_target<T>(
     scope: crate::auth::Scope,
     id: impl FnOnce() -> Result<T, ApiError>,
 ) -> Result<(Namespace, T), ApiError> {
-    let environment = QueryParams::parse(query)?.environment()?;
+    let params = QueryParams::parse(query)?;
+    let (namespace, id, _) = authorize_target(state, &params, headers, scope, id)?;
+    Ok((namespace, id))
+}
+
+/// [`authorized_target`] on a query already parsed, with the [`Caller`] it let in.
+pub fn authorize_target<T>(
+    state: &crate::AppState,
+    params: &QueryParams,
+    headers: &HeaderMap,
+    scope: crate::auth::Scope,
+    id: impl FnOnce() -> Result<T, ApiError>,
+) -> Result<(Namespace, T, Caller), ApiError> {
+    let environment = params.environment()?;
     let id = id()?;
     let caller = state.auth.authorize(headers, scope, Some(environment))?;
-    Ok((Namespace::new(caller.tenant, environment), id))
+    Ok((
+        Namespace::new(caller.tenant.clone(), environment),
+        id,
+        caller,
+    ))
 }
 
 /// Parses a contextId taken from the path.

@@ -12,7 +12,7 @@ use super::{delete_blob, header_value, target};
 use crate::AppState;
 use crate::auth::Scope;
 use crate::error::{ApiError, ErrorBody};
-use crate::request::{QueryParams, path_thumbnail_id};
+use crate::request::{QueryParams, authorize_target, path_thumbnail_id};
 use crate::signing::unix_now;
 use crate::views::etag;
 
@@ -61,23 +61,25 @@ pub async fn get(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (namespace, id, signed) = match (&state.options.url_signer, query.as_deref()) {
+    let params = QueryParams::parse(query.as_deref())?;
+    // `anonymous`: no token was needed (a signed URL, a public read, auth off).
+    let (namespace, id, anonymous) = match (&state.options.url_signer, query.as_deref()) {
         // A signed URL stands in for the token: its signature names the tenant.
         (Some(signer), Some(q)) if q.contains("&sig=") => {
             let tenant = signer.verify(uri.path(), q, unix_now())?;
-            let environment = QueryParams::parse(Some(q))?.environment()?;
             let id = path_thumbnail_id(&id)?;
-            (Namespace::new(tenant, environment), id, true)
+            (Namespace::new(tenant, params.environment()?), id, true)
         }
         _ => {
-            let (namespace, id) = target(&state, &id, query.as_deref(), &headers, Scope::Read)?;
-            (namespace, id, false)
+            let (namespace, id, caller) =
+                authorize_target(&state, &params, &headers, Scope::Read, || {
+                    path_thumbnail_id(&id)
+                })?;
+            (namespace, id, caller.anonymous)
         }
     };
     // `v`: the version (ETag without quotes) a URL was made for; only that one is served.
-    let version = QueryParams::parse(query.as_deref())?
-        .one("v")?
-        .map(str::to_owned);
+    let version = params.one("v")?;
     let Some(mut record) = state.store.thumbnail(&namespace, &id).await? else {
         return Err(not_found(&id, namespace.environment));
     };
@@ -123,15 +125,12 @@ pub async fn get(
         );
         r
     };
-    // Fetched without a token: by its signature, or with public reads (or auth off).
-    let anonymous =
-        !headers.contains_key(header::AUTHORIZATION) && state.auth.allows_anonymous_reads();
     let tag = etag(&record.result.etag);
     let h = response.headers_mut();
     h.insert(header::ETAG, header_value(&tag));
     h.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static(match (&version, signed || anonymous) {
+        HeaderValue::from_static(match (version, anonymous) {
             // Replaced in place at the same URL: caches must revalidate (cheap: 304 on the ETag).
             (None, _) => "private, no-cache",
             // One version's bytes never change. Shared caches (a CDN) may keep them only
