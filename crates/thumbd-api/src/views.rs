@@ -5,7 +5,7 @@
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
-use thumbd_jobs::{Environment, JobRecord, JobStatus, Tenant, ThumbnailId, Timestamp};
+use thumbd_jobs::{Environment, JobRecord, JobResult, JobStatus, Tenant, ThumbnailId, Timestamp};
 
 use crate::signing::{UrlSigner, unix_now};
 
@@ -97,8 +97,10 @@ pub struct ErrorView {
     pub message: String,
 }
 
-impl From<&JobRecord> for StatusView {
-    fn from(job: &JobRecord) -> Self {
+impl StatusView {
+    /// The status of `job`; its result's URL signed when the API signs URLs
+    /// (`url_signing_key`).
+    pub fn new(job: &JobRecord, signer: Option<&UrlSigner>) -> Self {
         StatusView {
             id: job.id.to_string(),
             status: job.status.as_str(),
@@ -108,15 +110,8 @@ impl From<&JobRecord> for StatusView {
             started_at: job.started_at,
             finished_at: job.finished_at,
             attempts: job.attempts,
-            result: job.result.as_ref().map(|r| ResultView {
-                width: r.width,
-                height: r.height,
-                bytes: r.bytes,
-                content_type: r.content_type.clone(),
-                etag: etag(&r.etag),
-                url: thumbnail_url(&job.thumbnail_id, job.environment),
-                animated: r.animated,
-                placeholder: r.placeholder.clone(),
+            result: job.result.as_ref().map(|r| {
+                ResultView::new(r, &job.thumbnail_id, job.environment, &job.tenant, signer)
             }),
             error: job.error.as_ref().map(|e| ErrorView {
                 code: e.code,
@@ -126,19 +121,36 @@ impl From<&JobRecord> for StatusView {
     }
 }
 
-impl StatusView {
-    /// With `result.url` signed for `tenant`, when the API signs URLs (`url_signing_key`).
-    pub fn signed(mut self, signer: Option<&UrlSigner>, tenant: &Tenant) -> Self {
-        if let (Some(signer), Some(result)) = (signer, self.result.as_mut()) {
-            result.url = signer.sign(&result.url, tenant, unix_now());
+impl ResultView {
+    /// The view of `result`, the current or a past thumbnail `id` of `tenant` in
+    /// `environment`; its URL signed when `signer` is given.
+    pub fn new(
+        result: &JobResult,
+        id: &ThumbnailId,
+        environment: Environment,
+        tenant: &Tenant,
+        signer: Option<&UrlSigner>,
+    ) -> Self {
+        let url = thumbnail_url(id, environment);
+        ResultView {
+            width: result.width,
+            height: result.height,
+            bytes: result.bytes,
+            content_type: result.content_type.clone(),
+            etag: etag(&result.etag),
+            url: match signer {
+                Some(signer) => signer.sign(&url, tenant, unix_now()),
+                None => url,
+            },
+            animated: result.animated,
+            placeholder: result.placeholder.clone(),
         }
-        self
     }
 }
 
 /// The JSON a job's status is sent as, over HTTP and to a producer's `replyTo` queue.
 pub fn status_body(record: &JobRecord) -> Vec<u8> {
-    serde_json::to_vec(&StatusView::from(record)).expect("a status view serializes")
+    serde_json::to_vec(&StatusView::new(record, None)).expect("a status view serializes")
 }
 
 /// A strong entity tag from a content hash: the first 32 hex digits, quoted.

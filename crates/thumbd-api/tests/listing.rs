@@ -85,6 +85,7 @@ async fn thumbnails_are_listed_by_prefix_a_page_at_a_time() {
     let first = &listed[0];
     assert_eq!(first["width"], 330);
     assert_eq!(first["contentType"], "image/png");
+    assert!(first["placeholder"]["blurhash"].is_string(), "{first}");
     assert_eq!(
         first["url"],
         "/v1/thumbnails/cover%2F1?environment=production"

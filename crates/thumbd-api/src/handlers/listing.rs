@@ -20,8 +20,8 @@ use crate::AppState;
 use crate::auth::Scope;
 use crate::error::{ApiError, ErrorBody};
 use crate::request::QueryParams;
-use crate::signing::{UrlSigner, unix_now};
-use crate::views::{StatusView, etag, thumbnail_url};
+use crate::signing::UrlSigner;
+use crate::views::{ResultView, StatusView};
 
 /// Items per page unless `limit` says otherwise.
 const DEFAULT_LIMIT: u32 = 100;
@@ -47,18 +47,9 @@ pub struct ThumbnailItem {
     pub thumbnail_id: String,
     /// When these bytes became current (RFC 3339).
     pub updated_at: Timestamp,
-    /// Pixels.
-    pub width: u32,
-    /// Pixels.
-    pub height: u32,
-    /// Encoded size.
-    pub bytes: u64,
-    /// Media type.
-    pub content_type: String,
-    /// The `ETag` it is served with.
-    pub etag: String,
-    /// Where to GET it.
-    pub url: String,
+    /// The thumbnail, as a job's result shows it.
+    #[serde(flatten)]
+    pub result: ResultView,
 }
 
 /// One page of jobs.
@@ -204,7 +195,7 @@ pub async fn jobs(
     Ok(axum::Json(JobPage {
         items: records
             .iter()
-            .map(|r| StatusView::from(r).signed(state.options.url_signer.as_ref(), &r.tenant))
+            .map(|r| StatusView::new(r, state.options.url_signer.as_ref()))
             .collect(),
         next_cursor,
     }))
@@ -248,19 +239,10 @@ fn more<T>(records: &mut Vec<T>, limit: u32) -> Option<&T> {
 }
 
 fn item(t: &ThumbnailRecord, signer: Option<&UrlSigner>) -> ThumbnailItem {
-    let url = thumbnail_url(&t.thumbnail_id, t.environment);
     ThumbnailItem {
         thumbnail_id: t.thumbnail_id.to_string(),
         updated_at: t.updated_at,
-        width: t.result.width,
-        height: t.result.height,
-        bytes: t.result.bytes,
-        content_type: t.result.content_type.clone(),
-        etag: etag(&t.result.etag),
-        url: match signer {
-            Some(signer) => signer.sign(&url, &t.tenant, unix_now()),
-            None => url,
-        },
+        result: ResultView::new(&t.result, &t.thumbnail_id, t.environment, &t.tenant, signer),
     }
 }
 

@@ -53,7 +53,7 @@ pub async fn get(
         .authorize(&headers, Scope::Read, Some(job.environment))?;
     let mut response = (
         StatusCode::OK,
-        axum::Json(StatusView::from(&job).signed(state.options.url_signer.as_ref(), &job.tenant)),
+        axum::Json(StatusView::new(&job, state.options.url_signer.as_ref())),
     )
         .into_response();
     if !job.status.is_finished() {

@@ -324,7 +324,7 @@ pub(crate) fn check_image(
 /// 201 when succeeded, the job's error when failed, else 202 with `Location` and
 /// `Retry-After`.
 fn job_response(state: &AppState, record: &JobRecord) -> Result<Response, ApiError> {
-    let view = StatusView::from(record).signed(state.options.url_signer.as_ref(), &record.tenant);
+    let view = StatusView::new(record, state.options.url_signer.as_ref());
     match record.status {
         JobStatus::Succeeded => {
             let mut r = (StatusCode::CREATED, axum::Json(view)).into_response();
