@@ -83,8 +83,9 @@ pub async fn get(
     let Some(mut record) = state.store.thumbnail(&namespace, &id).await? else {
         return Err(not_found(&id, namespace.environment));
     };
-    if let Some(v) = &version
-        && etag(&record.result.etag) != format!("\"{v}\"")
+    let current = etag(&record.result.etag);
+    if let Some(v) = version
+        && current.trim_matches('"') != v
     {
         return Err(ApiError::not_found(
             Code::ThumbnailNotFound,
@@ -95,7 +96,7 @@ pub async fn get(
             ),
         ));
     }
-    let mut response = if if_none_match(&headers, &etag(&record.result.etag)) {
+    let mut response = if if_none_match(&headers, &current) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         // A replace (or delete) finishing between reading the record and reading its blob
