@@ -24,12 +24,15 @@ pub struct Backends {
     pub store: Arc<dyn MetaStore>,
     /// Where jobs wait.
     pub queue: Arc<dyn JobQueue>,
+    /// Where webhook deliveries wait: the same backend, a lane of its own (the embedded
+    /// queue's `webhooks` lane; RabbitMQ queues under `AMQP_NAMESPACE.webhooks`).
+    pub webhook_queue: Arc<dyn JobQueue>,
     /// Originals and thumbnails.
     pub blobs: Arc<dyn BlobStore>,
     /// For the banner: which backends these are.
     pub description: String,
     sqlite: Option<SqliteDb>,
-    amqp: Option<Arc<AmqpJobQueue>>,
+    amqp: Vec<Arc<AmqpJobQueue>>,
     postgres: Option<thumbd_postgres::PgMetaStore>,
 }
 
@@ -73,39 +76,60 @@ impl Backends {
             }
         };
 
-        let mut amqp = None;
-        let (queue, queue_name): (Arc<dyn JobQueue>, String) = match &settings.amqp_url {
-            Some(url) => {
-                let options = AmqpOptions {
-                    // The jobs a worker holds at once: `prefetch`, and as many more
-                    // waiting on their URL sources (WorkerOptions::downloads).
-                    prefetch: u16::try_from(settings.prefetch + settings.downloads)
-                        .unwrap_or(u16::MAX),
-                    namespace: settings.amqp_namespace.clone(),
-                    ..AmqpOptions::default()
-                };
-                let queue = Arc::new(
-                    AmqpJobQueue::new(url.expose_secret(), options)
-                        .map_err(|e| anyhow::anyhow!("amqp_url: {e}"))?,
-                );
-                queue
-                    .connect()
-                    .await
-                    .context("cannot reach RabbitMQ (amqp_url)")?;
-                amqp = Some(queue.clone());
-                (queue, thumbd_jobs::redact(url.expose_secret()))
-            }
-            None => {
-                let path = match &settings.database {
-                    Database::Sqlite(path) => path.clone(),
-                    Database::Postgres(_) => settings.data_dir.join("thumbd.db"),
-                };
-                let db = open_sqlite(&path).await?;
-                let lock = path.with_extension("queue-lock");
-                let queue = SqliteJobQueue::open(db, &lock, VISIBILITY).await?;
-                (Arc::new(queue), "embedded queue".into())
-            }
-        };
+        let mut amqp = Vec::new();
+        let (queue, webhook_queue, queue_name): (Arc<dyn JobQueue>, Arc<dyn JobQueue>, String) =
+            match &settings.amqp_url {
+                Some(url) => {
+                    let jobs = AmqpOptions {
+                        // The jobs a worker holds at once: `prefetch`, and as many more
+                        // waiting on their URL sources (WorkerOptions::downloads).
+                        prefetch: u16::try_from(settings.prefetch + settings.downloads)
+                            .unwrap_or(u16::MAX),
+                        namespace: settings.amqp_namespace.clone(),
+                        ..AmqpOptions::default()
+                    };
+                    let mut retry_delays = settings.webhook_retry_schedule.clone();
+                    // A delivery postponed while the store is down (Deliverer).
+                    retry_delays.push(Duration::from_secs(5));
+                    let webhooks = AmqpOptions {
+                        prefetch: u16::try_from(settings.webhook_concurrency).unwrap_or(u16::MAX),
+                        namespace: format!(
+                            "{}.{}",
+                            settings.amqp_namespace,
+                            thumbd_jobs::WEBHOOK_LANE
+                        ),
+                        retry_delays,
+                        ..AmqpOptions::default()
+                    };
+                    for options in [jobs, webhooks] {
+                        let queue = Arc::new(
+                            AmqpJobQueue::new(url.expose_secret(), options)
+                                .map_err(|e| anyhow::anyhow!("amqp_url: {e}"))?,
+                        );
+                        queue
+                            .connect()
+                            .await
+                            .context("cannot reach RabbitMQ (amqp_url)")?;
+                        amqp.push(queue);
+                    }
+                    (
+                        amqp[0].clone(),
+                        amqp[1].clone(),
+                        thumbd_jobs::redact(url.expose_secret()),
+                    )
+                }
+                None => {
+                    let path = match &settings.database {
+                        Database::Sqlite(path) => path.clone(),
+                        Database::Postgres(_) => settings.data_dir.join("thumbd.db"),
+                    };
+                    let db = open_sqlite(&path).await?;
+                    let lock = path.with_extension("queue-lock");
+                    let queue = SqliteJobQueue::open(db, &lock, VISIBILITY).await?;
+                    let webhooks = queue.lane(thumbd_jobs::WEBHOOK_LANE);
+                    (Arc::new(queue), Arc::new(webhooks), "embedded queue".into())
+                }
+            };
 
         let (blobs, blobs_name): (Arc<dyn BlobStore>, String) = match &settings.storage {
             Storage::Files(dir) => {
@@ -128,6 +152,7 @@ impl Backends {
             description: format!("store: {store_name}; queue: {queue_name}; blobs: {blobs_name}"),
             store,
             queue,
+            webhook_queue,
             blobs,
             sqlite,
             amqp,
@@ -145,7 +170,7 @@ impl Backends {
 
     /// Closes connections cleanly (unsettled RabbitMQ deliveries go back to the queue).
     pub async fn close(self) {
-        if let Some(amqp) = self.amqp {
+        for amqp in self.amqp {
             amqp.close().await;
         }
         if let Some(db) = self.sqlite {

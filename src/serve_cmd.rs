@@ -10,7 +10,7 @@ use thumbd_api::{
     ApiOptions, AppState, Auth, Claims, Metrics, RateLimit, Registry, Scope, ServeOptions,
 };
 use thumbd_jobs::{Intake, IntakeParts, JobEvents};
-use thumbd_worker::{Worker, WorkerOptions};
+use thumbd_worker::{Deliverer, DeliveryOptions, Worker, WorkerOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::backends::Backends;
@@ -102,9 +102,29 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
             .with_replies(thumbd_api::status_body),
         )
     });
+    let deliverer = (role != Role::Api).then(|| {
+        let metrics = thumbd_worker::DeliveryMetrics::default();
+        metrics.register(&mut registry);
+        Arc::new(Deliverer::new(
+            backends.webhook_queue.clone(),
+            backends.store.clone(),
+            thumbd_api::status_body,
+            DeliveryOptions {
+                concurrency: settings.webhook_concurrency,
+                schedule: settings.webhook_retry_schedule.clone(),
+                fetch: thumbd_fetch::FetchOptions {
+                    allow_private: settings.allow_private_webhooks,
+                    ..DeliveryOptions::default().fetch
+                },
+                metrics,
+                ..DeliveryOptions::default()
+            },
+        ))
+    });
     let intake = Arc::new(Intake::new(IntakeParts {
         store: backends.store.clone(),
         queue: backends.queue.clone(),
+        webhook_queue: backends.webhook_queue.clone(),
         blobs: backends.blobs.clone(),
         events,
         // `serve` only: a worker of another process cannot take a request's bytes.
@@ -181,6 +201,7 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
         http_stop.clone(),
     ));
     let workers = worker.map(|w| tokio::spawn(w.run(work_stop.clone())));
+    let deliveries = deliverer.map(|d| tokio::spawn(d.run(work_stop.clone())));
     // Purges in every process; the sweep (republishing, expired uploads) where jobs are
     // accepted.
     let upkeep = tokio::spawn({
@@ -201,6 +222,9 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
     work_stop.cancel();
     if let Some(workers) = workers {
         let _ = workers.await;
+    }
+    if let Some(deliveries) = deliveries {
+        let _ = deliveries.await;
     }
     let _ = upkeep.await;
     backends.close().await;

@@ -189,6 +189,21 @@ pub const KEYS: &[Key] = &[
         help: "seconds a worker may spend downloading a URL source (its size is capped by max_body_bytes)",
     },
     Key {
+        name: "webhook_retry_schedule",
+        default: "5,30,120,600,3600,21600",
+        help: "seconds between a webhook delivery's attempts, comma-separated: one attempt more than waits (the default: 7 attempts over 7 h 12 min)",
+    },
+    Key {
+        name: "webhook_concurrency",
+        default: "8",
+        help: "webhook deliveries a process posts at once (besides image jobs: a slow endpoint never holds them back)",
+    },
+    Key {
+        name: "allow_private_webhooks",
+        default: "false",
+        help: "let webhook URLs reach loopback, private and link-local addresses (tests, closed networks)",
+    },
+    Key {
         name: "job_timeout",
         default: "30",
         help: "seconds one image may take from decode to encode; past it the job fails `ProcessingTimeout`",

@@ -79,6 +79,12 @@ pub struct Settings {
     pub allow_private_sources: bool,
     pub source_timeout: Duration,
     pub job_timeout: Duration,
+    /// Waits between a webhook delivery's attempts.
+    pub webhook_retry_schedule: Vec<Duration>,
+    /// Webhook deliveries posted at once.
+    pub webhook_concurrency: usize,
+    /// Webhook URLs may reach non-public addresses.
+    pub allow_private_webhooks: bool,
     pub rate_limit: u32,
     pub job_retention: Duration,
     pub log_json: bool,
@@ -285,6 +291,14 @@ impl Settings {
             allow_private_sources: p.boolean("allow_private_sources"),
             source_timeout: Duration::from_secs(p.positive("source_timeout")),
             job_timeout: Duration::from_secs(p.positive("job_timeout")),
+            webhook_retry_schedule: p
+                .parse::<SecondsList>(
+                    "webhook_retry_schedule",
+                    "a comma-separated list of whole seconds (at least one)",
+                )
+                .0,
+            webhook_concurrency: p.positive("webhook_concurrency"),
+            allow_private_webhooks: p.boolean("allow_private_webhooks"),
             rate_limit: p.parse("rate_limit", "whole requests per second (0 = off)"),
             job_retention: {
                 let hours: u64 = p.parse("job_retention_hours", "whole hours, at least 24");
@@ -356,3 +370,26 @@ impl Settings {
 
 #[cfg(test)]
 mod tests;
+
+/// `5,30,120`: a non-empty list of whole seconds.
+struct SecondsList(Vec<Duration>);
+
+impl std::str::FromStr for SecondsList {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let list = s
+            .split(',')
+            .map(|n| {
+                n.trim()
+                    .parse::<u64>()
+                    .map(Duration::from_secs)
+                    .map_err(|_| ())
+            })
+            .collect::<Result<Vec<_>, ()>>()?;
+        if list.is_empty() {
+            Err(())
+        } else {
+            Ok(SecondsList(list))
+        }
+    }
+}

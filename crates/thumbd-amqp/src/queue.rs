@@ -14,7 +14,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::uri::AMQPUri;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer};
-use thumbd_jobs::{Error, JobMessage, JobQueue, Lease, LeaseToken, QueueDepth, Result};
+use thumbd_jobs::{Error, JobQueue, Lease, LeaseToken, QueueDepth, Result};
 use tokio::sync::Mutex;
 
 use crate::headers;
@@ -348,14 +348,13 @@ fn unavailable(e: lapin::Error) -> Error {
 
 #[async_trait]
 impl JobQueue for AmqpJobQueue {
-    async fn push(&self, message: &JobMessage) -> Result<()> {
-        let payload = serde_json::to_vec(message)?;
+    async fn push_bytes(&self, payload: &[u8]) -> Result<()> {
         let link = self.link().await?;
         self.publish(
             &link,
             &self.topology.exchange,
             ROUTING_KEY,
-            &payload,
+            payload,
             FieldTable::default(),
             true,
         )

@@ -13,13 +13,16 @@ use utoipa::ToSchema;
 /// ([`ApiError::from_image_code`]).
 pub fn status_of(code: Code) -> StatusCode {
     match code {
-        Code::InvalidQueryParameter | Code::InvalidRequestBody => StatusCode::BAD_REQUEST,
+        Code::InvalidQueryParameter | Code::InvalidRequestBody | Code::WebhookUrlNotAllowed => {
+            StatusCode::BAD_REQUEST
+        }
         Code::HeaderNotFound | Code::InvalidToken => StatusCode::UNAUTHORIZED,
         Code::InsufficientPermissions | Code::InvalidSignature => StatusCode::FORBIDDEN,
         Code::ThumbnailNotFound
         | Code::JobNotFound
         | Code::ContextNotFound
         | Code::UploadTicketNotFound
+        | Code::WebhookNotFound
         | Code::RouteNotFound => StatusCode::NOT_FOUND,
         Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         Code::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -270,6 +273,8 @@ impl ApiError {
             | Code::JobNotFound
             | Code::ContextNotFound
             | Code::UploadTicketNotFound
+            | Code::WebhookNotFound
+            | Code::WebhookUrlNotAllowed
             | Code::RouteNotFound
             | Code::MethodNotAllowed
             | Code::InvalidThumbnailRequest

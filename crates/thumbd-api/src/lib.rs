@@ -22,9 +22,11 @@
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let dir = tempfile::tempdir().unwrap();
 //! let db = SqliteDb::in_memory().await.unwrap();
+//! let queue = SqliteJobQueue::unlocked(db.clone(), Duration::from_secs(30));
 //! let parts = IntakeParts {
-//!     store: Arc::new(SqliteMetaStore::new(db.clone())),
-//!     queue: Arc::new(SqliteJobQueue::unlocked(db, Duration::from_secs(30))),
+//!     store: Arc::new(SqliteMetaStore::new(db)),
+//!     webhook_queue: Arc::new(queue.lane(thumbd_jobs::WEBHOOK_LANE)),
+//!     queue: Arc::new(queue),
 //!     blobs: Arc::new(FsBlobStore::open(dir.path()).unwrap()),
 //!     events: JobEvents::new(),
 //!     local_worker: None,

@@ -63,6 +63,8 @@ codes! {
     ContextNotFound => "no such context in this environment",
     /// No such upload ticket.
     UploadTicketNotFound => "no such upload ticket, or it has expired",
+    /// No such webhook endpoint in this environment.
+    WebhookNotFound => "no such webhook endpoint in this environment",
     /// No such endpoint.
     RouteNotFound => "no such endpoint",
     /// The endpoint exists, not with this method.
@@ -93,6 +95,8 @@ codes! {
     SourceNotAllowed => "the URL source points somewhere thumbd may not go",
     /// The URL source is over the size limit.
     SourceTooLarge => "the URL source is over the size limit",
+    /// The webhook URL is not http(s), carries credentials, or points at a non-public address.
+    WebhookUrlNotAllowed => "the webhook URL is not http(s), carries credentials, or points somewhere thumbd may not go (private addresses need `allow_private_webhooks`)",
     /// A bug or an inconsistency; the cause is in the server's log.
     InternalError => "a bug or an inconsistency; the cause is in the server's log, not the body",
     /// A store, queue or blob store is unreachable.

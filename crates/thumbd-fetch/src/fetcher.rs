@@ -100,6 +100,38 @@ impl Fetcher {
             })
     }
 
+    /// Posts `body` with `headers` to `url` through the same guard and within `timeout`,
+    /// and returns the final status, whatever it is (the response body is not read).
+    /// Redirects are followed like a fetch's, up to `max_redirects` (webhook deliveries use
+    /// 0: a redirect is an error).
+    ///
+    /// # Errors
+    /// `SourceNotAllowed` for a refused URL or address; `SourceFetchFailed` when no answer
+    /// came.
+    pub async fn post(
+        &self,
+        url: &str,
+        headers: reqwest::header::HeaderMap,
+        body: Bytes,
+    ) -> Result<StatusCode, FetchError> {
+        let url = Url::parse(url)
+            .map_err(|e| FetchError::failed("the URL is not valid", false, Some(e.into())))?;
+        self.guard
+            .check_url(&url)
+            .map_err(|Refused(why)| FetchError::NotAllowed(why))?;
+        let timeout = self.options.timeout;
+        let send = self.client.post(url).headers(headers).body(body).send();
+        match tokio::time::timeout(timeout, send).await {
+            Err(_) => Err(FetchError::failed(
+                format!("no answer within {timeout:?}"),
+                true,
+                None,
+            )),
+            Ok(Err(e)) => Err(self.failure(e)),
+            Ok(Ok(response)) => Ok(response.status()),
+        }
+    }
+
     async fn get(&self, url: Url) -> Result<Bytes, FetchError> {
         let mut response = self
             .client

@@ -57,3 +57,4 @@ pub use address::refused_range;
 pub use error::{Cause, FetchError};
 pub use fetcher::Fetcher;
 pub use options::FetchOptions;
+pub use reqwest::{StatusCode, header};

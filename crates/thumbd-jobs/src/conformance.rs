@@ -5,6 +5,7 @@
 
 mod associations;
 mod listing;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -341,6 +342,7 @@ pub async fn meta_store(store: &dyn MetaStore) {
     associations::contexts(store, now).await;
     associations::tenants(store, now).await;
     listing::listing(store, now).await;
+    webhooks::webhooks(store, now).await;
 }
 
 /// Runs the [`JobQueue`] delivery checks on `queue`, which must be empty and unshared.

@@ -11,6 +11,8 @@
 //!   one SQLite file in WAL mode ([`SqliteDb`]), and [`FsBlobStore`].
 //! - Around the jobs: [`ContextRecord`]s that reference thumbnails, [`UploadRecord`]s named
 //!   by an [`UploadTicket`], and [`IdempotencyKey`]s.
+//! - [`webhooks`]: endpoints ([`WebhookRecord`]), the events written with the changes
+//!   they announce, and the [`Dispatcher`] that queues their deliveries.
 //! - [`JobEvents`]: in-process news of finished jobs for waiting requests; [`LocalWorker`]:
 //!   the workers of the API's own process, which can take a job straight from its request.
 //! - With the `testing` feature (backends' tests turn it on as a dev-dependency; the
@@ -62,6 +64,7 @@ pub mod services;
 mod sqlite;
 mod store;
 mod timestamp;
+pub mod webhooks;
 
 pub use associations::{Claim, ContextChange, ContextRecord, IdempotencyKey, UploadRecord};
 pub use blob::BlobStore;
@@ -83,7 +86,11 @@ pub use listing::{JobKey, JobQuery, ThumbnailQuery};
 pub use local::{LocalRun, LocalWorker};
 pub use queue::{JobQueue, Lease, LeaseToken, QueueDepth};
 pub use redact::redact;
-pub use sqlite::{SqliteDb, SqliteJobQueue, SqliteMetaStore};
+pub use sqlite::{JOB_LANE, SqliteDb, SqliteJobQueue, SqliteMetaStore};
 pub use store::{AssociationStore, Finished, JobStore, MetaStore, ThumbnailStore};
 pub use thumbd_codes::Code;
 pub use timestamp::Timestamp;
+pub use webhooks::{
+    AttemptRecord, DeliveryRecord, DeliveryState, Dispatcher, Event, EventType, NewWebhook,
+    WEBHOOK_LANE, WebhookId, WebhookPut, WebhookRecord, WebhookSecret, WebhookStore,
+};

@@ -56,8 +56,14 @@ pub struct QueueDepth {
 /// lease that is no longer current returns `false` and changes nothing.
 #[async_trait]
 pub trait JobQueue: Send + Sync + 'static {
-    /// Stores a message durably; when this returns `Ok`, the message survives a crash.
-    async fn push(&self, message: &JobMessage) -> Result<()>;
+    /// Stores a job message durably; when this returns `Ok`, the message survives a crash.
+    async fn push(&self, message: &JobMessage) -> Result<()> {
+        self.push_bytes(&message.to_json()).await
+    }
+
+    /// Stores any message durably (a queue lane carries one kind of message; see
+    /// [`WEBHOOK_LANE`](crate::WEBHOOK_LANE)); when this returns `Ok`, it survives a crash.
+    async fn push_bytes(&self, payload: &[u8]) -> Result<()>;
 
     /// The next message, waiting up to `wait` for one; `None` if none came.
     async fn lease(&self, wait: Duration) -> Result<Option<Lease>>;

@@ -1,7 +1,8 @@
 //! The metadata roles: [`JobStore`] (jobs from creation to finish), [`ThumbnailStore`]
-//! (current thumbnails) and [`AssociationStore`] (idempotency keys, uploads, contexts).
-//! A backend implements each role directly; [`MetaStore`] is all three plus a health
-//! check, what processes hold as `Arc<dyn MetaStore>`.
+//! (current thumbnails), [`AssociationStore`] (idempotency keys, uploads, contexts) and
+//! [`WebhookStore`] (endpoints and deliveries). A backend implements each role directly;
+//! [`MetaStore`] is all four plus a health check, what processes hold as
+//! `Arc<dyn MetaStore>`.
 
 use async_trait::async_trait;
 
@@ -11,6 +12,7 @@ use crate::ids::{BlobKey, ContextId, JobId, Namespace, ThumbnailId, UploadTicket
 use crate::job::{JobFailure, JobRecord, JobResult, ThumbnailRecord};
 use crate::listing::{JobQuery, ThumbnailQuery};
 use crate::timestamp::Timestamp;
+use crate::webhooks::WebhookStore;
 
 /// What [`JobStore::finish_succeeded`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -187,7 +189,7 @@ pub trait AssociationStore: Send + Sync + 'static {
 ///
 /// Contract: `conformance::meta_store` (feature `testing`).
 #[async_trait]
-pub trait MetaStore: JobStore + ThumbnailStore + AssociationStore {
+pub trait MetaStore: JobStore + ThumbnailStore + AssociationStore + WebhookStore {
     /// A cheap round trip, for `/readyz`.
     async fn ping(&self) -> Result<()>;
 }

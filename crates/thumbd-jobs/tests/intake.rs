@@ -9,7 +9,7 @@ use thumbd_jobs::{
     Accepted, BlobKey, BlobStore, CreateJob, Environment, FsBlobStore, IdempotencyKey, Intake,
     IntakeParts, JobEvents, JobMessage, JobQueue, JobRecord, JobSource, JobStatus, MetaStore,
     Namespace, NewSource, Refused, SqliteDb, SqliteJobQueue, SqliteMetaStore, Tenant, ThumbnailId,
-    Timestamp,
+    Timestamp, WEBHOOK_LANE,
 };
 
 struct Rig {
@@ -24,11 +24,14 @@ async fn rig() -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let db = SqliteDb::in_memory().await.unwrap();
     let store: Arc<dyn MetaStore> = Arc::new(SqliteMetaStore::new(db.clone()));
-    let queue: Arc<dyn JobQueue> = Arc::new(SqliteJobQueue::unlocked(db, Duration::from_secs(30)));
+    let sqlite_queue = SqliteJobQueue::unlocked(db, Duration::from_secs(30));
+    let webhook_queue: Arc<dyn JobQueue> = Arc::new(sqlite_queue.lane(WEBHOOK_LANE));
+    let queue: Arc<dyn JobQueue> = Arc::new(sqlite_queue);
     let blobs: Arc<dyn BlobStore> = Arc::new(FsBlobStore::open(dir.path()).unwrap());
     let intake = Intake::new(IntakeParts {
         store: store.clone(),
         queue: queue.clone(),
+        webhook_queue,
         blobs: blobs.clone(),
         events: JobEvents::new(),
         local_worker: None,

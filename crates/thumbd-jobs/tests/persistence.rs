@@ -84,7 +84,7 @@ async fn a_schema_this_binary_did_not_write_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("thumbd.db");
     let db = SqliteDb::open(&path).await.unwrap();
-    assert_eq!(db.migrated_at_open(), 2, "a new file gets the whole schema");
+    assert_eq!(db.migrated_at_open(), 3, "a new file gets the whole schema");
     db.close().await;
 
     let edit = |sql: &'static str| {

@@ -9,6 +9,11 @@ use thumbd_jobs::schema::{self, SchemaFile};
 const SCHEMA: &[SchemaFile] = &[
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
     (2, "listing", include_str!("../migrations/0002_listing.sql")),
+    (
+        3,
+        "webhooks",
+        include_str!("../migrations/0003_webhooks.sql"),
+    ),
 ];
 
 /// Applies the migrations not yet applied to the first schema of the `search_path`; returns

@@ -10,10 +10,11 @@ use sqlx::QueryBuilder;
 use sqlx::Row as _;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::query::Query;
+use thumbd_jobs::webhooks::sql;
 use thumbd_jobs::{
-    BlobKey, Error, Finished, JobFailure, JobId, JobQuery, JobRecord, JobResult, JobStore,
-    MetaStore, Namespace, Result, ThumbnailId, ThumbnailQuery, ThumbnailRecord, ThumbnailStore,
-    Timestamp,
+    BlobKey, Error, Event, EventType, Finished, JobFailure, JobId, JobQuery, JobRecord, JobResult,
+    JobStore, MetaStore, Namespace, Result, ThumbnailId, ThumbnailQuery, ThumbnailRecord,
+    ThumbnailStore, Timestamp,
 };
 
 /// Connections per process: an API or worker process runs a few statements at a time, and
@@ -44,6 +45,7 @@ macro_rules! thumbnail_columns {
 mod associations;
 mod notify;
 mod rows;
+mod webhooks;
 
 use rows::{job_from_row, thumbnail_from_row, utf8};
 
@@ -243,6 +245,7 @@ impl JobStore for PgMetaStore {
     ) -> Result<Finished> {
         // One statement: the steps are a server-side function (`thumbd_finish_succeeded`), so the whole
         // transaction costs one round trip.
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "SELECT applied, is_current, orphaned \
              FROM thumbd_finish_succeeded($1::uuid, $2, $3::json, $4, $5)",
@@ -252,7 +255,7 @@ impl JobStore for PgMetaStore {
         .bind(serde_json::to_string(result)?)
         .bind(result.blob_key.as_str())
         .bind(FINISHED_CHANNEL)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await
         .map_err(|e| match &e {
             sqlx::Error::Database(d) if d.code().as_deref() == Some("P0002") => {
@@ -261,8 +264,17 @@ impl JobStore for PgMetaStore {
             _ => e.into(),
         })?;
         let orphaned: Vec<String> = row.try_get("orphaned")?;
+        let applied: bool = row.try_get("applied")?;
+        if applied {
+            let event = Event::job(EventType::JobSucceeded, id, now);
+            sql::insert_job_event(&event, "::uuid")
+                .build()
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(Finished {
-            applied: row.try_get("applied")?,
+            applied,
             current: row.try_get("is_current")?,
             orphaned: orphaned
                 .iter()
@@ -275,6 +287,7 @@ impl JobStore for PgMetaStore {
         // text cannot hold NUL; a message is for people, and a job that cannot record its
         // failure would be retried forever.
         let message = failure.message.replace('\0', "\u{FFFD}");
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "WITH done AS (UPDATE jobs SET status = 'failed', finished_at = $1, error_code = $2, \
              error_message = $3 WHERE id = $4::uuid AND status IN ('queued', 'processing') \
@@ -285,9 +298,18 @@ impl JobStore for PgMetaStore {
         .bind(&message)
         .bind(id.to_string())
         .bind(FINISHED_CHANNEL)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
-        Ok(done.len() == 1)
+        if done.len() != 1 {
+            return Ok(false);
+        }
+        let event = Event::job(EventType::JobFailed, id, now);
+        sql::insert_job_event(&event, "::uuid")
+            .build()
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn purge_finished_jobs(&self, before: Timestamp) -> Result<u64> {
@@ -344,17 +366,28 @@ impl ThumbnailStore for PgMetaStore {
         namespace: &Namespace,
         id: &ThumbnailId,
     ) -> Result<Option<ThumbnailRecord>> {
-        sqlx::query(concat!(
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query(concat!(
             "DELETE FROM thumbnails WHERE environment = $1 AND thumbnail_id = $2 RETURNING ",
             thumbnail_columns!()
         ))
         .bind(namespace.key())
         .bind(id.as_str().as_bytes())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?
         .as_ref()
         .map(thumbnail_from_row)
-        .transpose()
+        .transpose()?;
+        if deleted.is_some() {
+            webhooks::write_event(
+                &mut tx,
+                namespace,
+                &Event::thumbnail_deleted(namespace, id, Timestamp::now()),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     async fn list_thumbnails(

@@ -14,15 +14,20 @@
 //!
 //! [`Worker::run`] is the loop `thumbd serve` and `thumbd worker` run, with graceful
 //! shutdown; [`Worker::drain`] processes what is queued and returns (tests).
+//!
+//! [`Deliverer`] does the same for the queue's webhook lane: it posts each delivery to its
+//! endpoint, signed, and retries it on the queue by a schedule (README, "Webhooks").
 
 mod downloads;
 mod metrics;
 mod options;
 mod outcome;
 mod priority;
+mod webhooks;
 mod worker;
 
 pub use metrics::WorkerMetrics;
 pub use options::WorkerOptions;
 pub use outcome::Outcome;
+pub use webhooks::{Deliverer, DeliveryMetrics, DeliveryOptions, DeliveryOutcome};
 pub use worker::{ReplyBody, Worker};

@@ -125,6 +125,8 @@ impl StepError {
             | Code::JobNotFound
             | Code::ContextNotFound
             | Code::UploadTicketNotFound
+            | Code::WebhookNotFound
+            | Code::WebhookUrlNotAllowed
             | Code::RouteNotFound
             | Code::MethodNotAllowed
             | Code::InvalidThumbnailRequest

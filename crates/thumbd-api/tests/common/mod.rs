@@ -25,6 +25,8 @@ pub struct Rig {
     pub worker: Arc<Worker>,
     /// What the worker announces finished jobs on, and the intake listens to.
     pub events: JobEvents,
+    /// The webhook lane of the queue.
+    pub webhook_queue: Arc<dyn thumbd_jobs::JobQueue>,
 }
 
 pub async fn rig() -> Rig {
@@ -56,6 +58,8 @@ async fn rig_parts(auth: Auth, options: ApiOptions, spec: thumbcore::ThumbSpec) 
         db.clone(),
         Duration::from_secs(30),
     ));
+    let webhook_queue: Arc<dyn thumbd_jobs::JobQueue> =
+        Arc::new(queue.lane(thumbd_jobs::WEBHOOK_LANE));
     let store = Arc::new(SqliteMetaStore::new(db.clone()));
     let blobs = Arc::new(FsBlobStore::open(dir.path().join("blobs")).unwrap());
     let events = JobEvents::new();
@@ -73,6 +77,7 @@ async fn rig_parts(auth: Auth, options: ApiOptions, spec: thumbcore::ThumbSpec) 
     let intake = thumbd_jobs::Intake::new(thumbd_jobs::IntakeParts {
         store: store.clone(),
         queue: queue.clone(),
+        webhook_queue: webhook_queue.clone(),
         blobs: blobs.clone(),
         events: events.clone(),
         local_worker: None,
@@ -94,6 +99,7 @@ async fn rig_parts(auth: Auth, options: ApiOptions, spec: thumbcore::ThumbSpec) 
         state,
         worker,
         events,
+        webhook_queue,
     }
 }
 
@@ -153,6 +159,7 @@ impl Rig {
         self.state.intake = Arc::new(thumbd_jobs::Intake::new(thumbd_jobs::IntakeParts {
             store: s.store.clone(),
             queue: s.queue.clone(),
+            webhook_queue: self.webhook_queue.clone(),
             blobs: s.blobs.clone(),
             events: self.events.clone(),
             local_worker: Some(local),

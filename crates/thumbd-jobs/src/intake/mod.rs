@@ -28,6 +28,7 @@ use crate::local::{LocalRun, LocalWorker};
 use crate::queue::JobQueue;
 use crate::store::MetaStore;
 use crate::timestamp::Timestamp;
+use crate::webhooks::Dispatcher;
 
 /// How long an idempotency key names its first job.
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
@@ -101,6 +102,8 @@ pub struct IntakeParts {
     pub store: Arc<dyn MetaStore>,
     /// Where jobs go.
     pub queue: Arc<dyn JobQueue>,
+    /// Where webhook deliveries go: the queue's [`WEBHOOK_LANE`](crate::WEBHOOK_LANE).
+    pub webhook_queue: Arc<dyn JobQueue>,
     /// Originals.
     pub blobs: Arc<dyn BlobStore>,
     /// Finished-job news from workers in this process (and relayed from the store).
@@ -114,6 +117,7 @@ pub struct IntakeParts {
 pub struct Intake {
     parts: IntakeParts,
     marks: PublishMarks,
+    webhooks: Dispatcher,
 }
 
 impl std::fmt::Debug for Intake {
@@ -129,7 +133,18 @@ impl Intake {
     /// tokio runtime).
     pub fn new(parts: IntakeParts) -> Self {
         let marks = PublishMarks::spawn(parts.store.clone());
-        Intake { parts, marks }
+        let webhooks = Dispatcher::new(parts.store.clone(), parts.webhook_queue.clone());
+        Intake {
+            parts,
+            marks,
+            webhooks,
+        }
+    }
+
+    /// What queues webhook deliveries: [`nudge`](Dispatcher::nudge) it after a change that
+    /// may have written some (jobs finished in this process wake it by themselves).
+    pub fn webhooks(&self) -> &Dispatcher {
+        &self.webhooks
     }
 
     /// The job an earlier create with `key` made, waited for up to `wait`, if `key` names

@@ -20,8 +20,21 @@ impl Intake {
     /// Runs the upkeep until `stop` resolves: [`purge`](Self::purge) at once and then every
     /// hour (finished jobs older than `retention`); with `sweep`, [`sweep`](Self::sweep) at
     /// once and then every minute (processes that accept jobs; a worker-only process does
-    /// not).
+    /// not); and the webhook [`Dispatcher`](crate::Dispatcher) all along.
     pub async fn upkeep(&self, retention: Duration, sweep: bool, stop: impl Future<Output = ()>) {
+        let stop = futures_util::FutureExt::shared(Box::pin(stop));
+        tokio::join!(
+            self.webhooks.run(&self.parts.events, stop.clone()),
+            self.purge_and_sweep(retention, sweep, stop),
+        );
+    }
+
+    async fn purge_and_sweep(
+        &self,
+        retention: Duration,
+        sweep: bool,
+        stop: impl Future<Output = ()>,
+    ) {
         let mut purge_tick = tokio::time::interval(PURGE_EVERY);
         let mut sweep_tick = tokio::time::interval(SWEEP_EVERY);
         for tick in [&mut purge_tick, &mut sweep_tick] {
@@ -37,8 +50,8 @@ impl Intake {
         }
     }
 
-    /// Deletes finished job records older than `retention`, and idempotency keys past
-    /// [`IDEMPOTENCY_WINDOW`].
+    /// Deletes finished job records and settled webhook deliveries older than `retention`,
+    /// and idempotency keys past [`IDEMPOTENCY_WINDOW`].
     pub async fn purge(&self, retention: Duration) {
         let store = &self.parts.store;
         match store
@@ -56,6 +69,14 @@ impl Intake {
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "old idempotency keys deleted"),
             Err(e) => tracing::warn!(error = %e, "cannot purge old idempotency keys"),
+        }
+        match store
+            .purge_deliveries(Timestamp::now().minus(retention))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "old webhook deliveries deleted"),
+            Err(e) => tracing::warn!(error = %e, "cannot purge old webhook deliveries"),
         }
     }
 

@@ -20,7 +20,7 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, ConnectOptions as _, Connection as _, Sqlite};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
-pub use queue::SqliteJobQueue;
+pub use queue::{JOB_LANE, SqliteJobQueue};
 pub use store::SqliteMetaStore;
 
 use crate::Durability;
@@ -38,6 +38,11 @@ const SCHEMA: &[SchemaFile] = &[
         2,
         "listing",
         include_str!("../../migrations/0002_listing.sql"),
+    ),
+    (
+        3,
+        "webhooks",
+        include_str!("../../migrations/0003_webhooks.sql"),
     ),
 ];
 

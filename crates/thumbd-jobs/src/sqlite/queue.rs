@@ -11,9 +11,11 @@ use tokio::sync::Notify;
 
 use super::SqliteDb;
 use crate::error::{Error, Result};
-use crate::job::JobMessage;
 use crate::queue::{JobQueue, Lease, LeaseToken, QueueDepth};
 use crate::timestamp::Timestamp;
+
+/// The lane of image jobs, the one [`SqliteJobQueue::open`] serves.
+pub const JOB_LANE: &str = "jobs";
 
 /// How often a waiting [`lease`](JobQueue::lease) looks again for messages that became
 /// visible by time (retry delays, expired leases) rather than by a push.
@@ -29,6 +31,9 @@ const POLL: Duration = Duration::from_millis(200);
 #[derive(Debug, Clone)]
 pub struct SqliteJobQueue {
     db: SqliteDb,
+    /// The rows this queue serves (`lane` column): [`JOB_LANE`] or another, such as
+    /// [`WEBHOOK_LANE`](crate::WEBHOOK_LANE).
+    lane: &'static str,
     visibility: Duration,
     pushed: Arc<Notify>,
     _lock: Option<Arc<File>>,
@@ -53,6 +58,7 @@ impl SqliteJobQueue {
         }
         let queue = SqliteJobQueue {
             db,
+            lane: JOB_LANE,
             visibility,
             pushed: Arc::new(Notify::new()),
             _lock: Some(Arc::new(file)),
@@ -68,9 +74,21 @@ impl SqliteJobQueue {
     pub fn unlocked(db: SqliteDb, visibility: Duration) -> Self {
         SqliteJobQueue {
             db,
+            lane: JOB_LANE,
             visibility,
             pushed: Arc::new(Notify::new()),
             _lock: None,
+        }
+    }
+
+    /// The queue of another lane of the same database (sharing this one's lock): its
+    /// messages are leased only from it, so its consumers and this queue's never wait on
+    /// each other.
+    pub fn lane(&self, lane: &'static str) -> Self {
+        SqliteJobQueue {
+            lane,
+            pushed: Arc::new(Notify::new()),
+            ..self.clone()
         }
     }
 
@@ -92,8 +110,8 @@ impl SqliteJobQueue {
         let now = Timestamp::now().0;
         self.db
             .execute_durable(
-                "INSERT INTO queue (payload, enqueued_at, visible_at) VALUES (?, ?, ?)",
-                |q| q.bind(payload).bind(now).bind(now),
+                "INSERT INTO queue (payload, enqueued_at, visible_at, lane) VALUES (?, ?, ?, ?)",
+                |q| q.bind(payload).bind(now).bind(now).bind(self.lane),
             )
             .await?;
         self.pushed.notify_one();
@@ -128,12 +146,13 @@ impl SqliteJobQueue {
         let nonce = rand::random::<u32>();
         let row = sqlx::query(
             "UPDATE queue SET deliveries = deliveries + 1, lease_nonce = ?, visible_at = ? \
-             WHERE id = (SELECT id FROM queue WHERE dead_at IS NULL AND visible_at <= ? \
-                         ORDER BY visible_at, id LIMIT 1) \
+             WHERE id = (SELECT id FROM queue WHERE lane = ? AND dead_at IS NULL \
+                         AND visible_at <= ? ORDER BY visible_at, id LIMIT 1) \
              RETURNING id, payload, deliveries, retries",
         )
         .bind(i64::from(nonce))
         .bind(now.plus(self.visibility).0)
+        .bind(self.lane)
         .bind(now.0)
         .fetch_optional(&mut *self.db.write().await?)
         .await?;
@@ -161,8 +180,8 @@ fn ids(lease: &Lease) -> (i64, i64) {
 
 #[async_trait]
 impl JobQueue for SqliteJobQueue {
-    async fn push(&self, message: &JobMessage) -> Result<()> {
-        self.push_raw(&message.to_json()).await
+    async fn push_bytes(&self, payload: &[u8]) -> Result<()> {
+        self.push_raw(payload).await
     }
 
     async fn lease(&self, wait: Duration) -> Result<Option<Lease>> {
@@ -237,9 +256,10 @@ impl JobQueue for SqliteJobQueue {
                COALESCE(SUM(dead_at IS NULL AND visible_at > ?1 AND lease_nonce IS NOT NULL), 0) AS leased, \
                COALESCE(SUM(dead_at IS NULL AND visible_at > ?1 AND lease_nonce IS NULL), 0) AS delayed, \
                COALESCE(SUM(dead_at IS NOT NULL), 0) AS dead \
-             FROM queue",
+             FROM queue WHERE lane = ?2",
         )
         .bind(Timestamp::now().0)
+        .bind(self.lane)
         .fetch_one(&mut *self.db.read().await?)
         .await?;
         let get = |name: &str| -> Result<u64> {

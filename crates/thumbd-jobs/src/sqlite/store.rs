@@ -2,6 +2,7 @@
 //! in [`associations`]).
 
 mod associations;
+mod webhooks;
 
 use async_trait::async_trait;
 use sqlx::Connection as _;
@@ -18,6 +19,7 @@ use crate::job::{JobFailure, JobRecord, JobResult, JobSource, JobStatus, Thumbna
 use crate::listing::{JobQuery, ThumbnailQuery};
 use crate::store::{Finished, JobStore, MetaStore, ThumbnailStore};
 use crate::timestamp::Timestamp;
+use crate::webhooks::{Event, EventType};
 
 /// The embedded [`MetaStore`].
 #[derive(Debug, Clone)]
@@ -215,6 +217,8 @@ impl JobStore for SqliteMetaStore {
         let thumbnail_id: String = job.try_get("thumbnail_id")?;
         let created_at: i64 = job.try_get("created_at")?;
         let result_json = serde_json::to_string(result)?;
+        let namespace = Namespace::from_key(&environment)?;
+        let succeeded = Event::job(EventType::JobSucceeded, id, now);
         sqlx::query(
             "UPDATE jobs SET status = 'succeeded', finished_at = ?, result = ?, \
              error_code = NULL, error_message = NULL WHERE id = ?",
@@ -248,6 +252,7 @@ impl JobStore for SqliteMetaStore {
                 // A job accepted later already replaced it: ours is not served.
                 finished.current = false;
                 finished.orphaned.push(result.blob_key.clone());
+                webhooks::write_event(&mut tx, &namespace, &succeeded).await?;
                 tx.commit().await?;
                 return Ok(finished);
             }
@@ -271,22 +276,31 @@ impl JobStore for SqliteMetaStore {
         .bind(now.0)
         .execute(&mut *tx)
         .await?;
+        webhooks::write_event(&mut tx, &namespace, &succeeded).await?;
         tx.commit().await?;
         Ok(finished)
     }
 
     async fn finish_failed(&self, id: JobId, failure: &JobFailure, now: Timestamp) -> Result<bool> {
-        let done = sqlx::query(
+        let mut conn = self.db.write().await?;
+        let mut tx = conn.begin().await?;
+        let environment: Option<String> = sqlx::query_scalar(
             "UPDATE jobs SET status = 'failed', finished_at = ?, error_code = ?, error_message = ? \
-             WHERE id = ? AND status IN ('queued', 'processing')",
+             WHERE id = ? AND status IN ('queued', 'processing') RETURNING environment",
         )
         .bind(now.0)
         .bind(failure.code.as_str())
         .bind(&failure.message)
         .bind(id.to_string())
-        .execute(&mut *self.db.write().await?)
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let Some(environment) = environment else {
+            return Ok(false);
+        };
+        let failed = Event::job(EventType::JobFailed, id, now);
+        webhooks::write_event(&mut tx, &Namespace::from_key(&environment)?, &failed).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn purge_finished_jobs(&self, before: Timestamp) -> Result<u64> {
@@ -335,14 +349,22 @@ impl ThumbnailStore for SqliteMetaStore {
         namespace: &Namespace,
         id: &ThumbnailId,
     ) -> Result<Option<ThumbnailRecord>> {
+        let mut conn = self.db.write().await?;
+        let mut tx = conn.begin().await?;
         let row = sqlx::query(
             "DELETE FROM thumbnails WHERE environment = ? AND thumbnail_id = ? RETURNING *",
         )
         .bind(namespace.key())
         .bind(id.as_str())
-        .fetch_optional(&mut *self.db.write().await?)
+        .fetch_optional(&mut *tx)
         .await?;
-        row.as_ref().map(thumbnail_from_row).transpose()
+        let deleted = row.as_ref().map(thumbnail_from_row).transpose()?;
+        if deleted.is_some() {
+            let event = Event::thumbnail_deleted(namespace, id, Timestamp::now());
+            webhooks::write_event(&mut tx, namespace, &event).await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     async fn list_thumbnails(

@@ -112,7 +112,7 @@ async fn delete_unreferenced(
     namespace: &Namespace,
     id: &ThumbnailId,
 ) -> Result<Option<ThumbnailRecord>> {
-    sqlx::query(concat!(
+    let deleted = sqlx::query(concat!(
         "DELETE FROM thumbnails t WHERE t.environment = $1 AND t.thumbnail_id = $2 \
          AND NOT EXISTS (SELECT 1 FROM contexts c \
          WHERE c.environment = $1 AND c.thumbnail_id = $2) RETURNING ",
@@ -120,11 +120,16 @@ async fn delete_unreferenced(
     ))
     .bind(namespace.key())
     .bind(id.as_str().as_bytes())
-    .fetch_optional(tx)
+    .fetch_optional(&mut *tx)
     .await?
     .as_ref()
     .map(thumbnail_from_row)
-    .transpose()
+    .transpose()?;
+    if deleted.is_some() {
+        let event = thumbd_jobs::Event::thumbnail_deleted(namespace, id, Timestamp::now());
+        super::webhooks::write_event(tx, namespace, &event).await?;
+    }
+    Ok(deleted)
 }
 
 /// Locks the context's row and returns it, or inserts `context` (then holding the new row's

@@ -19,6 +19,7 @@ use crate::job::{JobRecord, ThumbnailRecord};
 use crate::rows::upload_from_row;
 use crate::store::AssociationStore;
 use crate::timestamp::Timestamp;
+use crate::webhooks::Event;
 
 fn context_from_row(row: &SqliteRow) -> Result<ContextRecord> {
     let damaged = |e: Error| Error::Damaged(format!("context row: {e}"));
@@ -40,17 +41,22 @@ async fn delete_unreferenced(
     namespace: &Namespace,
     id: &ThumbnailId,
 ) -> Result<Option<ThumbnailRecord>> {
-    sqlx::query(
+    let deleted = sqlx::query(
         "DELETE FROM thumbnails WHERE environment = ?1 AND thumbnail_id = ?2 AND NOT EXISTS \
          (SELECT 1 FROM contexts WHERE environment = ?1 AND thumbnail_id = ?2) RETURNING *",
     )
     .bind(namespace.key())
     .bind(id.as_str())
-    .fetch_optional(tx)
+    .fetch_optional(&mut *tx)
     .await?
     .as_ref()
     .map(thumbnail_from_row)
-    .transpose()
+    .transpose()?;
+    if deleted.is_some() {
+        let event = Event::thumbnail_deleted(namespace, id, Timestamp::now());
+        super::webhooks::write_event(tx, namespace, &event).await?;
+    }
+    Ok(deleted)
 }
 
 #[async_trait]
