@@ -80,7 +80,7 @@ struct ServeArgs {
 struct TokenArgs {
     #[command(flatten)]
     config: ConfigArgs,
-    /// Scope to grant: thumbnails:read or thumbnails:write (repeatable).
+    /// Scope to grant: thumbnails:read, thumbnails:write or webhooks:manage (repeatable).
     #[arg(long = "scope", required = true, value_parser = parse_scope)]
     scopes: Vec<Scope>,
     /// Limit the token to one environment.
@@ -109,7 +109,8 @@ fn parse_scope(s: &str) -> Result<Scope, String> {
     match s {
         "thumbnails:read" => Ok(Scope::Read),
         "thumbnails:write" => Ok(Scope::Write),
-        _ => Err("use thumbnails:read or thumbnails:write".into()),
+        "webhooks:manage" => Ok(Scope::Webhooks),
+        _ => Err("use thumbnails:read, thumbnails:write or webhooks:manage".into()),
     }
 }
 

@@ -147,6 +147,7 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
                 .url_signing_key
                 .clone()
                 .map(|key| thumbd_api::UrlSigner::new(key, settings.url_ttl)),
+            allow_private_webhooks: settings.allow_private_webhooks,
             ..ApiOptions::default()
         },
         rate_limit: Arc::new(RateLimit::per_second(settings.rate_limit)),

@@ -17,6 +17,8 @@ pub enum Scope {
     Read,
     /// `thumbnails:write`: create, replace, delete.
     Write,
+    /// `webhooks:manage`: register, read and delete webhook endpoints, read deliveries.
+    Webhooks,
 }
 
 impl Scope {
@@ -25,6 +27,7 @@ impl Scope {
         match self {
             Scope::Read => "thumbnails:read",
             Scope::Write => "thumbnails:write",
+            Scope::Webhooks => "webhooks:manage",
         }
     }
 }

@@ -105,6 +105,9 @@ pub struct ApiOptions {
     /// Signs the thumbnail URLs in results, and lets a GET with a valid signature in
     /// without a token (`url_signing_key`). Default none.
     pub url_signer: Option<UrlSigner>,
+    /// Webhook URLs may point at loopback, private and link-local addresses
+    /// (`allow_private_webhooks`). Default `false`.
+    pub allow_private_webhooks: bool,
 }
 
 impl Default for ApiOptions {
@@ -116,6 +119,7 @@ impl Default for ApiOptions {
             upload_ttl: Duration::from_secs(3600),
             readiness_ttl: Duration::from_secs(1),
             url_signer: None,
+            allow_private_webhooks: false,
         }
     }
 }
@@ -177,7 +181,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The `/v1` routes. `routes!` registers each handler under the method and path of its
 /// `#[utoipa::path]` and records that operation, so no route lacks a description.
 fn v1_routes() -> OpenApiRouter<AppState> {
-    use handlers::{contexts, listing, status, thumbnails, uploads};
+    use handlers::{contexts, listing, status, thumbnails, uploads, webhooks};
     OpenApiRouter::new()
         .routes(routes!(thumbnails::create::post, listing::thumbnails))
         .routes(routes!(listing::jobs))
@@ -191,6 +195,9 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(uploads::post))
         .routes(routes!(uploads::get))
         .routes(routes!(contexts::get, contexts::put, contexts::delete))
+        .routes(routes!(webhooks::list))
+        .routes(routes!(webhooks::get, webhooks::put, webhooks::delete))
+        .routes(routes!(webhooks::deliveries))
 }
 
 /// Liveness, readiness and metrics: served by every process, without a token or a rate limit.

@@ -72,6 +72,7 @@ pub struct Metrics {
     served: Counter,
     accepted: Family<SourceLabels, Counter>,
     queue: Family<StateLabels, Gauge>,
+    webhooks_pending: Gauge,
 }
 
 impl Metrics {
@@ -116,6 +117,12 @@ impl Metrics {
             "Messages in the job queue by state (ready, leased, delayed, dead), read at scrape time",
             queue.clone(),
         );
+        let webhooks_pending = Gauge::default();
+        registry.register(
+            "webhook_deliveries_pending",
+            "Webhook deliveries not yet delivered nor given up, across namespaces, read at scrape time",
+            webhooks_pending.clone(),
+        );
         let build = Family::<VersionLabels, Gauge>::default();
         build
             .get_or_create(&VersionLabels {
@@ -138,6 +145,7 @@ impl Metrics {
             served,
             accepted,
             queue,
+            webhooks_pending,
         }
     }
 
@@ -253,6 +261,17 @@ pub async fn export(State(state): State<AppState>, headers: HeaderMap) -> Respon
             }
         }
         Err(e) => tracing::warn!(error = %e, "cannot read the queue depth for /metrics"),
+    }
+    match state.store.pending_deliveries().await {
+        Ok(n) => {
+            state
+                .metrics
+                .webhooks_pending
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot count pending webhook deliveries for /metrics")
+        }
     }
     let format = format::Format::negotiate(&headers);
     let mut text = String::new();

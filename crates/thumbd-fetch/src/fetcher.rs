@@ -202,6 +202,36 @@ impl Fetcher {
     }
 }
 
+/// Checks a URL the way [`Fetcher::fetch`] would before connecting: scheme, credentials, a
+/// literal address, and every address its host name resolves to now (a fetch checks them
+/// again when it connects). For URLs stored to be used later, such as webhook endpoints.
+///
+/// # Errors
+/// `SourceNotAllowed` with the reason; `SourceFetchFailed` if the URL does not parse or its
+/// name does not resolve.
+pub async fn check_destination(url: &str, options: &FetchOptions) -> Result<(), FetchError> {
+    let url = Url::parse(url)
+        .map_err(|e| FetchError::failed("the URL is not valid", false, Some(e.into())))?;
+    let guard = Guard::new(options);
+    guard
+        .check_url(&url)
+        .map_err(|Refused(why)| FetchError::NotAllowed(why))?;
+    // A literal address was checked with the URL.
+    let name = url.host_str().unwrap_or_default();
+    if name.starts_with('[') || name.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((name, 0))
+        .await
+        .map_err(|e| {
+            FetchError::failed("the host name could not be resolved", true, Some(e.into()))
+        })?
+        .collect();
+    guard
+        .check_resolved(&addrs)
+        .map_err(|Refused(why)| FetchError::NotAllowed(why))
+}
+
 fn client(options: &FetchOptions, guard: &Arc<Guard>) -> reqwest::ClientBuilder {
     let max_redirects = options.max_redirects;
     let hop_guard = guard.clone();

@@ -55,6 +55,6 @@ mod options;
 
 pub use address::refused_range;
 pub use error::{Cause, FetchError};
-pub use fetcher::Fetcher;
+pub use fetcher::{Fetcher, check_destination};
 pub use options::FetchOptions;
 pub use reqwest::{StatusCode, header};

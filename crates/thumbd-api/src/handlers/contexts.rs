@@ -212,6 +212,7 @@ pub async fn delete(
 /// Deletes the bytes of the thumbnail a change removed.
 async fn delete_orphan(state: &AppState, change: &ContextChange) {
     if let Some(thumbnail) = &change.deleted_thumbnail {
+        state.intake.webhooks().nudge();
         let key = &thumbnail.result.blob_key;
         tracing::info!(thumbnail_id = %thumbnail.thumbnail_id, environment = %thumbnail.environment, "no context references the thumbnail any more: deleted");
         if let Err(e) = state.blobs.delete(key).await {

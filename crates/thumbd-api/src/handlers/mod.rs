@@ -6,3 +6,4 @@ pub mod listing;
 pub mod status;
 pub mod thumbnails;
 pub mod uploads;
+pub mod webhooks;

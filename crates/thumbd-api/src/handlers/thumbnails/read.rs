@@ -233,5 +233,7 @@ pub async fn delete(
         return Err(not_found(&id, namespace.environment));
     };
     delete_blob(&state, &deleted.result.blob_key, "a thumbnail's blob").await;
+    // Its `thumbnail.deleted` deliveries, if any, were written with the deletion.
+    state.intake.webhooks().nudge();
     Ok(StatusCode::NO_CONTENT.into_response())
 }
