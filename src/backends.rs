@@ -88,9 +88,8 @@ impl Backends {
                         namespace: settings.amqp_namespace.clone(),
                         ..AmqpOptions::default()
                     };
-                    let mut retry_delays = settings.webhook_retry_schedule.clone();
-                    // A delivery postponed while the store is down (Deliverer).
-                    retry_delays.push(Duration::from_secs(5));
+                    // One retry queue per wait of the schedule: each retry waits exactly.
+                    let retry_delays = settings.webhook_retry_schedule.clone();
                     let webhooks = AmqpOptions {
                         prefetch: u16::try_from(settings.webhook_concurrency).unwrap_or(u16::MAX),
                         namespace: format!(

@@ -182,14 +182,14 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
     if let Some(secret) = &generated_secret {
         let mut claims = Claims::new(
             "thumbd-serve",
-            &[Scope::Read, Scope::Write],
+            &[Scope::Read, Scope::Write, Scope::Webhooks],
             None,
             Duration::from_secs(30 * 24 * 3600),
         );
         claims.iss = settings.jwt_issuer.clone();
         claims.aud = settings.jwt_audience.clone().map(Into::into);
         let token = thumbd_api::mint_hs256_claims(secret, &claims);
-        println!("token (thumbnails:read thumbnails:write, 30 days): {token}");
+        println!("token (thumbnails:read thumbnails:write webhooks:manage, 30 days): {token}");
         println!("  more: thumbd token --scope thumbnails:write [--environment production]");
     }
 

@@ -250,9 +250,18 @@ impl Drop for Cluster {
             let _ = p.child.wait();
         }
         let queue = self.queue();
+        let webhooks = AmqpJobQueue::new(
+            &self.amqp_url,
+            AmqpOptions {
+                namespace: format!("{}.{}", self.namespace, thumbd_jobs::WEBHOOK_LANE),
+                ..AmqpOptions::default()
+            },
+        )
+        .unwrap();
         let schema = self.schema.take();
         self.rt.block_on(async {
             let _ = queue.delete_topology().await;
+            let _ = webhooks.delete_topology().await;
             if let Some(schema) = schema {
                 let _ = schema.remove().await;
             }
@@ -260,7 +269,8 @@ impl Drop for Cluster {
     }
 }
 
-/// A read-write token from `thumbd token … EXTRA` with the processes' secret.
+/// A read-write token that also manages webhooks, from `thumbd token … EXTRA` with the
+/// processes' secret.
 fn mint(extra: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_thumbd"))
         .args([
@@ -269,6 +279,8 @@ fn mint(extra: &[&str]) -> String {
             "thumbnails:write",
             "--scope",
             "thumbnails:read",
+            "--scope",
+            "webhooks:manage",
         ])
         .args(extra)
         .env("THUMBD_JWT_SECRET", SECRET)

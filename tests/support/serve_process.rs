@@ -1,5 +1,7 @@
 //! Starting a real `thumbd serve` on a loopback port and reading its start-up banner.
-//! Shared by `tests/serve.rs` and `benches/load.rs` (included with `#[path]`).
+//! Shared by `tests/serve.rs`, `tests/webhooks.rs` and `benches/load.rs` (included with
+//! `#[path]`).
+#![allow(dead_code)] // each user calls one of the two
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -17,6 +19,17 @@ pub struct ServeProcess {
 /// these tests and benches load the server from one client on purpose (the limit is tested
 /// in crates/thumbd-api/tests/sources.rs).
 pub fn spawn(data_dir: &Path, extra: &[&str], rust_log: &str, stderr: Stdio) -> ServeProcess {
+    spawn_env(data_dir, extra, &[], rust_log, stderr)
+}
+
+/// [`spawn`] with more environment variables (settings without a flag).
+pub fn spawn_env(
+    data_dir: &Path,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+    rust_log: &str,
+    stderr: Stdio,
+) -> ServeProcess {
     let mut child = Command::new(env!("CARGO_BIN_EXE_thumbd"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
@@ -25,6 +38,7 @@ pub fn spawn(data_dir: &Path, extra: &[&str], rust_log: &str, stderr: Stdio) -> 
         .env_remove("THUMBD_JWT_SECRET")
         .env_remove("THUMBD_AUTH")
         .env("THUMBD_RATE_LIMIT", "0")
+        .envs(envs.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr)

@@ -3,8 +3,8 @@
 //! [`Metrics`] owns the process's registry: the worker registers its job metrics into the
 //! same [`Registry`] before it is handed over (see `thumbd_worker::WorkerMetrics`), and the
 //! API adds its own here: requests by route, method and status, their latency, bytes in and
-//! out, jobs accepted by source, the queue's depth (read from the queue at each scrape) and
-//! `thumbd_build_info{version}`. Beside them, unprefixed, the standard `process_*` metrics
+//! out, jobs accepted by source, the queue's depth and the pending webhook deliveries (both
+//! read at each scrape) and `thumbd_build_info{version}`. Beside them, unprefixed, the standard `process_*` metrics
 //! ([`process`]). A scraper gets OpenMetrics text unless it asks for Prometheus' text format
 //! ([`format`]).
 

@@ -42,6 +42,7 @@ use crate::error::ErrorBody;
         (name = "jobs", description = "The status of the job behind a create"),
         (name = "uploads", description = "Originals stored now, turned into thumbnails later by ticket"),
         (name = "contexts", description = "Client objects that reference a thumbnail (ClassKit)"),
+        (name = "webhooks", description = "Endpoints thumbd posts events to, signed the Standard Webhooks way, and their deliveries"),
         (name = "operations", description = "Health, readiness, metrics and this document; no token"),
     ),
     components(schemas(ErrorBody))
@@ -70,7 +71,7 @@ pub(crate) fn finish(doc: &mut OpenApi) {
                 .bearer_format("JWT")
                 .description(Some(
                     "A JWT (HS256, RS256 or EdDSA, as the server is configured) whose `scope` \
-                     claim holds `thumbnails:read` and/or `thumbnails:write` (space-separated) \
+                     claim holds `thumbnails:read`, `thumbnails:write` and/or `webhooks:manage` (space-separated) \
                      and whose optional `environment` claim \
                      limits it to one environment; `thumbd token` mints one. The `tenant` claim \
                      (name configurable; 1-64 of A-Z a-z 0-9 . _ -) scopes every id: another \

@@ -15,7 +15,7 @@ use thumbd_api::{RateLimit, Scope};
 
 /// The router's routes, written out from README's route table (not from the annotations): every one must
 /// be in the document, and the document must hold nothing else.
-const ROUTES: [(&str, &str); 17] = [
+const ROUTES: [(&str, &str); 22] = [
     ("POST", "/v1/thumbnails"),
     ("GET", "/v1/thumbnails"),
     ("GET", "/v1/jobs"),
@@ -29,6 +29,11 @@ const ROUTES: [(&str, &str); 17] = [
     ("GET", "/v1/contexts/{contextId}"),
     ("PUT", "/v1/contexts/{contextId}"),
     ("DELETE", "/v1/contexts/{contextId}"),
+    ("PUT", "/v1/webhooks/{webhookId}"),
+    ("GET", "/v1/webhooks/{webhookId}"),
+    ("DELETE", "/v1/webhooks/{webhookId}"),
+    ("GET", "/v1/webhooks"),
+    ("GET", "/v1/webhooks/{webhookId}/deliveries"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -191,12 +196,13 @@ async fn every_error_response_has_the_error_body_and_the_shared_ones_are_everywh
             );
             // The scope names are the `scope` claim's values, as tokens carry them.
             let scope = op["security"][0]["bearer"][0].as_str();
-            let expected =
-                if method.eq_ignore_ascii_case("get") || method.eq_ignore_ascii_case("head") {
-                    "thumbnails:read"
-                } else {
-                    "thumbnails:write"
-                };
+            let expected = if path.starts_with("/v1/webhooks") {
+                "webhooks:manage"
+            } else if method.eq_ignore_ascii_case("get") || method.eq_ignore_ascii_case("head") {
+                "thumbnails:read"
+            } else {
+                "thumbnails:write"
+            };
             assert_eq!(scope, Some(expected), "{method} {path}");
         }
         for status in wanted {

@@ -217,12 +217,19 @@ impl Deliverer {
         match self.attempt(&lease, message.delivery).await {
             Ok(outcome) => outcome,
             Err(e) => {
-                // The store is down: try again later, counting nothing.
-                tracing::warn!(delivery = message.delivery, error = %e, "webhook delivery postponed");
-                match self.queue.put_back(&lease, Duration::from_secs(5)).await {
+                // The store is down: try again after the schedule's first wait (a retry queue
+                // exists for it), counting nothing.
+                let delay = self
+                    .options
+                    .schedule
+                    .first()
+                    .copied()
+                    .unwrap_or(Duration::from_secs(5));
+                tracing::warn!(delivery = message.delivery, error = %e, retry_in = ?delay, "webhook delivery postponed");
+                match self.queue.put_back(&lease, delay).await {
                     Ok(true) => DeliveryOutcome::Retried {
                         delivery: message.delivery,
-                        delay: Duration::from_secs(5),
+                        delay,
                     },
                     _ => DeliveryOutcome::LeaseLost,
                 }

@@ -223,7 +223,8 @@ pub async fn put(
         (status = 401, description = "`HeaderNotFound` or `InvalidToken`", body = ErrorBody),
         (status = 403, description = "`InsufficientPermissions`", body = ErrorBody),
         (status = 404, description = "`WebhookNotFound`", body = ErrorBody),
-        (status = 503, description = "`ServiceUnavailable`", body = ErrorBody),
+        (status = 503, description = "`ServiceUnavailable`: the store does not answer", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
     )
 )]
 pub async fn get(
@@ -258,7 +259,8 @@ pub async fn get(
         (status = 401, description = "`HeaderNotFound` or `InvalidToken`", body = ErrorBody),
         (status = 403, description = "`InsufficientPermissions`", body = ErrorBody),
         (status = 404, description = "`WebhookNotFound`", body = ErrorBody),
-        (status = 503, description = "`ServiceUnavailable`", body = ErrorBody),
+        (status = 503, description = "`ServiceUnavailable`: the store does not answer", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
     )
 )]
 pub async fn delete(
@@ -288,7 +290,8 @@ pub async fn delete(
         (status = 400, description = "`InvalidQueryParameter`", body = ErrorBody),
         (status = 401, description = "`HeaderNotFound` or `InvalidToken`", body = ErrorBody),
         (status = 403, description = "`InsufficientPermissions`", body = ErrorBody),
-        (status = 503, description = "`ServiceUnavailable`", body = ErrorBody),
+        (status = 503, description = "`ServiceUnavailable`: the store does not answer", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
     )
 )]
 pub async fn list(
@@ -327,7 +330,8 @@ pub async fn list(
         (status = 401, description = "`HeaderNotFound` or `InvalidToken`", body = ErrorBody),
         (status = 403, description = "`InsufficientPermissions`", body = ErrorBody),
         (status = 404, description = "`WebhookNotFound`", body = ErrorBody),
-        (status = 503, description = "`ServiceUnavailable`", body = ErrorBody),
+        (status = 503, description = "`ServiceUnavailable`: the store does not answer", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
     )
 )]
 pub async fn deliveries(
