@@ -173,8 +173,14 @@ const PROBE_PATHS: [&str; 2] = ["/healthz", "/readyz"];
 
 #[test]
 fn rabbitmq_definitions_match_the_topology() {
+    // The image jobs' topology and the webhook lane's, with the default retry schedule.
     let options = AmqpOptions::default();
-    let topology = Topology::new(&options);
+    let webhooks = AmqpOptions {
+        namespace: format!("{}.{}", options.namespace, thumbd_jobs::WEBHOOK_LANE),
+        retry_delays: thumbd_worker::DeliveryOptions::default().schedule,
+        ..AmqpOptions::default()
+    };
+    let topologies = [Topology::new(&options), Topology::new(&webhooks)];
     let defs: Value = serde_json::from_str(&read("rabbitmq/definitions.json")).expect("JSON");
 
     let quorum = |dlx: &str| {
@@ -187,17 +193,19 @@ fn rabbitmq_definitions_match_the_topology() {
         })
     };
     let mut expected_queues = BTreeMap::new();
-    let mut jobs = quorum(&topology.dead_letter_exchange);
-    jobs["x-delivery-limit"] = json!(options.delivery_limit);
-    expected_queues.insert(topology.queue.clone(), jobs);
-    expected_queues.insert(
-        topology.dead_letter_queue.clone(),
-        json!({"x-queue-type": "quorum"}),
-    );
-    for (name, delay) in &topology.retry_queues {
-        let mut args = quorum(&topology.exchange);
-        args["x-message-ttl"] = json!(u64::try_from(delay.as_millis()).expect("ms"));
-        expected_queues.insert(name.clone(), args);
+    for topology in &topologies {
+        let mut jobs = quorum(&topology.dead_letter_exchange);
+        jobs["x-delivery-limit"] = json!(options.delivery_limit);
+        expected_queues.insert(topology.queue.clone(), jobs);
+        expected_queues.insert(
+            topology.dead_letter_queue.clone(),
+            json!({"x-queue-type": "quorum"}),
+        );
+        for (name, delay) in &topology.retry_queues {
+            let mut args = quorum(&topology.exchange);
+            args["x-message-ttl"] = json!(u64::try_from(delay.as_millis()).expect("ms"));
+            expected_queues.insert(name.clone(), args);
+        }
     }
 
     let queues = defs["queues"].as_array().expect("queues");
@@ -230,8 +238,9 @@ fn rabbitmq_definitions_match_the_topology() {
             )
         })
         .collect();
-    let expected_exchanges: BTreeSet<_> = [&topology.exchange, &topology.dead_letter_exchange]
-        .into_iter()
+    let expected_exchanges: BTreeSet<_> = topologies
+        .iter()
+        .flat_map(|t| [&t.exchange, &t.dead_letter_exchange])
         .map(|n| (n.clone(), "direct".to_owned(), true, "/".to_owned()))
         .collect();
     assert_eq!(exchanges, expected_exchanges);
@@ -258,10 +267,15 @@ fn rabbitmq_definitions_match_the_topology() {
             ROUTING_KEY.to_owned(),
         )
     };
-    let expected_bindings = BTreeSet::from([
-        binding(&topology.exchange, &topology.queue),
-        binding(&topology.dead_letter_exchange, &topology.dead_letter_queue),
-    ]);
+    let expected_bindings: BTreeSet<_> = topologies
+        .iter()
+        .flat_map(|t| {
+            [
+                binding(&t.exchange, &t.queue),
+                binding(&t.dead_letter_exchange, &t.dead_letter_queue),
+            ]
+        })
+        .collect();
     assert_eq!(bindings, expected_bindings);
 
     let vhosts: Vec<&str> = defs["vhosts"]

@@ -211,7 +211,11 @@ impl Deliverer {
             }
         };
         if lease.deliveries > self.options.max_deliveries {
-            let reason = format!("gave up after {} deliveries", lease.deliveries - 1);
+            let reason = format!(
+                "gave up after {} deliveries no process settled",
+                lease.deliveries - 1
+            );
+            self.give_up(message.delivery, &reason).await;
             return self.dead_letter(&lease, &reason).await;
         }
         match self.attempt(&lease, message.delivery).await {
@@ -404,6 +408,36 @@ impl Deliverer {
             duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
             next_retry_at,
         }
+    }
+
+    /// Records delivery `id` failed with `reason` (its message is about to be set aside), so
+    /// it does not stay pending for ever.
+    async fn give_up(&self, id: i64, reason: &str) {
+        let delivery = match self.store.delivery(id).await {
+            Ok(Some(d)) if d.state == DeliveryState::Pending => d,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(delivery = id, error = %e, "cannot record a delivery given up");
+                return;
+            }
+        };
+        let mut attempt = self.record(
+            &delivery,
+            Timestamp::now(),
+            None,
+            Some(reason.to_owned()),
+            Duration::ZERO,
+            None,
+        );
+        attempt.attempt = delivery.attempts.saturating_add(1);
+        if let Err(e) = self
+            .store
+            .record_attempt(&attempt, DeliveryState::Failed)
+            .await
+        {
+            tracing::warn!(delivery = id, error = %e, "cannot record a delivery given up");
+        }
+        self.options.metrics.count("failed");
     }
 
     async fn ack(&self, lease: &Lease, outcome: DeliveryOutcome) -> DeliveryOutcome {
