@@ -24,7 +24,7 @@ impl Intake {
     pub async fn upkeep(&self, retention: Duration, sweep: bool, stop: impl Future<Output = ()>) {
         let stop = futures_util::FutureExt::shared(Box::pin(stop));
         tokio::join!(
-            self.webhooks.run(&self.parts.events, stop.clone()),
+            self.webhooks.run(stop.clone()),
             self.purge_and_sweep(retention, sweep, stop),
         );
     }

@@ -4,19 +4,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::Notify;
 
 use super::DeliveryMessage;
 use crate::error::Result;
-use crate::events::JobEvents;
 use crate::queue::JobQueue;
 use crate::store::MetaStore;
 use crate::timestamp::Timestamp;
 
-/// How often a dispatcher looks without being woken: what bounds the delay of deliveries
-/// written by another process (an API's deletions in distributed mode) or left claimed by
-/// a process that died.
-const LOOK_EVERY: Duration = Duration::from_secs(1);
+/// How often a dispatcher looks for due deliveries unless nudged: what bounds the delay
+/// between a job's finish and its deliveries' push. It is not woken per finished job: that
+/// would cost a query per job whether or not anyone subscribes, where a look every 250 ms
+/// costs four a second, at any load.
+const LOOK_EVERY: Duration = Duration::from_millis(250);
 /// A claimed delivery whose push was not recorded within this is claimed again.
 const CLAIM_FOR: Duration = Duration::from_secs(30);
 /// Most deliveries one pass pushes.
@@ -91,10 +91,9 @@ impl Dispatcher {
         }
     }
 
-    /// Dispatches until `stop` resolves: when a job of this process finishes (`events`),
-    /// when [nudged](Self::nudge), and every second.
-    pub async fn run(&self, events: &JobEvents, stop: impl Future<Output = ()>) {
-        let mut finished = events.subscribe();
+    /// Dispatches until `stop` resolves: every 250 ms, and at once when
+    /// [nudged](Self::nudge).
+    pub async fn run(&self, stop: impl Future<Output = ()>) {
         let mut tick = tokio::time::interval(LOOK_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(stop);
@@ -103,13 +102,6 @@ impl Dispatcher {
                 () = &mut stop => return,
                 _ = tick.tick() => {}
                 () = self.nudged.notified() => {}
-                heard = finished.recv() => {
-                    if let Err(broadcast::error::RecvError::Closed) = heard {
-                        finished = events.subscribe();
-                    }
-                    // One pass covers every job finished so far.
-                    while finished.try_recv().is_ok() {}
-                }
             }
             match self.dispatch_due().await {
                 Ok(0) => {}
