@@ -236,6 +236,14 @@ async fn registration_is_checked_and_tenants_are_apart() {
         let answer = rig.call(put_webhook(&auth, "w", body(url))).await;
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{url}");
         assert_eq!(answer.code(), "WebhookUrlNotAllowed", "{url}");
+        let message = answer.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            !message.contains("source"),
+            "worded for a webhook: {message}"
+        );
     }
     let bad_bodies = [
         serde_json::json!({ "url": "http://1.1.1.1/h", "events": [] }),
@@ -357,22 +365,48 @@ async fn a_deleted_thumbnail_is_announced_and_410_disables_the_endpoint() {
         serde_json::json!({ "thumbnailId": "a", "environment": "production" })
     );
 
-    // The endpoint answers 410 Gone: disabled, no retry, nothing more written for it.
-    assert_eq!(rig.call(delete("b")).await.status, StatusCode::NO_CONTENT);
-    rig.state.intake.webhooks().dispatch_due().await.unwrap();
+    // The endpoint answers 410 Gone: disabled, no retry; the delivery queued behind it is
+    // cancelled unsent, and nothing more is written for it.
+    for id in ["c", "d"] {
+        create_thumbnail(&rig, &auth, id).await;
+    }
+    for id in ["b", "c"] {
+        assert_eq!(rig.call(delete(id)).await.status, StatusCode::NO_CONTENT);
+    }
+    assert_eq!(rig.state.intake.webhooks().dispatch_due().await.unwrap(), 2);
     let outcomes = deliverer(&rig, 6).drain().await;
     assert!(
-        matches!(outcomes.as_slice(), [DeliveryOutcome::Failed { .. }]),
+        matches!(
+            outcomes.as_slice(),
+            [DeliveryOutcome::Failed { .. }, DeliveryOutcome::Skipped]
+        ),
         "{outcomes:?}"
     );
     let got = rig
         .call(get(&auth, "/v1/webhooks/deletions?environment=production"))
         .await;
     assert!(got.json()["disabledAt"].is_string(), "{:?}", got.json());
-    create_thumbnail(&rig, &auth, "c").await;
-    assert_eq!(rig.call(delete("c")).await.status, StatusCode::NO_CONTENT);
+    let attempts = rig
+        .call(get(
+            &auth,
+            "/v1/webhooks/deletions/deliveries?environment=production",
+        ))
+        .await
+        .json();
+    assert_eq!(
+        attempts["items"][0]["error"],
+        "the endpoint is disabled (it answered 410 Gone)"
+    );
+    assert!(attempts["items"][0].get("status").is_none());
+    assert_eq!(attempts["items"][1]["status"], 410);
+    assert_eq!(rig.state.store.pending_deliveries().await.unwrap(), 0);
+    assert_eq!(rig.call(delete("d")).await.status, StatusCode::NO_CONTENT);
     assert_eq!(rig.state.intake.webhooks().dispatch_due().await.unwrap(), 0);
-    assert_eq!(received.lock().unwrap().len(), 2);
+    assert_eq!(
+        received.lock().unwrap().len(),
+        2,
+        "a and b; c was cancelled"
+    );
 
     // A PUT enables it again.
     let again = rig

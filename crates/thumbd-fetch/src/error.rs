@@ -60,6 +60,16 @@ impl FetchError {
         )
     }
 
+    /// The message worded for a webhook endpoint ([`Fetcher::post`](crate::Fetcher::post),
+    /// [`check_destination`](crate::check_destination)): the messages name what a fetch
+    /// reaches, "the source".
+    pub fn endpoint_message(&self) -> String {
+        self.to_string()
+            .replace("source URLs", "webhook URLs")
+            .replace("https sources", "https URLs")
+            .replace("the source", "the endpoint")
+    }
+
     pub(crate) fn failed(
         message: impl Into<String>,
         transient: bool,
@@ -69,6 +79,36 @@ impl FetchError {
             message: message.into(),
             transient,
             cause,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_messages_do_not_speak_of_sources() {
+        let cases = [
+            (
+                FetchError::NotAllowed("the source's address is not allowed"),
+                "the endpoint's address is not allowed",
+            ),
+            (
+                FetchError::NotAllowed("only http and https sources are allowed"),
+                "only http and https URLs are allowed",
+            ),
+            (
+                FetchError::NotAllowed("source URLs may not contain credentials"),
+                "webhook URLs may not contain credentials",
+            ),
+            (
+                FetchError::failed("the source could not be reached", true, None),
+                "the endpoint could not be reached",
+            ),
+        ];
+        for (e, wanted) in cases {
+            assert_eq!(e.endpoint_message(), wanted);
         }
     }
 }

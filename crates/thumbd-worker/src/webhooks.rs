@@ -281,7 +281,7 @@ impl Deliverer {
                 Some(status.as_u16()),
                 Some(format!("the endpoint answered {status}")),
             ),
-            Err(e) => (None, Some(e.to_string())),
+            Err(e) => (None, Some(e.endpoint_message())),
         };
         let (state, outcome, next) = match answer {
             Ok(status) if status.is_success() => {

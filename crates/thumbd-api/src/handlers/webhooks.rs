@@ -180,7 +180,7 @@ pub async fn put(
     if let Err(e) = thumbd_fetch::check_destination(&request.url, &fetch).await {
         return Err(ApiError::new(
             Code::WebhookUrlNotAllowed,
-            format!("the webhook URL is not allowed: {e}"),
+            format!("the webhook URL is not allowed: {}", e.endpoint_message()),
         ));
     }
     let secret_given = secret.is_some();
