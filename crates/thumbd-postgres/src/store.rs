@@ -243,38 +243,39 @@ impl JobStore for PgMetaStore {
         result: &JobResult,
         now: Timestamp,
     ) -> Result<Finished> {
-        // One statement: the steps are a server-side function (`thumbd_finish_succeeded`), so the whole
-        // transaction costs one round trip.
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(
-            "SELECT applied, is_current, orphaned \
-             FROM thumbd_finish_succeeded($1::uuid, $2, $3::json, $4, $5)",
-        )
-        .bind(id.to_string())
-        .bind(now.0)
-        .bind(serde_json::to_string(result)?)
-        .bind(result.blob_key.as_str())
-        .bind(FINISHED_CHANNEL)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.code().as_deref() == Some("P0002") => {
-                Error::Damaged(format!("job {id} vanished before it finished"))
-            }
-            _ => e.into(),
-        })?;
+        // One statement, one round trip: the steps are a server-side function
+        // (`thumbd_finish_succeeded`), and the `job.succeeded` deliveries, if it applied, are
+        // written beside it by a data-modifying CTE, in the same implicit transaction.
+        let mut query = QueryBuilder::<Postgres>::new(
+            "WITH f AS (SELECT applied, is_current, orphaned FROM thumbd_finish_succeeded(",
+        );
+        query
+            .push_bind(id.to_string())
+            .push("::uuid, ")
+            .push_bind(now.0)
+            .push(", ")
+            .push_bind(serde_json::to_string(result)?)
+            .push("::json, ")
+            .push_bind(result.blob_key.as_str().to_owned())
+            .push(", ")
+            .push_bind(FINISHED_CHANNEL)
+            .push(")), announced AS (");
+        let event = Event::job(EventType::JobSucceeded, id, now);
+        sql::push_job_event(&mut query, &event, "::uuid", " AND (SELECT applied FROM f)");
+        query.push(") SELECT applied, is_current, orphaned FROM f");
+        let row = query
+            .build()
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(d) if d.code().as_deref() == Some("P0002") => {
+                    Error::Damaged(format!("job {id} vanished before it finished"))
+                }
+                _ => e.into(),
+            })?;
         let orphaned: Vec<String> = row.try_get("orphaned")?;
-        let applied: bool = row.try_get("applied")?;
-        if applied {
-            let event = Event::job(EventType::JobSucceeded, id, now);
-            sql::insert_job_event(&event, "::uuid")
-                .build()
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
         Ok(Finished {
-            applied,
+            applied: row.try_get("applied")?,
             current: row.try_get("is_current")?,
             orphaned: orphaned
                 .iter()
@@ -287,29 +288,35 @@ impl JobStore for PgMetaStore {
         // text cannot hold NUL; a message is for people, and a job that cannot record its
         // failure would be retried forever.
         let message = failure.message.replace('\0', "\u{FFFD}");
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "WITH done AS (UPDATE jobs SET status = 'failed', finished_at = $1, error_code = $2, \
-             error_message = $3 WHERE id = $4::uuid AND status IN ('queued', 'processing') \
-             RETURNING id::text AS id) SELECT pg_notify($5, id) FROM done",
-        )
-        .bind(now.0)
-        .bind(failure.code.as_str())
-        .bind(&message)
-        .bind(id.to_string())
-        .bind(FINISHED_CHANNEL)
-        .fetch_all(&mut *tx)
-        .await?;
-        if done.len() != 1 {
-            return Ok(false);
-        }
+        // One statement: the update, its `job.failed` deliveries if it applied, the NOTIFY.
+        let mut query = QueryBuilder::<Postgres>::new(
+            "WITH done AS (UPDATE jobs SET status = 'failed', finished_at = ",
+        );
+        query
+            .push_bind(now.0)
+            .push(", error_code = ")
+            .push_bind(failure.code.as_str())
+            .push(", error_message = ")
+            .push_bind(message)
+            .push(" WHERE id = ")
+            .push_bind(id.to_string())
+            .push(
+                "::uuid AND status IN ('queued', 'processing') RETURNING id::text AS id), \
+                 announced AS (",
+            );
         let event = Event::job(EventType::JobFailed, id, now);
-        sql::insert_job_event(&event, "::uuid")
-            .build()
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
+        sql::push_job_event(
+            &mut query,
+            &event,
+            "::uuid",
+            " AND EXISTS (SELECT 1 FROM done)",
+        );
+        query
+            .push(") SELECT pg_notify(")
+            .push_bind(FINISHED_CHANNEL)
+            .push(", id) FROM done");
+        let done = query.build().fetch_all(&self.pool).await?;
+        Ok(done.len() == 1)
     }
 
     async fn purge_finished_jobs(&self, before: Timestamp) -> Result<u64> {

@@ -25,38 +25,40 @@ where
     Option<String>: Binds<DB>,
     i64: Binds<DB>,
 {
-    let mut sql = insert_event_head(event);
+    let mut sql = QueryBuilder::new("");
+    push_event_head(&mut sql, event);
     sql.push_bind(namespace.key());
-    insert_event_tail(&mut sql, event);
+    push_event_tail(&mut sql, event, "");
     sql
 }
 
-/// [`insert_event`] for a job event, in the namespace of the job (`event.job`) as its row
-/// says; `id_cast` turns the bound text into the type of `jobs.id` (PostgreSQL: `::uuid`).
-pub fn insert_job_event<DB>(event: &Event, id_cast: &str) -> QueryBuilder<DB>
+/// Appends [`insert_event`] for a job event to `sql`, in the namespace of the job
+/// (`event.job`) as its row says, only where `condition` (SQL, `AND …`; may be empty) holds:
+/// for a backend that writes it in the same statement as the job's finish. `id_cast` turns
+/// the bound text into the type of `jobs.id` (PostgreSQL: `::uuid`).
+pub fn push_job_event<DB>(sql: &mut QueryBuilder<DB>, event: &Event, id_cast: &str, condition: &str)
 where
     DB: Database,
     String: Binds<DB>,
     Option<String>: Binds<DB>,
     i64: Binds<DB>,
 {
-    let mut sql = insert_event_head(event);
+    push_event_head(sql, event);
     sql.push("(SELECT environment FROM jobs WHERE id = ")
         .push_bind(event.job.map(|j| j.to_string()).unwrap_or_default())
         .push(id_cast)
         .push(")");
-    insert_event_tail(&mut sql, event);
-    sql
+    push_event_tail(sql, event, condition);
 }
 
-fn insert_event_head<DB>(event: &Event) -> QueryBuilder<DB>
+fn push_event_head<DB>(sql: &mut QueryBuilder<DB>, event: &Event)
 where
     DB: Database,
     String: Binds<DB>,
     Option<String>: Binds<DB>,
     i64: Binds<DB>,
 {
-    let mut sql = QueryBuilder::new(
+    sql.push(
         "INSERT INTO webhook_deliveries (environment, webhook_id, event_id, type, job_id, data, \
          created_at, dispatch_at, state) SELECT environment, webhook_id, ",
     );
@@ -68,16 +70,16 @@ where
     values.push_bind(event.at.0);
     values.push_bind(event.at.0);
     sql.push(", 'pending' FROM webhooks WHERE environment = ");
-    sql
 }
 
-fn insert_event_tail<DB>(sql: &mut QueryBuilder<DB>, event: &Event)
+fn push_event_tail<DB>(sql: &mut QueryBuilder<DB>, event: &Event, condition: &str)
 where
     DB: Database,
     String: Binds<DB>,
 {
     sql.push(" AND disabled_at IS NULL AND events LIKE ")
         .push_bind(format!("%,{},%", event.kind.as_str()))
+        .push(condition)
         .push(" ON CONFLICT (environment, webhook_id, event_id) DO NOTHING");
 }
 
