@@ -326,7 +326,7 @@ impl Deliverer {
                 }
             },
         };
-        let mut attempt = self.record(
+        let attempt = self.record(
             &delivery,
             at,
             status,
@@ -334,7 +334,6 @@ impl Deliverer {
             took,
             next.map(|d| Timestamp::now().plus(d)),
         );
-        attempt.attempt = attempt_no;
         self.store.record_attempt(&attempt, state).await?;
         tracing::info!(delivery = id, webhook_id = %webhook.id, event = delivery.kind.as_str(), attempt = attempt_no, status = ?status, state = state.as_str(), "webhook attempt");
         Ok(match next {
@@ -386,6 +385,8 @@ impl Deliverer {
         self.fetcher.post(&webhook.url, headers, body).await
     }
 
+    /// The record of the next attempt at `delivery` (a cancellation or a give-up counts as
+    /// one: it is what the endpoint's listing shows last).
     fn record(
         &self,
         delivery: &DeliveryRecord,
@@ -401,7 +402,7 @@ impl Deliverer {
             webhook_id: delivery.webhook_id.clone(),
             event_id: delivery.event_id.clone(),
             kind: delivery.kind,
-            attempt: delivery.attempts,
+            attempt: delivery.attempts.saturating_add(1),
             at,
             status,
             error,
@@ -421,7 +422,7 @@ impl Deliverer {
                 return;
             }
         };
-        let mut attempt = self.record(
+        let attempt = self.record(
             &delivery,
             Timestamp::now(),
             None,
@@ -429,7 +430,6 @@ impl Deliverer {
             Duration::ZERO,
             None,
         );
-        attempt.attempt = delivery.attempts.saturating_add(1);
         if let Err(e) = self
             .store
             .record_attempt(&attempt, DeliveryState::Failed)

@@ -17,7 +17,9 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::auth::Scope;
 use crate::error::{ApiError, ErrorBody};
-use crate::request::{MAX_JSON_BYTES, QueryParams, authorized_target, read_body, require_json};
+use crate::request::{
+    MAX_JSON_BYTES, QueryParams, authorize_target, authorized_target, read_body, require_json,
+};
 
 /// The body of `PUT /v1/webhooks/{webhookId}`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -110,9 +112,11 @@ fn target(
     query: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<(Namespace, WebhookId), ApiError> {
-    authorized_target(state, query, headers, Scope::Webhooks, || {
-        WebhookId::parse(id).map_err(|e| ApiError::invalid_query("webhookId", e.to_string()))
-    })
+    authorized_target(state, query, headers, Scope::Webhooks, || parse_id(id))
+}
+
+fn parse_id(id: &str) -> Result<WebhookId, ApiError> {
+    WebhookId::parse(id).map_err(|e| ApiError::invalid_query("webhookId", e.to_string()))
 }
 
 /// Create or replace a webhook endpoint.
@@ -340,8 +344,9 @@ pub async fn deliveries(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<axum::Json<AttemptList>, ApiError> {
-    let (namespace, id) = target(&state, &id, query.as_deref(), &headers)?;
     let params = QueryParams::parse(query.as_deref())?;
+    let (namespace, id, _) =
+        authorize_target(&state, &params, &headers, Scope::Webhooks, || parse_id(&id))?;
     let limit = match params.one("limit")? {
         None => DEFAULT_ATTEMPTS,
         Some(text) => text

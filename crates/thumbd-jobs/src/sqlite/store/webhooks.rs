@@ -140,10 +140,11 @@ impl WebhookStore for SqliteMetaStore {
     }
 
     async fn delivery(&self, id: i64) -> Result<Option<DeliveryRecord>> {
-        // Through the writer: the dispatcher may have pushed it a moment after writing it.
+        // A reader sees every commit made before its statement, the row's included: its
+        // message is pushed only after the row is committed.
         sql::select_delivery(id)
             .build()
-            .fetch_optional(&mut *self.db.write().await?)
+            .fetch_optional(&mut *self.db.read().await?)
             .await?
             .as_ref()
             .map(delivery_from_row)
