@@ -241,6 +241,7 @@ fn main() {
                     url: "https://example.invalid/x.png".into(),
                 },
                 reply_to: None,
+                profile: None,
             };
             let mut out = Vec::new();
             for _ in 0..2000 {

@@ -89,6 +89,7 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
                     downloads_per_tenant: settings.downloads_per_tenant,
                     pixel_budget: settings.pixel_budget,
                     spec: settings.thumb_spec(),
+                    profiles: settings.profiles.clone(),
                     fetch: thumbd_fetch::FetchOptions {
                         allow_private: settings.allow_private_sources,
                         max_bytes: settings.max_body_bytes,
@@ -148,6 +149,7 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
                 .clone()
                 .map(|key| thumbd_api::UrlSigner::new(key, settings.url_ttl)),
             allow_private_webhooks: settings.allow_private_webhooks,
+            profiles: settings.profiles.clone(),
             ..ApiOptions::default()
         },
         rate_limit: Arc::new(RateLimit::per_second(settings.rate_limit)),

@@ -361,6 +361,7 @@ fn a_job_whose_publish_never_happened_is_swept_and_done() {
             thumbnail_id: thumbd_jobs::ThumbnailId::parse("orphaned").unwrap(),
             source: thumbd_jobs::JobSource::Blob { blob_key: key },
             reply_to: None,
+            profile: None,
         };
         let store = c.schema.as_ref().unwrap().store().await.unwrap();
         let created = thumbd_jobs::Timestamp::now().minus(Duration::from_secs(120));

@@ -154,6 +154,16 @@ pub const KEYS: &[Key] = &[
         help: "`png`, `jpeg[:QUALITY]` (default 85), `webp[:QUALITY]` (lossy, default 80) or `webp:lossless`; QUALITY is 1-100, lowered in steps when a thumbnail is over `budget_bytes`",
     },
     Key {
+        name: "profiles",
+        default: "",
+        help: "named sets of renditions a create picks with `profile=NAME`: `NAME=SIZE:FORMAT[:QUALITY],…;NAME=…` (in the file, `[profiles.NAME]` tables with `renditions = [\"80:webp\", …]`); SIZE is the box edge (or `WIDTHxHEIGHT`), FORMAT `png`, `jpeg`, `webp` (lossy unless QUALITY is `lossless`). The built-in `default` is `thumbnail_size` in `output_format`",
+    },
+    Key {
+        name: "default_profile",
+        default: "default",
+        help: "the profile of creates that name none",
+    },
+    Key {
         name: "budget_bytes",
         default: "300000",
         help: "size the encoder aims under; 0 = no budget",

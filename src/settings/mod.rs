@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
-use thumbcore::{InputFormats, Output};
+use thumbcore::{InputFormats, Output, Profiles};
 
 use crate::role::Role;
 use parse::{Origin, Parser};
@@ -71,6 +71,9 @@ pub struct Settings {
     pub accept_formats: InputFormats,
     pub thumbnail_size: (u32, u32),
     pub output_format: Output,
+    /// `default` (`thumbnail_size` in `output_format`) and the configured profiles, with the
+    /// one creates without `profile` use.
+    pub profiles: Profiles,
     pub budget_bytes: usize,
     pub resize_space: thumbcore::ResizeSpace,
     pub wait: Duration,
@@ -101,6 +104,31 @@ const RESERVED_CLAIMS: &[&str] = &[
     "scope",
     "environment",
 ];
+
+/// The `[profiles.NAME]` tables of a config file (`renditions = ["80:webp", …]`) in the
+/// form `THUMBD_PROFILES` writes them: `NAME=R,R;NAME=R`.
+fn profiles_from_tables(tables: &toml::Table) -> Result<String, String> {
+    let mut parts = Vec::new();
+    for (name, table) in tables {
+        let list = table
+            .as_table()
+            .and_then(|t| t.get("renditions"))
+            .and_then(toml::Value::as_array)
+            .ok_or_else(|| {
+                format!("[profiles.{name}] needs `renditions = [\"SIZE:FORMAT\", …]`")
+            })?;
+        let list = list
+            .iter()
+            .map(|r| {
+                r.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("[profiles.{name}]: each rendition is a string"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        parts.push(format!("{name}={}", list.join(",")));
+    }
+    Ok(parts.join(";"))
+}
 
 /// The shortest HS256 secret accepted (RFC 7518 §3.2: a key at least as long as the hash).
 const MIN_SECRET_BYTES: usize = 32;
@@ -145,6 +173,19 @@ impl Settings {
                     Err(e) => errors.push(format!("{}: not valid TOML: {e}", path.display())),
                     Ok(table) => {
                         for (k, v) in table {
+                            // `[profiles.NAME]` tables, read as THUMBD_PROFILES writes them.
+                            let v = match (k.as_str(), v) {
+                                ("profiles", toml::Value::Table(t)) => {
+                                    match profiles_from_tables(&t) {
+                                        Ok(text) => toml::Value::String(text),
+                                        Err(e) => {
+                                            errors.push(format!("{}: {e}", path.display()));
+                                            continue;
+                                        }
+                                    }
+                                }
+                                (_, v) => v,
+                            };
                             let Some(name) = known(&k) else {
                                 errors.push(format!("{}: unknown setting `{k}`", path.display()));
                                 continue;
@@ -283,6 +324,7 @@ impl Settings {
                 "output_format",
                 "png, jpeg[:QUALITY], webp[:QUALITY] or webp:lossless (QUALITY 1-100)",
             ),
+            profiles: Profiles::default(),
             budget_bytes: p.parse("budget_bytes", "a whole number of bytes (0 = no budget)"),
             resize_space: p.parse("resize_space", "srgb or linear"),
             wait: Duration::from_secs(p.parse("wait", "whole seconds")),
@@ -313,6 +355,7 @@ impl Settings {
             log_json: p.choice("log_format", &[("text", false), ("json", true)]),
             data_dir,
         };
+        settings.profiles = p.profiles(settings.thumbnail_size, settings.output_format);
         for (name, secret) in [
             ("jwt_secret", &settings.jwt_secret),
             ("url_signing_key", &settings.url_signing_key),

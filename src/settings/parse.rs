@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
+use thumbcore::{Output, Profiles, Rendition};
 
 use super::{Database, KEYS, Storage};
 
@@ -107,6 +108,34 @@ impl Parser<'_> {
                 options[0].1
             }
         }
+    }
+
+    /// `default` (one rendition: `size` in `output`), then `profiles`, then
+    /// `default_profile` chosen among them.
+    pub(super) fn profiles(&mut self, size: (u32, u32), output: Output) -> Profiles {
+        let default = Rendition {
+            width: size.0,
+            height: size.1,
+            output,
+        };
+        let mut profiles = Profiles::new(vec![default]).unwrap_or_default();
+        if let Err(e) = profiles.insert_all(&self.text("profiles")) {
+            self.error("profiles", &e);
+        }
+        if profiles
+            .get(Profiles::DEFAULT)
+            .map(|p| p.renditions.as_slice())
+            != Some(&[default])
+        {
+            self.error(
+                "profiles",
+                "`default` is built in (`thumbnail_size` in `output_format`): name yours otherwise",
+            );
+        }
+        if let Err(e) = profiles.set_default(self.text("default_profile").trim()) {
+            self.error("default_profile", &e);
+        }
+        profiles
     }
 
     pub(super) fn size(&mut self, key: &str) -> (u32, u32) {

@@ -291,3 +291,50 @@ fn a_short_secret_is_refused_without_being_printed() {
     let long = "x".repeat(MIN_SECRET_BYTES);
     assert!(load(None, &[("THUMBD_JWT_SECRET", &long)], &[]).is_ok());
 }
+
+#[test]
+fn profiles_come_from_the_environment_or_file_tables() {
+    let s = load(None, &[], &[]).unwrap();
+    assert_eq!(s.profiles.default_profile().list(), "330:png");
+    assert_eq!(s.profiles.names(), ["default"]);
+
+    let s = load(
+        None,
+        &[
+            (
+                "THUMBD_PROFILES",
+                "web=80:webp,160:webp,330:png;icons=64:png",
+            ),
+            ("THUMBD_DEFAULT_PROFILE", "web"),
+            ("THUMBD_OUTPUT_FORMAT", "jpeg:70"),
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(s.profiles.default_profile().name, "web");
+    assert_eq!(s.profiles.get("icons").unwrap().list(), "64:png");
+    assert_eq!(
+        s.profiles.get("default").unwrap().list(),
+        "330:jpeg:70",
+        "`default` follows thumbnail_size and output_format"
+    );
+
+    let file = "default_profile = \"web\"\n\n[profiles.web]\nrenditions = [\"80:webp\", \"330:webp:lossless\"]\n";
+    let s = load(Some(file), &[], &[]).unwrap();
+    assert_eq!(
+        s.profiles.default_profile().list(),
+        "80:webp:80,330:webp:lossless"
+    );
+
+    for (env, key) in [
+        (("THUMBD_PROFILES", "web=80:gif"), "profiles"),
+        (("THUMBD_PROFILES", "web"), "profiles"),
+        (("THUMBD_PROFILES", "default=80:png"), "profiles"),
+        (("THUMBD_DEFAULT_PROFILE", "nope"), "default_profile"),
+    ] {
+        let errors = load(None, &[env], &[]).unwrap_err();
+        assert!(errors[0].contains(key), "{env:?}: {errors:?}");
+    }
+    let errors = load(Some("[profiles.web]\nsizes = 1\n"), &[], &[]).unwrap_err();
+    assert!(errors[0].contains("renditions"), "{errors:?}");
+}

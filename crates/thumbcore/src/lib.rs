@@ -12,6 +12,8 @@
 //!   `image-webp`; GIF through `gif`, first frame) → Lanczos3 resize with premultiplied
 //!   alpha (fast_image_resize) → ICC/CMYK to sRGB (moxcms) → EXIF orientation → encode (PNG
 //!   by default, JPEG, or WebP lossy through libwebp or lossless) within a size budget.
+//! - [`Thumbnailer::render`] makes a set of [`Rendition`]s (a [`Profile`]'s sizes and
+//!   formats) from one decode; [`Thumbnailer::thumbnail`] is the set of one.
 //! - [`thumbnail_batch`] does the same for many inputs on rayon.
 //! - Every failure is an [`Error`] with a stable [`code`](Error::code).
 //!
@@ -43,6 +45,7 @@ mod orientation;
 mod output;
 mod placeholder;
 mod probe;
+mod profile;
 mod resize;
 mod thumbnailer;
 
@@ -55,5 +58,8 @@ pub use orientation::Orientation;
 pub use output::Output;
 pub use placeholder::Placeholder;
 pub use probe::{ImageInfo, JpegLayout, probe};
+pub use profile::{Profile, Profiles, Rendition};
 pub use resize::ResizeSpace;
-pub use thumbnailer::{Frame, ThumbSpec, Thumbnail, Thumbnailer, thumbnail_batch};
+pub use thumbnailer::{
+    Frame, Rendered, RenditionSet, ThumbSpec, Thumbnail, Thumbnailer, thumbnail_batch,
+};

@@ -56,6 +56,22 @@ pub(crate) fn resize(
     if (src.width, src.height) == (width, height) && extent == whole {
         return Ok((src, None));
     }
+    let resized = resize_ref(resizer, &src, width, height, extent, space)?;
+    Ok((resized, Some(src.data)))
+}
+
+/// [`resize`] leaving `src` as it is (a set of renditions resizes one decode several
+/// times); `src` must differ from the output in size or extent.
+pub(crate) fn resize_ref(
+    resizer: &mut fir::Resizer,
+    src: &Pixels,
+    width: usize,
+    height: usize,
+    extent: (f64, f64),
+    space: ResizeSpace,
+) -> Result<Pixels> {
+    #[allow(clippy::cast_precision_loss)] // image sides are far below 2^52
+    let whole = (src.width as f64, src.height as f64);
     let mut dst = try_zeroed(width * height * src.layout.channels())?;
     // `use_alpha` makes fir multiply, resize and divide itself (do not premultiply here).
     let mut options = fir::ResizeOptions::new()
@@ -80,7 +96,7 @@ pub(crate) fn resize(
         let mut w = Wide {
             resizer: r,
             mapper,
-            src: &src,
+            src,
             dst: &mut dst,
             size,
             options: &options,
@@ -101,15 +117,12 @@ pub(crate) fn resize(
             }
         }?;
     }
-    Ok((
-        Pixels {
-            width,
-            height,
-            layout: src.layout,
-            data: dst,
-        },
-        Some(src.data),
-    ))
+    Ok(Pixels {
+        width,
+        height,
+        layout: src.layout,
+        data: dst,
+    })
 }
 
 /// sRGB ↔ linear tables (u8 → u16 forward, u16 → u8 back), built once per process.

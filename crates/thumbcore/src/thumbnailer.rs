@@ -12,9 +12,11 @@ use crate::format::ImageFormat;
 use crate::geometry::{dct_scale, fit};
 use crate::limits::{Deadline, Limits};
 use crate::orientation;
+use crate::output::Output;
 use crate::placeholder::Placeholder;
 use crate::probe::ImageInfo;
-use crate::resize::{ResizeSpace, resize};
+use crate::profile::Rendition;
+use crate::resize::{ResizeSpace, resize, resize_ref};
 
 /// What thumbnail to make. `Default` is README's image rules: PNG inside 330×330, 300 KB budget.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +57,27 @@ impl Default for ThumbSpec {
 }
 
 impl ThumbSpec {
+    /// This spec with the box a set of `renditions` is decoded for (what
+    /// [`Thumbnailer::render`] decodes with, and what to ask
+    /// [`decode_cost`](Self::decode_cost) about): as wide as the widest rendition's box and
+    /// as high as the highest's, so the DCT scale leaves ≥ 2× for every rendition.
+    #[must_use]
+    pub fn fitting(&self, renditions: &[Rendition]) -> ThumbSpec {
+        ThumbSpec {
+            max_width: renditions
+                .iter()
+                .map(|r| r.width)
+                .max()
+                .unwrap_or(self.max_width),
+            max_height: renditions
+                .iter()
+                .map(|r| r.height)
+                .max()
+                .unwrap_or(self.max_height),
+            ..self.clone()
+        }
+    }
+
     /// How many pixels the decoder outputs for an image with this header: the DCT-reduced
     /// size for JPEG, the full size for PNG. See [`decode_cost`](Self::decode_cost) for the
     /// bytes it holds.
@@ -196,12 +219,145 @@ impl Thumbnailer {
     /// The whole call is held to [`Limits::max_duration`]: the decoders check the clock as
     /// they go, and the stages check it between them.
     pub fn thumbnail(&mut self, bytes: &[u8], spec: &ThumbSpec) -> Result<Thumbnail> {
+        let rendition = Rendition {
+            width: spec.max_width,
+            height: spec.max_height,
+            output: Output::of(spec),
+        };
+        let set = self.render(bytes, spec, &[rendition])?;
+        let one = set
+            .renditions
+            .into_iter()
+            .next()
+            .expect("one rendition asked");
+        Ok(Thumbnail {
+            bytes: one.bytes,
+            width: one.width,
+            height: one.height,
+            format: one.rendition.output.format,
+            budget: one.budget,
+            source: set.source,
+            placeholder: set.placeholder,
+        })
+    }
+
+    /// Makes every rendition in `renditions` from one decode of `bytes`: decoded once at
+    /// the DCT scale the largest needs, each distinct size resized once (from a larger
+    /// size when that one is at least twice as large on both sides, so the same ≥ 2× rule
+    /// as the decode keeps the quality; else from the decode), each format encoded within
+    /// `spec.budget_bytes`. `spec`'s box and format are ignored: the renditions say them.
+    /// The placeholder comes from the largest size. The whole call is held to
+    /// [`Limits::max_duration`].
+    pub fn render(
+        &mut self,
+        bytes: &[u8],
+        spec: &ThumbSpec,
+        renditions: &[Rendition],
+    ) -> Result<RenditionSet> {
         let deadline = Deadline::start(&spec.limits);
-        let frame = self.decode_until(bytes, spec, &deadline)?;
+        let decode_spec = spec.fitting(renditions);
+        let frame = self.decode_until(bytes, &decode_spec, &deadline)?;
         deadline.check()?;
-        let frame = self.resize(frame)?;
-        deadline.check()?;
-        encode_frame(frame, spec, &deadline)
+        let info = frame.info.clone();
+        // Each distinct upright size, largest first.
+        let mut sizes: Vec<(u32, u32)> = renditions
+            .iter()
+            .map(|r| fit(info.width, info.height, r.width, r.height))
+            .collect();
+        sizes.sort_unstable_by(|a, b| b.cmp(a));
+        sizes.dedup();
+        let mut made: Vec<((u32, u32), Pixels)> = Vec::with_capacity(sizes.len());
+        for &size in &sizes {
+            let cascade = made
+                .iter()
+                .rev()
+                .find(|(s, _)| s.0 >= 2 * size.0 && s.1 >= 2 * size.1);
+            let pixels = match cascade {
+                Some((_, larger)) => resize_ref(
+                    &mut self.resizer,
+                    larger,
+                    size.0 as usize,
+                    size.1 as usize,
+                    (larger.width as f64, larger.height as f64),
+                    spec.resize_space,
+                )?,
+                None => self.resize_decoded(&frame, size)?,
+            };
+            deadline.check()?;
+            made.push((size, pixels));
+        }
+        self.keep_buffers(frame.pixels.data);
+        let placeholder = crate::placeholder::placeholder(&made[0].1);
+        let mut out = Vec::with_capacity(renditions.len());
+        for (r, size) in renditions
+            .iter()
+            .map(|r| (r, fit(info.width, info.height, r.width, r.height)))
+        {
+            let pixels = &made.iter().find(|(s, _)| *s == size).expect("made above").1;
+            let (bytes, budget) = encode::encode(
+                pixels,
+                &EncodeOptions {
+                    format: r.output.format,
+                    jpeg_quality: r.output.quality.unwrap_or(Output::JPEG_QUALITY),
+                    webp_quality: r.output.quality,
+                    budget: spec.budget_bytes,
+                },
+                &deadline,
+            )?;
+            out.push(Rendered {
+                rendition: *r,
+                bytes,
+                width: size.0,
+                height: size.1,
+                budget,
+            });
+        }
+        Ok(RenditionSet {
+            renditions: out,
+            source: info,
+            placeholder,
+        })
+    }
+
+    /// The decoded `frame` resized to `size` (upright), in sRGB, opaque alpha dropped,
+    /// oriented; the frame is left as it is.
+    fn resize_decoded(&mut self, frame: &Frame, size: (u32, u32)) -> Result<Pixels> {
+        let (w, h) = stored(size, &frame.info);
+        #[allow(clippy::cast_precision_loss)] // image sides are far below 2^52
+        let whole = (frame.pixels.width as f64, frame.pixels.height as f64);
+        let resized = if (frame.pixels.width, frame.pixels.height) == (w as usize, h as usize)
+            && frame.extent == whole
+        {
+            Pixels {
+                width: frame.pixels.width,
+                height: frame.pixels.height,
+                layout: frame.pixels.layout,
+                data: frame.pixels.data.clone(),
+            }
+        } else {
+            resize_ref(
+                &mut self.resizer,
+                &frame.pixels,
+                w as usize,
+                h as usize,
+                frame.extent,
+                frame.space,
+            )?
+        };
+        upright_srgb(resized, frame.icc.as_deref(), &frame.info)
+    }
+
+    /// Keeps the resizer's buffers and the decode buffer `spare` for the next image, as
+    /// far as [`set_spare_limit`](Self::set_spare_limit) allows.
+    fn keep_buffers(&mut self, spare: Vec<u8>) {
+        // The resizer keeps its buffers (for an image with alpha, a premultiplied copy of the
+        // whole decoded image) for the next call: no more of them than a spare buffer.
+        if self.resizer.size_of_internal_buffers() > self.spare_limit {
+            self.resizer.reset_internal_buffers();
+        }
+        if spare.capacity() <= self.spare_limit && spare.capacity() > 0 {
+            self.spare = Some(spare);
+        }
     }
 
     /// Stage 1: checks the format against [`Limits::accept_formats`] and the limits from the
@@ -271,32 +427,11 @@ impl Thumbnailer {
             frame.extent,
             frame.space,
         )?;
-        // The resizer keeps its buffers (for an image with alpha, a premultiplied copy of the
-        // whole decoded image) for the next call: no more of them than a spare buffer.
-        if self.resizer.size_of_internal_buffers() > self.spare_limit {
-            self.resizer.reset_internal_buffers();
-        }
-        if let Some(buffer) = done
-            && buffer.capacity() <= self.spare_limit
-        {
-            self.spare = Some(buffer);
-        }
-        let srgb = color::strip_opaque_alpha(color::to_srgb(resized, frame.icc.as_deref())?);
-        let channels = srgb.layout.channels();
-        let (data, width, height) = orientation::apply(
-            srgb.data,
-            srgb.width,
-            srgb.height,
-            channels,
-            frame.info.orientation,
-        );
+        self.keep_buffers(done.unwrap_or_default());
+        let pixels = upright_srgb(resized, frame.icc.as_deref(), &frame.info)?;
+        let (width, height) = (pixels.width, pixels.height);
         Ok(Frame {
-            pixels: Pixels {
-                width,
-                height,
-                layout: srgb.layout,
-                data,
-            },
+            pixels,
             icc: None,
             info: frame.info,
             output: frame.output,
@@ -310,6 +445,53 @@ impl Thumbnailer {
     pub fn encode(frame: Frame, spec: &ThumbSpec) -> Result<Thumbnail> {
         encode_frame(frame, spec, &Deadline::start(&spec.limits))
     }
+}
+
+/// A resized image made upright and sRGB: colour converted with `icc` (and CMYK to RGB),
+/// opaque alpha dropped, EXIF orientation applied.
+fn upright_srgb(resized: Pixels, icc: Option<&[u8]>, info: &ImageInfo) -> Result<Pixels> {
+    let srgb = color::strip_opaque_alpha(color::to_srgb(resized, icc)?);
+    let channels = srgb.layout.channels();
+    let (data, width, height) = orientation::apply(
+        srgb.data,
+        srgb.width,
+        srgb.height,
+        channels,
+        info.orientation,
+    );
+    Ok(Pixels {
+        width,
+        height,
+        layout: srgb.layout,
+        data,
+    })
+}
+
+/// One made rendition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    /// What was asked.
+    pub rendition: Rendition,
+    /// The encoded image.
+    pub bytes: Vec<u8>,
+    /// Its width (upright).
+    pub width: u32,
+    /// Its height (upright).
+    pub height: u32,
+    /// What the size budget made the encoder do.
+    pub budget: BudgetStep,
+}
+
+/// What [`Thumbnailer::render`] makes: the renditions in the order asked, the probed
+/// source and one placeholder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenditionSet {
+    /// One per rendition asked, in that order.
+    pub renditions: Vec<Rendered>,
+    /// The probed input.
+    pub source: ImageInfo,
+    /// What to paint while a rendition loads (from the largest size's pixels).
+    pub placeholder: Placeholder,
 }
 
 /// An image between pipeline stages (see [`Thumbnailer::decode`]).

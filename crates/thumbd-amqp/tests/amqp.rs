@@ -37,6 +37,7 @@ fn message(id: &str) -> JobMessage {
             url: "https://example.invalid/x.png".into(),
         },
         reply_to: None,
+        profile: None,
     }
 }
 

@@ -19,6 +19,7 @@ pub fn status_of(code: Code) -> StatusCode {
         Code::HeaderNotFound | Code::InvalidToken => StatusCode::UNAUTHORIZED,
         Code::InsufficientPermissions | Code::InvalidSignature => StatusCode::FORBIDDEN,
         Code::ThumbnailNotFound
+        | Code::RenditionNotFound
         | Code::JobNotFound
         | Code::ContextNotFound
         | Code::UploadTicketNotFound
@@ -270,6 +271,7 @@ impl ApiError {
             | Code::InsufficientPermissions
             | Code::InvalidSignature
             | Code::ThumbnailNotFound
+            | Code::RenditionNotFound
             | Code::JobNotFound
             | Code::ContextNotFound
             | Code::UploadTicketNotFound

@@ -54,6 +54,7 @@ mod auth;
 mod error;
 mod handlers;
 mod metrics;
+mod negotiate;
 mod openapi;
 mod rate_limit;
 mod request;
@@ -108,6 +109,9 @@ pub struct ApiOptions {
     /// Webhook URLs may point at loopback, private and link-local addresses
     /// (`allow_private_webhooks`). Default `false`.
     pub allow_private_webhooks: bool,
+    /// The profiles a create may name, and the one it gets when it names none. Default:
+    /// `default` = `330:png`.
+    pub profiles: thumbcore::Profiles,
 }
 
 impl Default for ApiOptions {
@@ -120,6 +124,7 @@ impl Default for ApiOptions {
             readiness_ttl: Duration::from_secs(1),
             url_signer: None,
             allow_private_webhooks: false,
+            profiles: thumbcore::Profiles::default(),
         }
     }
 }
@@ -191,6 +196,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
             thumbnails::create::put,
             thumbnails::read::delete
         ))
+        .routes(routes!(thumbnails::read::meta))
         .routes(routes!(status::get))
         .routes(routes!(uploads::post))
         .routes(routes!(uploads::get))

@@ -199,7 +199,7 @@ pub fn idempotency_key(
 
 /// A create's JSON body: where the image comes from. Exactly one of `url` and
 /// `uploadTicket`, nothing else.
-// Parsed by `json_source` (for coded errors); the derive describes it in the OpenAPI
+// Parsed by `json_create` (for coded errors); the derive describes it in the OpenAPI
 // document as serde's externally tagged form, which is this wire format.
 #[derive(Debug, Clone, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -220,8 +220,23 @@ const MAX_URL_BYTES: usize = 2048;
 /// Parses `{"url": …}` or `{"uploadTicket": …}` (exactly one of them, nothing else).
 /// A URL must be absolute `http` or `https` with a host; a ticket that cannot exist is
 /// 404 `UploadTicketNotFound`.
-pub fn json_source(bytes: &[u8]) -> Result<JsonSource, ApiError> {
-    let object = json_object(bytes)?;
+/// An optional `"profile": "NAME"` may stand beside the source (checked against the
+/// configured profiles by the caller).
+pub fn json_create(bytes: &[u8]) -> Result<(JsonSource, Option<String>), ApiError> {
+    let mut object = json_object(bytes)?;
+    let profile = match object.remove("profile") {
+        None => None,
+        Some(serde_json::Value::String(name)) => Some(name),
+        Some(_) => {
+            return Err(ApiError::invalid_body("`profile` must be a string").with_target("profile"));
+        }
+    };
+    json_only_source(&object).map(|source| (source, profile))
+}
+
+fn json_only_source(
+    object: &serde_json::Map<String, serde_json::Value>,
+) -> Result<JsonSource, ApiError> {
     let mut keys = object.keys().map(String::as_str).collect::<Vec<_>>();
     keys.sort_unstable();
     let text = |name: &str| {

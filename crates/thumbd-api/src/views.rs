@@ -5,7 +5,11 @@
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
-use thumbd_jobs::{Environment, JobRecord, JobResult, JobStatus, Tenant, ThumbnailId, Timestamp};
+use std::collections::BTreeMap;
+
+use thumbd_jobs::{
+    Environment, JobRecord, JobResult, JobStatus, RenditionStatus, Tenant, ThumbnailId, Timestamp,
+};
 
 use crate::signing::{UrlSigner, unix_now};
 
@@ -85,6 +89,65 @@ pub struct ResultView {
     /// What to paint while it loads: a ThumbHash, a 4×3 BlurHash and the average colour.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub placeholder: Option<thumbd_jobs::Placeholder>,
+    /// Every rendition of the set (the one above among them), in the profile's order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub renditions: Vec<RenditionView>,
+    /// Per media type, the ready renditions as an HTML `srcset` (`URL 80w, URL 160w`),
+    /// widths being the real widths.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub srcset: BTreeMap<String, String>,
+}
+
+/// One rendition of a set.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RenditionView {
+    /// The box edge it fits in, as the profile names it.
+    pub size: u32,
+    /// Real width.
+    pub width: u32,
+    /// Real height.
+    pub height: u32,
+    /// `png`, `jpeg`, `webp` or `avif`.
+    pub format: String,
+    /// Its media type.
+    pub content_type: String,
+    /// Encoded size.
+    pub bytes: u64,
+    /// The `ETag` it is served with.
+    pub etag: String,
+    /// Where to GET it (`size` and `format` in the query).
+    pub url: String,
+    /// `pending`, `ready` or `failed`.
+    pub status: RenditionStatus,
+}
+
+/// A thumbnail's set (`GET /v1/thumbnails/{id}/meta`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetaView {
+    /// The thumbnail's id.
+    pub thumbnail_id: String,
+    /// `development` or `production`.
+    #[schema(value_type = Environment)]
+    pub environment: &'static str,
+    /// The profile the set was made for (`default` for sets made before profiles).
+    pub profile: String,
+    /// The probed input: upright size, format, whether it was animated. Absent for sets
+    /// made before it was kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<thumbd_jobs::SourceInfo>,
+    /// Every rendition, in the profile's order.
+    pub renditions: Vec<RenditionView>,
+    /// Per media type, the ready renditions as an HTML `srcset`.
+    pub srcset: BTreeMap<String, String>,
+    /// What to paint while a rendition loads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placeholder: Option<thumbd_jobs::Placeholder>,
+    /// RFC 3339: when the job that made this set was accepted.
+    pub created_at: Timestamp,
+    /// RFC 3339: when this set became current.
+    pub updated_at: Timestamp,
 }
 
 /// Why a job failed.
@@ -131,21 +194,66 @@ impl ResultView {
         tenant: &Tenant,
         signer: Option<&UrlSigner>,
     ) -> Self {
+        let sign = |url: String| match signer {
+            Some(signer) => signer.sign(&url, tenant, unix_now()),
+            None => url,
+        };
         let url = thumbnail_url(id, environment);
+        let renditions: Vec<RenditionView> = result
+            .renditions
+            .iter()
+            .map(|r| RenditionView {
+                size: r.size,
+                width: r.width,
+                height: r.height,
+                format: r.format.clone(),
+                content_type: r.content_type.clone(),
+                bytes: r.bytes,
+                etag: etag(&r.etag),
+                url: sign(format!("{url}&size={}&format={}", r.size, r.format)),
+                status: r.status,
+            })
+            .collect();
         ResultView {
             width: result.width,
             height: result.height,
             bytes: result.bytes,
             content_type: result.content_type.clone(),
             etag: etag(&result.etag),
-            url: match signer {
-                Some(signer) => signer.sign(&url, tenant, unix_now()),
-                None => url,
-            },
+            url: sign(url),
             animated: result.animated,
             placeholder: result.placeholder.clone(),
+            srcset: srcset(&renditions),
+            renditions,
         }
     }
+}
+
+/// Per media type, the ready renditions as `URL WIDTHw` by width; of two with the same
+/// real width (an image smaller than both boxes) the one listed first.
+pub fn srcset(renditions: &[RenditionView]) -> BTreeMap<String, String> {
+    let mut by_type: BTreeMap<String, Vec<&RenditionView>> = BTreeMap::new();
+    for r in renditions
+        .iter()
+        .filter(|r| r.status == RenditionStatus::Ready)
+    {
+        let list = by_type.entry(r.content_type.clone()).or_default();
+        if !list.iter().any(|o| o.width == r.width) {
+            list.push(r);
+        }
+    }
+    by_type
+        .into_iter()
+        .map(|(media, mut list)| {
+            list.sort_by_key(|r| r.width);
+            let set = list
+                .iter()
+                .map(|r| format!("{} {}w", r.url, r.width))
+                .collect::<Vec<_>>()
+                .join(", ");
+            (media, set)
+        })
+        .collect()
 }
 
 /// The JSON a job's status is sent as, over HTTP and to a producer's `replyTo` queue.

@@ -15,7 +15,7 @@ use thumbd_api::{RateLimit, Scope};
 
 /// The router's routes, written out from README's route table (not from the annotations): every one must
 /// be in the document, and the document must hold nothing else.
-const ROUTES: [(&str, &str); 22] = [
+const ROUTES: [(&str, &str); 23] = [
     ("POST", "/v1/thumbnails"),
     ("GET", "/v1/thumbnails"),
     ("GET", "/v1/jobs"),
@@ -23,6 +23,7 @@ const ROUTES: [(&str, &str); 22] = [
     ("HEAD", "/v1/thumbnails/{id}"),
     ("PUT", "/v1/thumbnails/{id}"),
     ("DELETE", "/v1/thumbnails/{id}"),
+    ("GET", "/v1/thumbnails/{id}/meta"),
     ("GET", "/v1/status/{jobId}"),
     ("POST", "/v1/uploads"),
     ("GET", "/v1/uploads/{ticket}"),
@@ -468,7 +469,16 @@ async fn what_the_router_answers_is_documented() {
                     (Some("query"), Some("environment")) => {
                         q.push(format!("environment={environment}"))
                     }
-                    (Some("query"), Some(name)) => q.push(format!("{name}=sample")),
+                    // Parameters with a closed set of values get one that works.
+                    (Some("query"), Some(name)) => q.push(format!(
+                        "{name}={}",
+                        match name {
+                            "profile" => "default",
+                            "size" => "100",
+                            "format" => "png",
+                            _ => "sample",
+                        }
+                    )),
                     _ => {}
                 }
             }

@@ -225,6 +225,7 @@ async fn a_queue_producer_names_the_tenant_in_its_message() {
         thumbnail_id: ThumbnailId::parse("shared").unwrap(),
         source: JobSource::Blob { blob_key },
         reply_to: None,
+        profile: None,
     };
     assert!(
         String::from_utf8(message.to_json())

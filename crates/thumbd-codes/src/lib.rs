@@ -57,6 +57,8 @@ codes! {
     InvalidSignature => "a signed URL's `sig` does not match its path and query, or its `expires` has passed",
     /// No such thumbnail.
     ThumbnailNotFound => "no such thumbnail in this environment",
+    /// The thumbnail has no (ready) rendition in the format asked for.
+    RenditionNotFound => "the thumbnail's set has no ready rendition in the `format` asked for",
     /// No such job.
     JobNotFound => "no such job",
     /// No such context.

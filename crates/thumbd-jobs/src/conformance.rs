@@ -28,11 +28,27 @@ fn message(env: Environment, id: &str) -> JobMessage {
             url: format!("https://example.invalid/{}", id.len()),
         },
         reply_to: None,
+        profile: None,
     }
 }
 
+/// A result of two renditions: the main PNG and a WebP, each with its own blob.
 fn result_for(job: JobId, width: u32) -> JobResult {
     let sha = format!("{:064x}", u128::from(width) * 7919);
+    let webp_sha = format!("{:064x}", u128::from(width) * 7907);
+    let rendition = |format: &str, sha: &str| crate::job::RenditionResult {
+        size: 330,
+        width,
+        height: 100,
+        format: format.into(),
+        spec: format!("330:{format}"),
+        content_type: format!("image/{format}"),
+        bytes: 1234,
+        etag: sha.to_owned(),
+        blob_key: BlobKey::thumbnail(sha, job),
+        budget: "fits".into(),
+        status: crate::job::RenditionStatus::Ready,
+    };
     JobResult {
         width,
         height: 100,
@@ -48,7 +64,20 @@ fn result_for(job: JobId, width: u32) -> JobResult {
             blurhash: "LEHV6nWB2yk8pyo0adR*.7kCMdnj".into(),
             average_color: "#7f007f".into(),
         }),
+        profile: Some("web".into()),
+        source: Some(crate::job::SourceInfo {
+            width: 1000,
+            height: 300,
+            format: "jpeg".into(),
+            animated: width == 330,
+        }),
+        renditions: vec![rendition("webp", &webp_sha), rendition("png", &sha)],
     }
+}
+
+fn sorted(mut keys: Vec<BlobKey>) -> Vec<BlobKey> {
+    keys.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    keys
 }
 
 /// Runs every [`MetaStore`] check on `store`, which must be empty: jobs and thumbnails, then
@@ -239,10 +268,11 @@ pub async fn meta_store(store: &dyn MetaStore) {
         .unwrap();
     assert!(fin.applied && fin.current);
     assert_eq!(
-        fin.orphaned,
-        vec![result.blob_key.clone()],
-        "the replaced blob is orphaned"
+        sorted(fin.orphaned),
+        sorted(result.blob_keys()),
+        "every blob of the replaced set is orphaned"
     );
+    assert_eq!(result.blob_keys().len(), 2);
     let older_result = result_for(older.id, 100);
     let fin = store
         .finish_succeeded(older.id, &older_result, now)
@@ -252,7 +282,7 @@ pub async fn meta_store(store: &dyn MetaStore) {
         fin.applied && !fin.current,
         "an older job must not replace a newer one"
     );
-    assert_eq!(fin.orphaned, vec![older_result.blob_key.clone()]);
+    assert_eq!(sorted(fin.orphaned), sorted(older_result.blob_keys()));
     assert!(
         store
             .finish_failed(failing.id, &failure, now)

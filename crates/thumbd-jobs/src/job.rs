@@ -68,6 +68,9 @@ pub struct JobMessage {
     /// Routing key to publish the final status body to (RabbitMQ mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
+    /// The profile whose renditions to make; none: the worker's default profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 impl JobMessage {
@@ -151,6 +154,95 @@ pub struct JobResult {
     /// computed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placeholder: Option<Placeholder>,
+    /// The profile the set was made for; absent from results stored before profiles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// The probed input; absent from results stored before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceInfo>,
+    /// Every rendition of the set, in the profile's order; the fields above describe the
+    /// main one (the rendition served without `size` or `format`), which is also listed
+    /// here. Empty in results stored before renditions: the fields above are then the
+    /// only one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub renditions: Vec<RenditionResult>,
+}
+
+impl JobResult {
+    /// Every blob the result references: the main one and each rendition's, once each.
+    pub fn blob_keys(&self) -> Vec<BlobKey> {
+        let mut keys = vec![self.blob_key.clone()];
+        for r in &self.renditions {
+            if !keys.contains(&r.blob_key) {
+                keys.push(r.blob_key.clone());
+            }
+        }
+        keys
+    }
+
+    /// The blobs of `self` (a replaced result) that `new` does not reference: what a
+    /// replace leaves to delete.
+    pub fn replaced_by(&self, new: &JobResult) -> Vec<BlobKey> {
+        let kept = new.blob_keys();
+        self.blob_keys()
+            .into_iter()
+            .filter(|k| !kept.contains(k))
+            .collect()
+    }
+}
+
+/// The probed input of a job, as `/meta` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceInfo {
+    /// Upright width (after EXIF orientation).
+    pub width: u32,
+    /// Upright height.
+    pub height: u32,
+    /// `png`, `jpeg`, `webp` or `gif`.
+    pub format: String,
+    /// More than one frame (the renditions show the first).
+    pub animated: bool,
+}
+
+/// Where a rendition is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RenditionStatus {
+    /// Still to be made (a background lane's).
+    Pending,
+    /// Stored: served and listed in `srcset`.
+    Ready,
+    /// Could not be made; the others are served.
+    Failed,
+}
+
+/// One rendition of a set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RenditionResult {
+    /// The box edge it fits in (its larger side), as the profile names it.
+    pub size: u32,
+    /// Real width.
+    pub width: u32,
+    /// Real height.
+    pub height: u32,
+    /// `png`, `jpeg` or `webp`.
+    pub format: String,
+    /// The profile's entry, e.g. `160:webp:80`.
+    pub spec: String,
+    /// Its media type.
+    pub content_type: String,
+    /// Encoded size.
+    pub bytes: u64,
+    /// Strong entity tag: the SHA-256 of the bytes, hex.
+    pub etag: String,
+    /// Where the bytes are.
+    pub blob_key: BlobKey,
+    /// What the size budget did.
+    pub budget: String,
+    /// Pending, ready or failed.
+    pub status: RenditionStatus,
 }
 
 /// What a page paints while a thumbnail loads, computed from the thumbnail's pixels.
@@ -191,6 +283,8 @@ pub struct JobRecord {
     pub source: JobSource,
     /// RabbitMQ reply routing key, if a producer asked for one.
     pub reply_to: Option<String>,
+    /// The profile it makes; none: the worker's default.
+    pub profile: Option<String>,
     /// When it was accepted.
     pub created_at: Timestamp,
     /// When a worker last started it.
@@ -216,6 +310,7 @@ impl JobRecord {
             status: JobStatus::Queued,
             source: message.source.clone(),
             reply_to: message.reply_to.clone(),
+            profile: message.profile.clone(),
             created_at: now,
             started_at: None,
             finished_at: None,
@@ -255,6 +350,7 @@ impl JobRecord {
             thumbnail_id: self.thumbnail_id.clone(),
             source: self.source.clone(),
             reply_to: self.reply_to.clone(),
+            profile: self.profile.clone(),
         }
     }
 }

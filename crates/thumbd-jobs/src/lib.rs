@@ -34,6 +34,7 @@
 //!     thumbnail_id: ThumbnailId::parse("cover/42")?,
 //!     source: JobSource::Url { url: "https://example.com/cover.png".into() },
 //!     reply_to: None,
+//!     profile: None,
 //! };
 //! queue.push(&message).await?;
 //! let lease = queue.lease(Duration::from_secs(1)).await?.expect("a message");
@@ -80,7 +81,7 @@ pub use intake::{
 };
 pub use job::{
     JobFailure, JobMessage, JobRecord, JobResult, JobSource, JobStatus, Placeholder,
-    ThumbnailRecord,
+    RenditionResult, RenditionStatus, SourceInfo, ThumbnailRecord,
 };
 pub use listing::{JobKey, JobQuery, ThumbnailQuery};
 pub use local::{LocalRun, LocalWorker};

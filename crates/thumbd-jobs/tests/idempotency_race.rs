@@ -22,6 +22,7 @@ fn queued(now: Timestamp) -> JobRecord {
             url: "https://example.invalid/a.png".into(),
         },
         reply_to: None,
+        profile: None,
     };
     JobRecord::queued(JobId::new(), &message, now)
 }

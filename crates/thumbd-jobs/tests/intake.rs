@@ -61,6 +61,7 @@ fn create(id: &str, key: Option<&str>) -> CreateJob {
             key: k.into(),
         }),
         wait: Duration::ZERO,
+        profile: None,
     }
 }
 
@@ -125,6 +126,7 @@ async fn the_sweep_publishes_what_a_dead_process_never_did() {
             url: "https://example.invalid/x.png".into(),
         },
         reply_to: None,
+        profile: None,
     };
     let id = message.job_id.unwrap();
     let record = JobRecord::queued(

@@ -19,6 +19,7 @@ fn message(id: &str) -> JobMessage {
             url: "https://example.invalid/x.png".into(),
         },
         reply_to: None,
+        profile: None,
     }
 }
 
@@ -84,7 +85,7 @@ async fn a_schema_this_binary_did_not_write_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("thumbd.db");
     let db = SqliteDb::open(&path).await.unwrap();
-    assert_eq!(db.migrated_at_open(), 3, "a new file gets the whole schema");
+    assert_eq!(db.migrated_at_open(), 4, "a new file gets the whole schema");
     db.close().await;
 
     let edit = |sql: &'static str| {

@@ -14,6 +14,11 @@ const SCHEMA: &[SchemaFile] = &[
         "webhooks",
         include_str!("../migrations/0003_webhooks.sql"),
     ),
+    (
+        4,
+        "profiles",
+        include_str!("../migrations/0004_profiles.sql"),
+    ),
 ];
 
 /// Applies the migrations not yet applied to the first schema of the `search_path`; returns

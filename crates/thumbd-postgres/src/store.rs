@@ -30,7 +30,7 @@ macro_rules! job_columns {
     () => {
         "id::text AS id, environment, thumbnail_id, status, source::text AS source, reply_to, \
          created_at, started_at, finished_at, attempts, result::text AS result, error_code, \
-         error_message"
+         error_message, profile"
     };
 }
 
@@ -139,8 +139,8 @@ impl PgMetaStore {
 fn insert_job(job: &JobRecord) -> Result<Query<'_, Postgres, PgArguments>> {
     Ok(sqlx::query(
         "INSERT INTO jobs (id, environment, thumbnail_id, status, source, reply_to, \
-         created_at, attempts, published) \
-         VALUES ($1::uuid, $2, $3, $4, $5::json, $6, $7, 0, false) \
+         created_at, attempts, published, profile) \
+         VALUES ($1::uuid, $2, $3, $4, $5::json, $6, $7, 0, false, $8) \
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(job.id.to_string())
@@ -149,7 +149,8 @@ fn insert_job(job: &JobRecord) -> Result<Query<'_, Postgres, PgArguments>> {
     .bind(job.status.as_str())
     .bind(serde_json::to_string(&job.source)?)
     .bind(job.reply_to.as_deref().map(str::as_bytes))
-    .bind(job.created_at.0))
+    .bind(job.created_at.0)
+    .bind(job.profile.as_deref()))
 }
 
 #[async_trait]

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use thumbcore::ThumbSpec;
+use thumbcore::{Profiles, ThumbSpec};
 use thumbd_fetch::FetchOptions;
 
 use crate::WorkerMetrics;
@@ -54,6 +54,10 @@ pub struct WorkerOptions {
     /// fails `ProcessingTimeout` anyway and its image thread is left to finish, keeping its
     /// share of the budget until it does.
     pub spec: ThumbSpec,
+    /// The profiles jobs name (`profile`), and the one a job naming none makes. The
+    /// renditions say each image's box and format; `spec` the rest (limits, budget, resize
+    /// space). Default: `default` = `330:png`.
+    pub profiles: Profiles,
     /// How URL sources are downloaded: the SSRF guard (`allow_private`), size, time and
     /// redirect limits. Default: private addresses refused, 5 MiB, 30 s, 5 redirects.
     pub fetch: FetchOptions,
@@ -76,6 +80,7 @@ impl Default for WorkerOptions {
             lease_wait: Duration::from_secs(1),
             heartbeat: Duration::from_secs(5),
             spec: ThumbSpec::default(),
+            profiles: Profiles::default(),
             fetch: FetchOptions::default(),
             metrics: WorkerMetrics::default(),
         }

@@ -122,6 +122,7 @@ impl StepError {
             | Code::InsufficientPermissions
             | Code::InvalidSignature
             | Code::ThumbnailNotFound
+            | Code::RenditionNotFound
             | Code::JobNotFound
             | Code::ContextNotFound
             | Code::UploadTicketNotFound

@@ -147,6 +147,7 @@ impl Rig {
                 blob_key: BlobKey::original(job),
             },
             reply_to: None,
+            profile: None,
         };
         let record = JobRecord::queued(job, &message, Timestamp::now());
         self.store.create_job(&record).await.unwrap();
@@ -179,6 +180,7 @@ impl Rig {
             thumbnail_id: ThumbnailId::parse(id).unwrap(),
             source,
             reply_to: None,
+            profile: None,
         };
         self.store
             .create_job(&JobRecord::queued(job, &message, Timestamp::now()))
@@ -590,6 +592,7 @@ async fn an_unknown_blob_fails_the_job() {
             blob_key: BlobKey::parse("originals/nothing-here").unwrap(),
         },
         reply_to: None,
+        profile: None,
     };
     rig.queue.push(&message).await.unwrap();
     let outcomes = rig.worker.drain().await;

@@ -57,6 +57,9 @@ pub struct CreateJob {
     pub idempotency: Option<IdempotencyKey>,
     /// How long the caller waits for the job to finish; zero answers at once.
     pub wait: Duration,
+    /// The profile whose renditions it makes (checked by the caller); none: the workers'
+    /// default.
+    pub profile: Option<String>,
 }
 
 /// A job accepted (or found again by its idempotency key), with its record as of the answer.
@@ -187,6 +190,7 @@ impl Intake {
             thumbnail_id: job.thumbnail_id,
             source: job_source,
             reply_to: None,
+            profile: job.profile,
         };
         let record = JobRecord::queued(job_id, &message, Timestamp::now());
         // The record first; then, unless this process's worker takes the job at once, the

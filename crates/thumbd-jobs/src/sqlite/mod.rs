@@ -44,6 +44,11 @@ const SCHEMA: &[SchemaFile] = &[
         "webhooks",
         include_str!("../../migrations/0003_webhooks.sql"),
     ),
+    (
+        4,
+        "profiles",
+        include_str!("../../migrations/0004_profiles.sql"),
+    ),
 ];
 
 /// One SQLite database: a single writer connection (SQLite has one writer at a time; one

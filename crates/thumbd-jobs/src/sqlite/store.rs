@@ -14,7 +14,7 @@ use sqlx::sqlite::{SqliteArguments, SqliteRow};
 
 use super::SqliteDb;
 use crate::error::{Error, Result};
-use crate::ids::{BlobKey, JobId, Namespace, ThumbnailId};
+use crate::ids::{JobId, Namespace, ThumbnailId};
 use crate::job::{JobFailure, JobRecord, JobResult, JobSource, JobStatus, ThumbnailRecord};
 use crate::listing::{JobQuery, ThumbnailQuery};
 use crate::store::{Finished, JobStore, MetaStore, ThumbnailStore};
@@ -47,6 +47,7 @@ fn job_from_row(row: &SqliteRow) -> Result<JobRecord> {
         status: JobStatus::parse(row.try_get("status")?)?,
         source: serde_json::from_str::<JobSource>(row.try_get("source")?)?,
         reply_to: row.try_get("reply_to")?,
+        profile: row.try_get("profile")?,
         created_at: Timestamp(row.try_get("created_at")?),
         started_at: row.try_get::<Option<i64>, _>("started_at")?.map(Timestamp),
         finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(Timestamp),
@@ -71,7 +72,8 @@ fn job_from_row(row: &SqliteRow) -> Result<JobRecord> {
 fn insert_job(job: &JobRecord) -> Result<Query<'_, Sqlite, SqliteArguments>> {
     Ok(sqlx::query(
         "INSERT INTO jobs (id, environment, thumbnail_id, status, source, reply_to, created_at, \
-         attempts, published) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0) ON CONFLICT (id) DO NOTHING",
+         attempts, published, profile) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, ?) \
+         ON CONFLICT (id) DO NOTHING",
     )
     .bind(job.id.to_string())
     .bind(job.namespace().key())
@@ -79,7 +81,8 @@ fn insert_job(job: &JobRecord) -> Result<Query<'_, Sqlite, SqliteArguments>> {
     .bind(job.status.as_str())
     .bind(serde_json::to_string(&job.source)?)
     .bind(job.reply_to.as_deref())
-    .bind(job.created_at.0))
+    .bind(job.created_at.0)
+    .bind(job.profile.as_deref()))
 }
 
 fn thumbnail_from_row(row: &SqliteRow) -> Result<ThumbnailRecord> {
@@ -230,7 +233,7 @@ impl JobStore for SqliteMetaStore {
         .await?;
 
         let existing = sqlx::query(
-            "SELECT job_id, job_created_at, blob_key FROM thumbnails \
+            "SELECT job_id, job_created_at, result FROM thumbnails \
              WHERE environment = ? AND thumbnail_id = ?",
         )
         .bind(&environment)
@@ -247,18 +250,16 @@ impl JobStore for SqliteMetaStore {
                 existing.try_get("job_created_at")?,
                 existing.try_get("job_id")?,
             );
-            let old_key = BlobKey::parse(existing.try_get("blob_key")?)?;
+            let old: JobResult = serde_json::from_str(existing.try_get("result")?)?;
             if their > (created_at, id.to_string()) {
                 // A job accepted later already replaced it: ours is not served.
                 finished.current = false;
-                finished.orphaned.push(result.blob_key.clone());
+                finished.orphaned = result.blob_keys();
                 webhooks::write_event(&mut tx, &namespace, &succeeded).await?;
                 tx.commit().await?;
                 return Ok(finished);
             }
-            if old_key != result.blob_key {
-                finished.orphaned.push(old_key);
-            }
+            finished.orphaned = old.replaced_by(result);
         }
         sqlx::query(
             "INSERT INTO thumbnails (environment, thumbnail_id, job_id, job_created_at, result, \
@@ -417,6 +418,7 @@ mod tests {
                 url: "https://example.invalid/x.png".into(),
             },
             reply_to: None,
+            profile: None,
         };
         let job = JobRecord::queued(message.job_id.unwrap(), &message, Timestamp::now());
         store.create_job(&job).await.unwrap();

@@ -28,6 +28,7 @@ struct JobColumns {
     result: Option<JobResult>,
     error_code: Option<String>,
     error_message: Option<String>,
+    profile: Option<String>,
 }
 
 impl JobColumns {
@@ -47,6 +48,7 @@ impl JobColumns {
             result: result.map(serde_json::from_str).transpose()?,
             error_code: row.try_get("error_code")?,
             error_message: row.try_get("error_message")?,
+            profile: row.try_get("profile")?,
         })
     }
 
@@ -65,6 +67,7 @@ impl JobColumns {
                 .reply_to
                 .map(|r| utf8(r, "jobs.reply_to"))
                 .transpose()?,
+            profile: self.profile,
             created_at: Timestamp(self.created_at),
             started_at: self.started_at.map(Timestamp),
             finished_at: self.finished_at.map(Timestamp),

@@ -34,6 +34,7 @@ pub fn queued(thumbnail_id: &str, created_at: Timestamp) -> JobRecord {
             url: "https://example.invalid/a.png".into(),
         },
         reply_to: None,
+        profile: None,
     };
     JobRecord::queued(JobId::new(), &message, created_at)
 }
@@ -51,6 +52,9 @@ pub fn result_for(job: JobId) -> JobResult {
         budget: "fits".into(),
         animated: false,
         placeholder: None,
+        profile: None,
+        source: None,
+        renditions: Vec::new(),
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use thumbcore::Thumbnail;
+use thumbcore::{Profile, RenditionSet};
 use thumbd_codes::Code;
 use thumbd_jobs::JobSource;
 
@@ -53,7 +53,11 @@ impl Worker {
 
     /// Probes, waits for room in the decode budget, then runs thumbcore on the image threads
     /// for at most the spec's time limit plus a grace (the caller renews the lease).
-    pub(super) async fn thumbnail(&self, original: Bytes) -> Result<Thumbnail, StepError> {
+    pub(super) async fn render(
+        &self,
+        original: Bytes,
+        profile: &Profile,
+    ) -> Result<RenditionSet, StepError> {
         use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
         /// Image threads given up on (past the time limit and the grace) that have not yet
@@ -66,7 +70,7 @@ impl Worker {
         const RUNNING: u8 = 0;
         const DONE: u8 = 1;
         const GIVEN_UP: u8 = 2;
-        let spec = &self.options.spec;
+        let spec = &self.options.spec.fitting(&profile.renditions);
         let image_error = |e: thumbcore::Error| StepError::from_image(e.code(), e.to_string());
         let panicked = || {
             // A panic in thumbcore is a bug; the input must not loop through workers.
@@ -101,6 +105,7 @@ impl Worker {
             .expect("never closed");
 
         let spec = spec.clone();
+        let renditions = profile.renditions.clone();
         let limit = spec.limits.max_duration;
         let spare_limit = self.spare_limit;
         let state = Arc::new(AtomicU8::new(RUNNING));
@@ -118,7 +123,7 @@ impl Worker {
                     THUMBNAILER.with(|t| {
                         let mut t = t.borrow_mut();
                         t.set_spare_limit(spare_limit);
-                        t.thumbnail(&original, &spec)
+                        t.render(&original, &spec, &renditions)
                     })
                 }));
                 if state.swap(DONE, Ordering::AcqRel) == GIVEN_UP {

@@ -6,10 +6,10 @@ use thumbd_codes::Code;
 
 use bytes::Bytes;
 use sha2::Digest as _;
-use thumbcore::Thumbnailer;
+use thumbcore::{Profile, RenditionSet, Thumbnailer};
 use thumbd_jobs::{
     BlobKey, BlobStore, JobEvents, JobFailure, JobId, JobMessage, JobQueue, JobRecord, JobResult,
-    Lease, LocalWorker, MetaStore, Timestamp,
+    Lease, LocalWorker, MetaStore, RenditionResult, RenditionStatus, SourceInfo, Timestamp,
 };
 use tokio::sync::Semaphore;
 use tracing::Instrument as _;
@@ -312,6 +312,7 @@ impl Worker {
                 .await);
         }
 
+        let profile = self.profile(&job)?;
         // A local run brings its original; nothing was stored for it.
         let stored_original = original.is_none();
         // A download, a wait for pixel budget and the image work may each take long for a
@@ -322,31 +323,10 @@ impl Worker {
                 Some(bytes) => bytes,
                 None => self.source_bytes(&message.source, job.attempts).await?,
             };
-            self.thumbnail(original).await
+            self.render(original, profile).await
         };
-        let thumb = self.heartbeat_while(lease, work).await?;
-
-        let sha = hex(&sha2::Sha256::digest(&thumb.bytes));
-        let key = BlobKey::thumbnail(&sha, id);
-        let result = JobResult {
-            width: thumb.width,
-            height: thumb.height,
-            bytes: thumb.bytes.len() as u64,
-            content_type: thumb.content_type().into(),
-            etag: sha,
-            blob_key: key.clone(),
-            budget: format!("{:?}", thumb.budget).to_lowercase(),
-            animated: thumb.source.animated,
-            placeholder: Some(thumbd_jobs::Placeholder {
-                thumbhash: thumb.placeholder.thumbhash.clone(),
-                blurhash: thumb.placeholder.blurhash.clone(),
-                average_color: thumb.placeholder.average_color.clone(),
-            }),
-        };
-        self.blobs.put(&key, Bytes::from(thumb.bytes)).await?;
-        self.options
-            .metrics
-            .written(usize::try_from(result.bytes).unwrap_or(usize::MAX));
+        let set = self.heartbeat_while(lease, work).await?;
+        let result = self.store_set(id, profile, set).await?;
         let now = Timestamp::now();
         let finished = self.store.finish_succeeded(id, &result, now).await?;
         // Before the original goes and before anyone hears of it (a 201 follows): a record
@@ -370,17 +350,19 @@ impl Worker {
             // deterministic and keys are per job, so the other delivery usually wrote the
             // very same key, which its record now serves: delete ours only if it is not that.
             let kept = match self.store.job(id).await {
-                Ok(Some(job)) => job.result.map(|r| r.blob_key),
-                Ok(None) => None,
+                Ok(Some(job)) => job.result.map(|r| r.blob_keys()).unwrap_or_default(),
+                Ok(None) => Vec::new(),
                 Err(e) => {
                     tracing::warn!(job_id = %id, error = %e, "cannot tell whether a duplicate result is in use: keeping it");
-                    Some(key.clone())
+                    result.blob_keys()
                 }
             };
-            if kept.as_ref() != Some(&key)
-                && let Err(e) = self.blobs.delete(&key).await
-            {
-                tracing::warn!(blob = %key, error = %e, "cannot delete a duplicate result");
+            for key in result.blob_keys() {
+                if !kept.contains(&key)
+                    && let Err(e) = self.blobs.delete(&key).await
+                {
+                    tracing::warn!(blob = %key, error = %e, "cannot delete a duplicate result");
+                }
             }
             self.events.finished(id);
             return Ok(self
@@ -405,6 +387,82 @@ impl Worker {
                 },
             )
             .await)
+    }
+}
+
+impl Worker {
+    /// The profile `job` makes: the one it names, or the default. A name this worker does
+    /// not know (a producer's typo, or a profile removed since the job was accepted) fails
+    /// the job: every worker shares one configuration, so no retry would help.
+    fn profile(&self, job: &JobRecord) -> Result<&Profile, StepError> {
+        let profiles = &self.options.profiles;
+        match &job.profile {
+            None => Ok(profiles.default_profile()),
+            Some(name) => profiles.get(name).ok_or_else(|| {
+                StepError::permanent(
+                    Code::InvalidRequestBody,
+                    format!(
+                        "unknown profile {name:?}: known are {}",
+                        profiles.names().join(", ")
+                    ),
+                )
+            }),
+        }
+    }
+
+    /// Stores every rendition of `set` (job `id`'s, made for `profile`) and returns the job's
+    /// result: the main rendition's fields, every rendition, the placeholder and the source.
+    async fn store_set(
+        &self,
+        id: JobId,
+        profile: &Profile,
+        set: RenditionSet,
+    ) -> Result<JobResult, StepError> {
+        let mut renditions = Vec::with_capacity(set.renditions.len());
+        for made in set.renditions {
+            let sha = hex(&sha2::Sha256::digest(&made.bytes));
+            let key = BlobKey::thumbnail(&sha, id);
+            let format = made.rendition.output.format;
+            renditions.push(RenditionResult {
+                size: made.rendition.size(),
+                width: made.width,
+                height: made.height,
+                format: format.name().to_owned(),
+                spec: made.rendition.to_string(),
+                content_type: format.content_type().to_owned(),
+                bytes: made.bytes.len() as u64,
+                etag: sha,
+                blob_key: key.clone(),
+                budget: format!("{:?}", made.budget).to_lowercase(),
+                status: RenditionStatus::Ready,
+            });
+            self.options.metrics.written(made.bytes.len());
+            self.blobs.put(&key, Bytes::from(made.bytes)).await?;
+        }
+        let main = renditions[profile.main()].clone();
+        Ok(JobResult {
+            width: main.width,
+            height: main.height,
+            bytes: main.bytes,
+            content_type: main.content_type,
+            etag: main.etag,
+            blob_key: main.blob_key,
+            budget: main.budget,
+            animated: set.source.animated,
+            placeholder: Some(thumbd_jobs::Placeholder {
+                thumbhash: set.placeholder.thumbhash,
+                blurhash: set.placeholder.blurhash,
+                average_color: set.placeholder.average_color,
+            }),
+            profile: Some(profile.name.clone()),
+            source: Some(SourceInfo {
+                width: set.source.width,
+                height: set.source.height,
+                format: set.source.format.name().to_owned(),
+                animated: set.source.animated,
+            }),
+            renditions,
+        })
     }
 }
 

@@ -18,7 +18,7 @@ use crate::auth::Scope;
 use crate::error::{ApiError, ErrorBody};
 use crate::request::{
     BodyKind, JsonSource, MAX_JSON_BYTES, Peer, QueryParams, body_kind, client_id, idempotency_key,
-    json_source, path_thumbnail_id, preference, read_body, ticket_not_found,
+    json_create, path_thumbnail_id, preference, read_body, ticket_not_found,
 };
 use crate::views::{StatusView, status_url, thumbnail_url};
 
@@ -92,6 +92,7 @@ enum CreateResponses {
         ("thumbnailId" = String, Query, description = "The thumbnail's id: 1–255 bytes of UTF-8 once percent-decoded, any characters"),
         ("environment" = Environment, Query, description = "The namespace"),
         ("Prefer" = Option<String>, Header, nullable = false, description = "`respond-async` (answer 202 at once) or `wait=N` (wait up to N seconds for the job; capped by the server, 10 s by default)"),
+        ("profile" = Option<String>, Query, description = "The profile whose renditions to make (README, Renditions); a JSON body may say `\"profile\"` instead. Default: the server's `default_profile`"),
         ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1–255 visible ASCII characters. The same key from the same client in the same environment within 24 h answers with the first request's job instead of starting another"),
     ),
     request_body(
@@ -110,7 +111,8 @@ pub async fn post(
     let query = QueryParams::parse(query.as_deref())?;
     let environment = query.environment()?;
     let id = query.thumbnail_id()?;
-    create(state, environment, id, peer, headers, body).await
+    let profile = query.one("profile")?.map(str::to_owned);
+    create(state, environment, id, profile, peer, headers, body).await
 }
 
 /// Create or replace a thumbnail (path form).
@@ -126,6 +128,7 @@ pub async fn post(
         ("id" = String, Path, description = "The thumbnailId: 1–255 bytes of UTF-8 once percent-decoded, any characters"),
         ("environment" = Environment, Query, description = "The namespace"),
         ("Prefer" = Option<String>, Header, nullable = false, description = "`respond-async` (answer 202 at once) or `wait=N` (wait up to N seconds for the job; capped by the server, 10 s by default)"),
+        ("profile" = Option<String>, Query, description = "The profile whose renditions to make (README, Renditions); a JSON body may say `\"profile\"` instead. Default: the server's `default_profile`"),
         ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1–255 visible ASCII characters. The same key from the same client in the same environment within 24 h answers with the first request's job instead of starting another"),
     ),
     request_body(
@@ -142,11 +145,14 @@ pub async fn put(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let environment = QueryParams::parse(query.as_deref())?.environment()?;
+    let query = QueryParams::parse(query.as_deref())?;
+    let environment = query.environment()?;
+    let profile = query.one("profile")?.map(str::to_owned);
     create(
         state,
         environment,
         path_thumbnail_id(&id)?,
+        profile,
         peer,
         headers,
         body,
@@ -162,6 +168,8 @@ struct Source {
     default_wait: Duration,
     /// For `thumbd_jobs_accepted_total`: `image`, `upload` or `url`.
     kind: &'static str,
+    /// The JSON body's `profile`, if any.
+    profile: Option<String>,
 }
 
 /// The cheap synchronous checks, then the [`Intake`](thumbd_jobs::Intake) (record →
@@ -170,6 +178,7 @@ async fn create(
     state: AppState,
     environment: Environment,
     id: ThumbnailId,
+    profile: Option<String>,
     peer: Peer,
     headers: HeaderMap,
     body: Body,
@@ -191,7 +200,25 @@ async fn create(
             return Ok(replay_response(&state, replayed.record()));
         }
     }
+    // Checked before the body is read: a typo costs no upload.
+    if let Some(name) = &profile {
+        check_profile(&state, name)?;
+    }
     let source = read_source(&state, &namespace, &headers, body).await?;
+    let profile = match (profile, source.profile) {
+        (Some(query), Some(json)) if query != json => {
+            return Err(ApiError::invalid_query(
+                "profile",
+                format!("the query names profile {query:?}, the body {json:?}: name one"),
+            ));
+        }
+        (Some(name), _) => name,
+        (None, Some(name)) => {
+            check_profile(&state, &name)?;
+            name
+        }
+        (None, None) => state.options.profiles.default_profile().name.clone(),
+    };
     let pref = preference(&headers, source.default_wait, state.options.max_wait);
     let accepted = state
         .intake
@@ -201,6 +228,7 @@ async fn create(
             source: source.origin,
             idempotency,
             wait: pref.wait,
+            profile: Some(profile),
         })
         .await
         .map_err(refused)?;
@@ -217,6 +245,21 @@ async fn create(
             .insert("preference-applied", HeaderValue::from_static(applied));
     }
     Ok(response)
+}
+
+/// 400 `InvalidQueryParameter` (target `profile`) unless `name` is a configured profile.
+fn check_profile(state: &AppState, name: &str) -> Result<(), ApiError> {
+    let profiles = &state.options.profiles;
+    if profiles.get(name).is_some() {
+        return Ok(());
+    }
+    Err(ApiError::invalid_query(
+        "profile",
+        format!(
+            "there is no profile {name:?}: known are {}",
+            profiles.names().join(", ")
+        ),
+    ))
 }
 
 /// The answer for a job refused by the intake.
@@ -265,14 +308,17 @@ async fn read_source(
             origin: NewSource::Bytes(bytes),
             default_wait: state.options.default_wait,
             kind: "image",
+            profile: None,
         });
     }
     let bytes = read_body(headers, body, MAX_JSON_BYTES).await?;
-    match json_source(&bytes)? {
+    let (source, profile) = json_create(&bytes)?;
+    match source {
         JsonSource::Url(url) => Ok(Source {
             origin: NewSource::Url(url),
             default_wait: Duration::ZERO,
             kind: "url",
+            profile,
         }),
         JsonSource::UploadTicket(ticket) => {
             let upload = state
@@ -296,6 +342,7 @@ async fn read_source(
                 origin: NewSource::Bytes(bytes),
                 default_wait: state.options.max_wait,
                 kind: "upload",
+                profile,
             })
         }
     }

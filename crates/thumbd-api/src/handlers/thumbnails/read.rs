@@ -2,6 +2,7 @@
 
 use thumbd_codes::Code;
 
+use axum::Json;
 use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -12,9 +13,10 @@ use super::{delete_blob, header_value, target};
 use crate::AppState;
 use crate::auth::Scope;
 use crate::error::{ApiError, ErrorBody};
+use crate::negotiate::{Ask, choose};
 use crate::request::{QueryParams, authorize_target, path_thumbnail_id};
 use crate::signing::unix_now;
-use crate::views::etag;
+use crate::views::{MetaView, ResultView, etag};
 
 /// Get a thumbnail.
 ///
@@ -28,6 +30,9 @@ use crate::views::etag;
     params(
         ("id" = String, Path, description = "The thumbnailId: 1–255 bytes of UTF-8 once percent-decoded, any characters"),
         ("environment" = Environment, Query, description = "The namespace"),
+        ("size" = Option<u32>, Query, description = "Serve the smallest rendition at least this large (its box edge), else the largest"),
+        ("format" = Option<String>, Query, description = "`png`, `jpeg`, `webp` or `avif`: serve that format (404 `RenditionNotFound` if the set has none ready); without it the format is negotiated from `Accept` (AVIF, then WebP, then the profile's main format) and the answer says `Vary: Accept`"),
+        ("Accept" = Option<String>, Header, nullable = false, description = "Media types the client takes, with q-values; chooses among the ready formats of the size when `format` is absent"),
         ("v" = Option<String>, Query, description = "A version: the ETag without its quotes. Served only while it is current (else 404), with `Cache-Control: …, max-age=31536000, immutable` (`public` when fetched without a token)"),
         ("tenant" = Option<String>, Query, description = "In a signed URL: the tenant it was signed for (absent: `default`)"),
         ("expires" = Option<u64>, Query, description = "In a signed URL: when it stops working (unix seconds)"),
@@ -35,10 +40,11 @@ use crate::views::etag;
         ("If-None-Match" = Option<String>, Header, nullable = false, description = "ETags the client holds (or `*`): 304 when one matches"),
     ),
     responses(
-        (status = 200, description = "The thumbnail (PNG unless the server is configured for JPEG or WebP, lossy or lossless)",
+        (status = 200, description = "One rendition of the thumbnail (without `size`, `format` or a choice of formats: the profile's main one, PNG by default)",
             content(("image/png"), ("image/jpeg"), ("image/webp")),
             headers(
                 ("ETag" = String, description = "A strong tag from the content's hash"),
+                ("Vary" = String, description = "`Accept`, when the format was negotiated"),
                 ("Cache-Control" = String, description = "`private, no-cache`: replaced in place at the same URL, so revalidate (cheap: 304); with `v`: `public` (no token needed) or `private`, `max-age=31536000, immutable`"),
                 ("Content-Length" = u64, description = "The thumbnail's size in bytes"),
             )),
@@ -49,7 +55,7 @@ use crate::views::etag;
             )),
         (status = 400, description = "`InvalidQueryParameter` (target: `environment` or `thumbnailId`)", body = ErrorBody),
         (status = 403, description = "`InvalidSignature`: a signed URL that does not match or has expired; `InsufficientPermissions`", body = ErrorBody),
-        (status = 404, description = "`ThumbnailNotFound`", body = ErrorBody),
+        (status = 404, description = "`ThumbnailNotFound`; `RenditionNotFound`: no ready rendition in `format`", body = ErrorBody),
         (status = 503, description = "`ServiceUnavailable`: the store or blob store does not answer", body = ErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
     )
@@ -80,10 +86,35 @@ pub async fn get(
     };
     // `v`: the version (ETag without quotes) a URL was made for; only that one is served.
     let version = params.one("v")?;
+    let ask = Ask {
+        size: params
+            .one("size")?
+            .map(|s| {
+                s.parse::<u32>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                    ApiError::invalid_query(
+                        "size",
+                        "`size` must be a whole number of pixels, at least 1",
+                    )
+                })
+            })
+            .transpose()?,
+        format: params
+            .one("format")?
+            .map(|f| match f {
+                "png" | "jpeg" | "webp" | "avif" => Ok(f),
+                _ => Err(ApiError::invalid_query(
+                    "format",
+                    "`format` must be png, jpeg, webp or avif",
+                )),
+            })
+            .transpose()?,
+        accept: headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
+    };
     let Some(mut record) = state.store.thumbnail(&namespace, &id).await? else {
         return Err(not_found(&id, namespace.environment));
     };
-    let current = etag(&record.result.etag);
+    let mut choice = choose(&record.result, ask).ok_or_else(|| no_rendition(&ask))?;
+    let current = etag(&choice.rendition.etag);
     if let Some(v) = version
         && current.trim_matches('"') != v
     {
@@ -104,31 +135,35 @@ pub async fn get(
         // names now. Only a record that stays put while its blob is missing is damage.
         let mut tries = 0;
         let bytes = loop {
-            if let Some(bytes) = state.blobs.get(&record.result.blob_key).await? {
+            if let Some(bytes) = state.blobs.get(&choice.rendition.blob_key).await? {
                 break bytes;
             }
             let Some(now) = state.store.thumbnail(&namespace, &id).await? else {
                 return Err(not_found(&id, namespace.environment));
             };
             tries += 1;
-            if now.result.blob_key == record.result.blob_key || tries == 3 {
-                tracing::error!(blob = %record.result.blob_key, "a thumbnail's blob is missing");
+            if now.job_id == record.job_id || tries == 3 {
+                tracing::error!(blob = %choice.rendition.blob_key, "a thumbnail's blob is missing");
                 return Err(ApiError::internal());
             }
             record = now;
+            choice = choose(&record.result, ask).ok_or_else(|| no_rendition(&ask))?;
         };
         state.metrics.served(bytes.len());
         let mut r = Bytes::into_response(bytes);
         r.headers_mut().insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_str(&record.result.content_type)
+            HeaderValue::from_str(&choice.rendition.content_type)
                 .unwrap_or(HeaderValue::from_static("application/octet-stream")),
         );
         r
     };
-    let tag = etag(&record.result.etag);
+    let tag = etag(&choice.rendition.etag);
     let h = response.headers_mut();
     h.insert(header::ETAG, header_value(&tag));
+    if choice.negotiated {
+        h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    }
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static(match (version, anonymous) {
@@ -196,6 +231,17 @@ fn if_none_match(headers: &HeaderMap, tag: &str) -> bool {
     })
 }
 
+/// 404 `RenditionNotFound`: the set has no ready rendition in the format asked for.
+fn no_rendition(ask: &Ask<'_>) -> ApiError {
+    ApiError::not_found(
+        Code::RenditionNotFound,
+        format!(
+            "the thumbnail has no ready {} rendition",
+            ask.format.unwrap_or("such")
+        ),
+    )
+}
+
 fn not_found(id: &ThumbnailId, environment: Environment) -> ApiError {
     ApiError::not_found(
         Code::ThumbnailNotFound,
@@ -236,4 +282,60 @@ pub async fn delete(
     // Its `thumbnail.deleted` deliveries, if any, were written with the deletion.
     state.intake.webhooks().nudge();
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A thumbnail's set, described.
+///
+/// The profile, the probed source, every rendition with its status and URL, the `srcset`
+/// strings and the placeholder, without the bytes.
+#[utoipa::path(
+    get,
+    path = "/v1/thumbnails/{id}/meta",
+    operation_id = "getThumbnailMeta",
+    tag = "thumbnails",
+    security(("bearer" = ["thumbnails:read"])),
+    params(
+        ("id" = String, Path, description = "The thumbnailId: 1–255 bytes of UTF-8 once percent-decoded, any characters"),
+        ("environment" = Environment, Query, description = "The namespace"),
+    ),
+    responses(
+        (status = 200, description = "The set", body = MetaView),
+        (status = 400, description = "`InvalidQueryParameter` (target: `environment` or `thumbnailId`)", body = ErrorBody),
+        (status = 404, description = "`ThumbnailNotFound`", body = ErrorBody),
+        (status = 503, description = "`ServiceUnavailable`: the store does not answer", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
+    )
+)]
+pub async fn meta(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<MetaView>, ApiError> {
+    let (namespace, id) = target(&state, &id, query.as_deref(), &headers, Scope::Read)?;
+    let Some(record) = state.store.thumbnail(&namespace, &id).await? else {
+        return Err(not_found(&id, namespace.environment));
+    };
+    let view = ResultView::new(
+        &record.result,
+        &id,
+        namespace.environment,
+        &namespace.tenant,
+        state.options.url_signer.as_ref(),
+    );
+    Ok(Json(MetaView {
+        thumbnail_id: id.to_string(),
+        environment: namespace.environment.as_str(),
+        profile: record
+            .result
+            .profile
+            .clone()
+            .unwrap_or_else(|| thumbcore::Profiles::DEFAULT.to_owned()),
+        source: record.result.source.clone(),
+        renditions: view.renditions,
+        srcset: view.srcset,
+        placeholder: record.result.placeholder.clone(),
+        created_at: record.job_created_at,
+        updated_at: record.updated_at,
+    }))
 }
