@@ -54,7 +54,7 @@ async fn migrations_run_once() {
             .fetch_all(again.pool())
             .await
             .unwrap();
-    assert_eq!(versions, [1, 2, 3]);
+    assert_eq!(versions, [1, 2, 3, 4]);
     again.ping().await.unwrap();
     for store in stores.iter().chain([&again]) {
         store.close().await;
