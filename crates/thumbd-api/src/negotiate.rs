@@ -230,6 +230,28 @@ mod tests {
     }
 
     #[test]
+    fn negotiation_is_said_when_several_formats_share_the_size() {
+        let c = choose(
+            &web(),
+            Ask {
+                accept: Some("image/webp"),
+                ..Ask::default()
+            },
+        )
+        .unwrap();
+        assert!(c.negotiated, "{c:?}");
+        let c = choose(
+            &web(),
+            Ask {
+                size: Some(80),
+                ..Ask::default()
+            },
+        )
+        .unwrap();
+        assert!(!c.negotiated, "80 has WebP only");
+    }
+
+    #[test]
     fn no_parameters_and_no_accept_serve_the_main_rendition() {
         assert_eq!(pick(None, None, None).as_deref(), Some("330:png"));
         assert_eq!(pick(None, None, Some("*/*")).as_deref(), Some("330:png"));

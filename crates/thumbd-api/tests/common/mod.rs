@@ -51,6 +51,19 @@ pub async fn rig_with(auth: Auth, options: ApiOptions) -> Rig {
     rig_parts(auth, options, thumbcore::ThumbSpec::default()).await
 }
 
+/// A rig whose API and worker know the profiles of `spec` (as `THUMBD_PROFILES` writes
+/// them), besides `default`.
+pub async fn rig_with_profiles(spec: &str) -> Rig {
+    let mut options = ApiOptions::default();
+    options.profiles.insert_all(spec).unwrap();
+    rig_parts(
+        Auth::hs256(&SecretString::from(SECRET)),
+        options,
+        thumbcore::ThumbSpec::default(),
+    )
+    .await
+}
+
 async fn rig_parts(auth: Auth, options: ApiOptions, spec: thumbcore::ThumbSpec) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let db = SqliteDb::open(&dir.path().join("thumbd.db")).await.unwrap();
@@ -71,6 +84,7 @@ async fn rig_parts(auth: Auth, options: ApiOptions, spec: thumbcore::ThumbSpec) 
         WorkerOptions {
             lease_wait: Duration::from_millis(50),
             spec,
+            profiles: options.profiles.clone(),
             ..WorkerOptions::default()
         },
     ));
