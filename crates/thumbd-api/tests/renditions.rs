@@ -7,7 +7,6 @@ mod common;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::*;
-use serde_json::Value;
 
 const WEB: &str = "web=80:webp,160:webp,330:webp,330:png";
 const URL: &str = "/v1/thumbnails/set?environment=development";
