@@ -1,0 +1,191 @@
+//! Profiles in distributed mode: `thumbd api` and `thumbd worker` configured with
+//! `THUMBD_PROFILES`, sets made from HTTP creates and from producers' messages that name a
+//! profile, served by `Accept`. (Embedded mode: crates/thumbd-api/tests/renditions.rs.)
+
+#[path = "support/cluster.rs"]
+mod cluster;
+#[path = "support/images.rs"]
+mod images;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use futures_util::StreamExt as _;
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use serde_json::Value;
+use thumbd_amqp::ROUTING_KEY;
+
+use cluster::Cluster;
+use images::png;
+
+const PROFILES: &str = "web=80:webp,160:webp,330:webp,330:png";
+
+fn formats(result: &Value) -> Vec<String> {
+    result["renditions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no renditions in {result}"))
+        .iter()
+        .map(|r| {
+            format!(
+                "{}:{}:{}",
+                r["size"],
+                r["format"].as_str().unwrap(),
+                r["status"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn sets_from_http_and_from_producers_are_served_by_accept() {
+    let Some(mut c) = Cluster::new("renditions") else {
+        return;
+    };
+    c.env.push(("THUMBD_PROFILES".into(), PROFILES.into()));
+    c.start_api();
+    c.start_worker();
+    let all_ready = [
+        "80:webp:ready",
+        "160:webp:ready",
+        "330:webp:ready",
+        "330:png:ready",
+    ];
+
+    // Over HTTP: `profile=web` in the query.
+    let mut r = cluster::agent()
+        .put(format!(
+            "{}/v1/thumbnails/web-1?environment=development&profile=web",
+            c.api()
+        ))
+        .header("authorization", &format!("Bearer {}", c.token))
+        .header("content-type", "image/png")
+        .header("prefer", "respond-async")
+        .send(&png(640, 480, 1))
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let job: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    let done = c.wait_all(
+        &[job["id"].as_str().unwrap().to_owned()],
+        Duration::from_secs(60),
+    );
+    assert_eq!(done[0]["status"], "succeeded", "{}", done[0]);
+    assert_eq!(formats(&done[0]["result"]), all_ready);
+
+    let get = |path: &str, accept: &str| {
+        let mut r = cluster::agent()
+            .get(format!("{}{path}", c.api()))
+            .header("authorization", &format!("Bearer {}", c.token))
+            .header("accept", accept)
+            .call()
+            .unwrap();
+        let vary = r
+            .headers()
+            .get("vary")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (
+            r.status().as_u16(),
+            vary,
+            r.body_mut().read_to_vec().unwrap(),
+        )
+    };
+    let url = "/v1/thumbnails/web-1?environment=development";
+    let (status, vary, body) = get(url, "image/avif,image/webp,*/*");
+    assert_eq!((status, vary.as_deref()), (200, Some("Accept")));
+    assert_eq!(
+        thumbcore::ImageFormat::sniff(&body),
+        Some(thumbcore::ImageFormat::WebP)
+    );
+    let (_, _, body) = get(url, "image/png");
+    assert!(body.starts_with(b"\x89PNG"));
+    let (status, _, body) = get("/v1/thumbnails/web-1/meta?environment=development", "*/*");
+    assert_eq!(status, 200);
+    let meta: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(meta["profile"], "web");
+    assert_eq!(meta["source"]["width"], 640);
+
+    // From a producer: the message names the profile; its reply lists the set. A message
+    // naming a profile no worker knows fails its job with a code.
+    let known = "0192e4a0-0000-7000-8000-00000000f001";
+    let unknown = "0192e4a0-0000-7000-8000-00000000f002";
+    let reply = c.rt.block_on(async {
+        let conn = Connection::connect(&c.amqp_url, ConnectionProperties::default())
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        let replies = ch
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let reply_to = replies.name().to_string();
+        let mut consumer = ch
+            .basic_consume(
+                reply_to.as_str().into(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        for (job, id, profile) in [(known, "web-2", "web"), (unknown, "web-3", "nope")] {
+            let message = serde_json::json!({
+                "jobId": job,
+                "environment": "development",
+                "thumbnailId": id,
+                "profile": profile,
+                "source": {
+                    "inline": base64::engine::general_purpose::STANDARD.encode(png(300, 200, 2)),
+                    "contentType": "image/png"
+                },
+                "replyTo": reply_to,
+            });
+            ch.basic_publish(
+                c.namespace.as_str().into(),
+                ROUTING_KEY.into(),
+                BasicPublishOptions::default(),
+                &serde_json::to_vec(&message).unwrap(),
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        }
+        let mut replies = Vec::new();
+        while replies.len() < 2 {
+            let reply = tokio::time::timeout(Duration::from_secs(30), consumer.next())
+                .await
+                .expect("two replies within 30 s")
+                .unwrap()
+                .unwrap();
+            replies.push(serde_json::from_slice::<Value>(&reply.data).unwrap());
+        }
+        let _ = conn.close(200, "done".into()).await;
+        replies
+    });
+    let of = |job: &str| reply.iter().find(|r| r["id"] == job).unwrap().clone();
+    let made = of(known);
+    assert_eq!(made["status"], "succeeded", "{made}");
+    assert_eq!(formats(&made["result"]), all_ready);
+    let failed = of(unknown);
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["error"]["code"], "InvalidRequestBody", "{failed}");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nope")
+    );
+    c.sigterm_all();
+}
