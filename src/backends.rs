@@ -27,6 +27,9 @@ pub struct Backends {
     /// Where webhook deliveries wait: the same backend, a lane of its own (the embedded
     /// queue's `webhooks` lane; RabbitMQ queues under `AMQP_NAMESPACE.webhooks`).
     pub webhook_queue: Arc<dyn JobQueue>,
+    /// Where deferred (AVIF) renditions wait: a lane of its own (`renditions`; RabbitMQ
+    /// queues under `AMQP_NAMESPACE.renditions`).
+    pub rendition_queue: Arc<dyn JobQueue>,
     /// Originals and thumbnails.
     pub blobs: Arc<dyn BlobStore>,
     /// For the banner: which backends these are.
@@ -77,58 +80,75 @@ impl Backends {
         };
 
         let mut amqp = Vec::new();
-        let (queue, webhook_queue, queue_name): (Arc<dyn JobQueue>, Arc<dyn JobQueue>, String) =
-            match &settings.amqp_url {
-                Some(url) => {
-                    let jobs = AmqpOptions {
-                        // The jobs a worker holds at once: `prefetch`, and as many more
-                        // waiting on their URL sources (WorkerOptions::downloads).
-                        prefetch: u16::try_from(settings.prefetch + settings.downloads)
-                            .unwrap_or(u16::MAX),
-                        namespace: settings.amqp_namespace.clone(),
-                        ..AmqpOptions::default()
-                    };
-                    // One retry queue per wait of the schedule: each retry waits exactly.
-                    let retry_delays = settings.webhook_retry_schedule.clone();
-                    let webhooks = AmqpOptions {
-                        prefetch: u16::try_from(settings.webhook_concurrency).unwrap_or(u16::MAX),
-                        namespace: format!(
-                            "{}.{}",
-                            settings.amqp_namespace,
-                            thumbd_jobs::WEBHOOK_LANE
-                        ),
-                        retry_delays,
-                        ..AmqpOptions::default()
-                    };
-                    for options in [jobs, webhooks] {
-                        let queue = Arc::new(
-                            AmqpJobQueue::new(url.expose_secret(), options)
-                                .map_err(|e| anyhow::anyhow!("amqp_url: {e}"))?,
-                        );
-                        queue
-                            .connect()
-                            .await
-                            .context("cannot reach RabbitMQ (amqp_url)")?;
-                        amqp.push(queue);
-                    }
-                    (
-                        amqp[0].clone(),
-                        amqp[1].clone(),
-                        thumbd_jobs::redact(url.expose_secret()),
-                    )
+        let (queue, webhook_queue, rendition_queue, queue_name): (
+            Arc<dyn JobQueue>,
+            Arc<dyn JobQueue>,
+            Arc<dyn JobQueue>,
+            String,
+        ) = match &settings.amqp_url {
+            Some(url) => {
+                let jobs = AmqpOptions {
+                    // The jobs a worker holds at once: `prefetch`, and as many more
+                    // waiting on their URL sources (WorkerOptions::downloads).
+                    prefetch: u16::try_from(settings.prefetch + settings.downloads)
+                        .unwrap_or(u16::MAX),
+                    namespace: settings.amqp_namespace.clone(),
+                    ..AmqpOptions::default()
+                };
+                // One retry queue per wait of the schedule: each retry waits exactly.
+                let retry_delays = settings.webhook_retry_schedule.clone();
+                let webhooks = AmqpOptions {
+                    prefetch: u16::try_from(settings.webhook_concurrency).unwrap_or(u16::MAX),
+                    namespace: format!("{}.{}", settings.amqp_namespace, thumbd_jobs::WEBHOOK_LANE),
+                    retry_delays,
+                    ..AmqpOptions::default()
+                };
+                // One message at a time per worker: the lane has one thread.
+                let renditions = AmqpOptions {
+                    prefetch: 1,
+                    namespace: format!(
+                        "{}.{}",
+                        settings.amqp_namespace,
+                        thumbd_jobs::RENDITION_LANE
+                    ),
+                    ..AmqpOptions::default()
+                };
+                for options in [jobs, webhooks, renditions] {
+                    let queue = Arc::new(
+                        AmqpJobQueue::new(url.expose_secret(), options)
+                            .map_err(|e| anyhow::anyhow!("amqp_url: {e}"))?,
+                    );
+                    queue
+                        .connect()
+                        .await
+                        .context("cannot reach RabbitMQ (amqp_url)")?;
+                    amqp.push(queue);
                 }
-                None => {
-                    let path = match &settings.database {
-                        Database::Sqlite(path) => path.clone(),
-                        Database::Postgres(_) => settings.data_dir.join("thumbd.db"),
-                    };
-                    let db = open_sqlite(&path).await?;
-                    let lock = path.with_extension("queue-lock");
-                    let queue = SqliteJobQueue::open(db, &lock, VISIBILITY).await?;
-                    let webhooks = queue.lane(thumbd_jobs::WEBHOOK_LANE);
-                    (Arc::new(queue), Arc::new(webhooks), "embedded queue".into())
-                }
-            };
+                (
+                    amqp[0].clone(),
+                    amqp[1].clone(),
+                    amqp[2].clone(),
+                    thumbd_jobs::redact(url.expose_secret()),
+                )
+            }
+            None => {
+                let path = match &settings.database {
+                    Database::Sqlite(path) => path.clone(),
+                    Database::Postgres(_) => settings.data_dir.join("thumbd.db"),
+                };
+                let db = open_sqlite(&path).await?;
+                let lock = path.with_extension("queue-lock");
+                let queue = SqliteJobQueue::open(db, &lock, VISIBILITY).await?;
+                let webhooks = queue.lane(thumbd_jobs::WEBHOOK_LANE);
+                let renditions = queue.lane(thumbd_jobs::RENDITION_LANE);
+                (
+                    Arc::new(queue),
+                    Arc::new(webhooks),
+                    Arc::new(renditions),
+                    "embedded queue".into(),
+                )
+            }
+        };
 
         let (blobs, blobs_name): (Arc<dyn BlobStore>, String) = match &settings.storage {
             Storage::Files(dir) => {
@@ -152,6 +172,7 @@ impl Backends {
             store,
             queue,
             webhook_queue,
+            rendition_queue,
             blobs,
             sqlite,
             amqp,

@@ -10,7 +10,7 @@ use thumbd_api::{
     ApiOptions, AppState, Auth, Claims, Metrics, RateLimit, Registry, Scope, ServeOptions,
 };
 use thumbd_jobs::{Intake, IntakeParts, JobEvents};
-use thumbd_worker::{Deliverer, DeliveryOptions, Worker, WorkerOptions};
+use thumbd_worker::{Deliverer, DeliveryOptions, RenditionLane, Worker, WorkerOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::backends::Backends;
@@ -100,8 +100,17 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
                     ..WorkerOptions::default()
                 },
             )
-            .with_replies(thumbd_api::status_body),
+            .with_replies(thumbd_api::status_body)
+            .with_rendition_lane(backends.rendition_queue.clone()),
         )
+    });
+    let rendition_lane = (role != Role::Api).then(|| {
+        Arc::new(RenditionLane::new(
+            backends.rendition_queue.clone(),
+            backends.store.clone(),
+            backends.blobs.clone(),
+            settings.thumb_spec(),
+        ))
     });
     let deliverer = (role != Role::Api).then(|| {
         let metrics = thumbd_worker::DeliveryMetrics::default();
@@ -205,6 +214,7 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
     ));
     let workers = worker.map(|w| tokio::spawn(w.run(work_stop.clone())));
     let deliveries = deliverer.map(|d| tokio::spawn(d.run(work_stop.clone())));
+    let renditions = rendition_lane.map(|r| tokio::spawn(r.run(work_stop.clone())));
     // Purges in every process; the sweep (republishing, expired uploads) where jobs are
     // accepted.
     let upkeep = tokio::spawn({
@@ -228,6 +238,9 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
     }
     if let Some(deliveries) = deliveries {
         let _ = deliveries.await;
+    }
+    if let Some(renditions) = renditions {
+        let _ = renditions.await;
     }
     let _ = upkeep.await;
     backends.close().await;

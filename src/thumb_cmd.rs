@@ -201,6 +201,7 @@ fn extensions(accepted: InputFormats) -> Vec<&'static str> {
             ImageFormat::Png => &[".png"],
             ImageFormat::WebP => &[".webp"],
             ImageFormat::Gif => &[".gif"],
+            ImageFormat::Avif => &[],
         })
         .copied()
         .collect()

@@ -355,6 +355,12 @@ impl Settings {
             log_json: p.choice("log_format", &[("text", false), ("json", true)]),
             data_dir,
         };
+        if settings.output_format.format == thumbcore::ImageFormat::Avif {
+            p.error(
+                "output_format",
+                "AVIF is made after the job, in the background: list avif renditions in a profile (`profiles`) beside one in png, jpeg or webp",
+            );
+        }
         settings.profiles = p.profiles(settings.thumbnail_size, settings.output_format);
         for (name, secret) in [
             ("jwt_secret", &settings.jwt_secret),

@@ -204,7 +204,14 @@ fn output_format_takes_a_quality() {
         .unwrap()
         .thumb_spec();
     assert_eq!((spec.format, spec.jpeg_quality), (ImageFormat::Jpeg, 92));
-    for bad in ["webp:0", "webp:101", "png:50", "gif", "jpeg:lossless"] {
+    for bad in [
+        "webp:0",
+        "webp:101",
+        "png:50",
+        "gif",
+        "jpeg:lossless",
+        "avif",
+    ] {
         let errors = load(None, &[("THUMBD_OUTPUT_FORMAT", bad)], &[]).unwrap_err();
         assert!(errors[0].contains("output_format"), "{bad}: {errors:?}");
     }

@@ -16,6 +16,8 @@ pub enum ImageFormat {
     WebP,
     /// GIF: read (the first frame, on its logical screen) when accepted; never written.
     Gif,
+    /// AVIF: written (renditions); never read.
+    Avif,
 }
 
 const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
@@ -74,6 +76,7 @@ impl ImageFormat {
             ImageFormat::Jpeg => "image/jpeg",
             ImageFormat::WebP => "image/webp",
             ImageFormat::Gif => "image/gif",
+            ImageFormat::Avif => "image/avif",
         }
     }
 
@@ -84,6 +87,7 @@ impl ImageFormat {
             ImageFormat::Jpeg => "jpg",
             ImageFormat::WebP => "webp",
             ImageFormat::Gif => "gif",
+            ImageFormat::Avif => "avif",
         }
     }
 
@@ -102,6 +106,7 @@ impl ImageFormat {
             ImageFormat::Jpeg => "JPEG",
             ImageFormat::WebP => "WebP",
             ImageFormat::Gif => "GIF",
+            ImageFormat::Avif => "AVIF",
         }
     }
 
@@ -111,6 +116,7 @@ impl ImageFormat {
             ImageFormat::Jpeg => 2,
             ImageFormat::WebP => 4,
             ImageFormat::Gif => 8,
+            ImageFormat::Avif => 16,
         }
     }
 }
@@ -124,6 +130,7 @@ impl std::str::FromStr for ImageFormat {
             "jpeg" | "jpg" => Ok(ImageFormat::Jpeg),
             "webp" => Ok(ImageFormat::WebP),
             "gif" => Ok(ImageFormat::Gif),
+            "avif" => Ok(ImageFormat::Avif),
             _ => Err(format!("unknown format {s:?}: use png, jpeg, webp or gif")),
         }
     }
@@ -193,7 +200,14 @@ impl std::str::FromStr for InputFormats {
     fn from_str(s: &str) -> Result<Self, String> {
         let mut set = InputFormats(0);
         for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            set = set.with(name.parse()?);
+            let format: ImageFormat = name.parse()?;
+            if !ImageFormat::INPUTS.contains(&format) {
+                return Err(format!(
+                    "{name}: thumbd writes {} but does not read it; use png, jpeg, webp, gif",
+                    format.label()
+                ));
+            }
+            set = set.with(format);
         }
         if set.0 == 0 {
             return Err("name at least one format: png, jpeg, webp, gif".into());

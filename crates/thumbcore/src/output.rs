@@ -5,7 +5,8 @@ use crate::format::ImageFormat;
 use crate::thumbnailer::ThumbSpec;
 
 /// What to write: `png`; `jpeg` or `jpeg:Q`; `webp` or `webp:Q` (lossy), or
-/// `webp:lossless`. Q is 1–100; without it JPEG is 85 and WebP 80.
+/// `webp:lossless`; `avif` or `avif:Q`. Q is 1–100; without it JPEG is 85, WebP 80 and
+/// AVIF 60.
 ///
 /// ```
 /// use thumbcore::{ImageFormat, Output, ThumbSpec};
@@ -24,9 +25,9 @@ use crate::thumbnailer::ThumbSpec;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Output {
-    /// PNG, JPEG or WebP.
+    /// PNG, JPEG, WebP or AVIF (AVIF only as a rendition: `output_format` refuses it).
     pub format: ImageFormat,
-    /// The quality of a lossy format (JPEG, WebP); `None` for PNG and lossless WebP.
+    /// The quality of a lossy format (JPEG, WebP, AVIF); `None` for PNG and lossless WebP.
     pub quality: Option<u8>,
 }
 
@@ -35,6 +36,8 @@ impl Output {
     pub const JPEG_QUALITY: u8 = 85;
     /// Lossy WebP's quality when none is given.
     pub const WEBP_QUALITY: u8 = 80;
+    /// AVIF's quality when none is given (ravif's 1–100 scale).
+    pub const AVIF_QUALITY: u8 = 60;
 
     /// Sets `spec`'s format and that format's quality.
     pub fn apply(self, spec: &mut ThumbSpec) {
@@ -74,7 +77,7 @@ impl std::str::FromStr for Output {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        const USAGE: &str = "use png, jpeg[:1-100], webp[:1-100] or webp:lossless";
+        const USAGE: &str = "use png, jpeg[:1-100], webp[:1-100], webp:lossless or avif[:1-100]";
         let (name, quality) = match s.trim().split_once(':') {
             Some((name, q)) => (name, Some(q.trim())),
             None => (s.trim(), None),
@@ -90,8 +93,9 @@ impl std::str::FromStr for Output {
             (ImageFormat::Png, None) => None,
             (ImageFormat::Jpeg, None) => Some(Self::JPEG_QUALITY),
             (ImageFormat::WebP, None) => Some(Self::WEBP_QUALITY),
+            (ImageFormat::Avif, None) => Some(Self::AVIF_QUALITY),
             (ImageFormat::WebP, Some(q)) if q.eq_ignore_ascii_case("lossless") => None,
-            (ImageFormat::Jpeg | ImageFormat::WebP, Some(q)) => Some(level(q)?),
+            (ImageFormat::Jpeg | ImageFormat::WebP | ImageFormat::Avif, Some(q)) => Some(level(q)?),
             _ => return Err(format!("{s:?}: {USAGE}")),
         };
         Ok(Output { format, quality })

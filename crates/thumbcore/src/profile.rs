@@ -77,11 +77,6 @@ impl std::str::FromStr for Rendition {
                 (n, n)
             }
         };
-        if output.trim().eq_ignore_ascii_case("avif") {
-            return Err(format!(
-                "{s:?}: AVIF renditions are not available in this build; use png, jpeg or webp"
-            ));
-        }
         let output = output.parse::<Output>()?;
         Ok(Rendition {
             width,
@@ -96,7 +91,7 @@ impl std::str::FromStr for Rendition {
 pub struct Profile {
     /// `default` or a configured name.
     pub name: String,
-    /// What a job makes: never empty, no format twice at one size.
+    /// What a job makes: never empty, never only AVIF, no format twice at one size.
     pub renditions: Vec<Rendition>,
 }
 
@@ -129,6 +124,14 @@ impl Profile {
         if renditions.is_empty() {
             return Err(format!("profile {name:?} has no renditions"));
         }
+        if renditions
+            .iter()
+            .all(|r| r.output.format == ImageFormat::Avif)
+        {
+            return Err(format!(
+                "profile {name:?} has only AVIF renditions: add a PNG, JPEG or WebP one to serve while they are made"
+            ));
+        }
         for (i, r) in renditions.iter().enumerate() {
             if renditions[..i]
                 .iter()
@@ -148,14 +151,15 @@ impl Profile {
     }
 
     /// The rendition a URL without `size` or `format` serves: the largest one in the format
-    /// of the profile's last rendition.
+    /// of the profile's last rendition that is not AVIF (AVIF ones are made after the job).
     pub fn main(&self) -> usize {
         let format = self
             .renditions
-            .last()
-            .expect("a profile has renditions")
-            .output
-            .format;
+            .iter()
+            .rev()
+            .map(|r| r.output.format)
+            .find(|&f| f != ImageFormat::Avif)
+            .expect("a profile has a rendition that is not AVIF");
         let mut best = self.renditions.len() - 1;
         for (i, r) in self.renditions.iter().enumerate() {
             if r.output.format == format && r.size() > self.renditions[best].size() {
@@ -279,12 +283,15 @@ mod tests {
     }
 
     #[test]
-    fn refuses_repeats_bad_names_and_avif() {
+    fn refuses_repeats_bad_names_and_formats_never_written() {
         assert!(Profile::parse("web", "80:webp,80:webp:lossless").is_err());
         assert!(Profile::parse("Web", "80:webp").is_err());
         assert!(Profile::parse("web", "").is_err());
-        let err = Profile::parse("web", "80:avif").unwrap_err();
-        assert!(err.contains("AVIF"), "{err}");
+        assert!(Profile::parse("web", "80:gif").is_err());
+        assert_eq!(
+            Profile::parse("web", "80:avif,80:avif:50").unwrap_err(),
+            "profile \"web\" lists avif twice at size 80"
+        );
         let mut p = Profiles::default();
         assert!(p.set_default("web").is_err());
         p.insert_all("web=80:webp").unwrap();

@@ -254,6 +254,30 @@ impl Thumbnailer {
         spec: &ThumbSpec,
         renditions: &[Rendition],
     ) -> Result<RenditionSet> {
+        self.render_with(bytes, spec, renditions, false)
+    }
+
+    /// [`render`](Self::render), except that AVIF renditions are not encoded: each is
+    /// returned [`deferred`](Rendered::deferred), its bytes a fast lossless PNG of exactly
+    /// the pixels the encoder would have taken. Rendering that PNG later with the same
+    /// rendition at its own size gives the AVIF this call would have made, so the slow
+    /// encoder can run after the job (a background lane) with no second decode.
+    pub fn render_deferring_avif(
+        &mut self,
+        bytes: &[u8],
+        spec: &ThumbSpec,
+        renditions: &[Rendition],
+    ) -> Result<RenditionSet> {
+        self.render_with(bytes, spec, renditions, true)
+    }
+
+    fn render_with(
+        &mut self,
+        bytes: &[u8],
+        spec: &ThumbSpec,
+        renditions: &[Rendition],
+        defer_avif: bool,
+    ) -> Result<RenditionSet> {
         let deadline = Deadline::start(&spec.limits);
         let decode_spec = spec.fitting(renditions);
         let frame = self.decode_until(bytes, &decode_spec, &deadline)?;
@@ -294,13 +318,21 @@ impl Thumbnailer {
             .map(|r| (r, fit(info.width, info.height, r.width, r.height)))
         {
             let pixels = &made.iter().find(|(s, _)| *s == size).expect("made above").1;
+            let deferred = defer_avif && r.output.format == ImageFormat::Avif;
+            let format = if deferred {
+                ImageFormat::Png
+            } else {
+                r.output.format
+            };
             let (bytes, budget) = encode::encode(
                 pixels,
                 &EncodeOptions {
-                    format: r.output.format,
+                    format,
                     jpeg_quality: r.output.quality.unwrap_or(Output::JPEG_QUALITY),
                     webp_quality: r.output.quality,
-                    budget: spec.budget_bytes,
+                    avif_quality: r.output.quality.unwrap_or(Output::AVIF_QUALITY),
+                    // A deferred rendition's source is exact: never quantised.
+                    budget: if deferred { None } else { spec.budget_bytes },
                 },
                 &deadline,
             )?;
@@ -310,6 +342,7 @@ impl Thumbnailer {
                 width: size.0,
                 height: size.1,
                 budget,
+                deferred,
             });
         }
         Ok(RenditionSet {
@@ -317,6 +350,35 @@ impl Thumbnailer {
             source: info,
             placeholder,
         })
+    }
+
+    /// Encodes a [`deferred`](Rendered::deferred) rendition: `source` is its lossless PNG,
+    /// `output` the rendition's format. Gives the bytes [`render`](Self::render) would have
+    /// made for it, within `spec.budget_bytes` and the time limit (`spec.limits`; no
+    /// minimum size: the source is a thumbnail already).
+    pub fn encode_deferred(
+        source: &[u8],
+        output: Output,
+        spec: &ThumbSpec,
+    ) -> Result<(Vec<u8>, BudgetStep)> {
+        let deadline = Deadline::start(&spec.limits);
+        if ImageFormat::sniff(source) != Some(ImageFormat::Png) {
+            return Err(crate::Error::InvalidFormat(
+                "a deferred rendition's source is a PNG".into(),
+            ));
+        }
+        let decoded = decode_png(source, &spec.limits, None, &deadline)?;
+        encode::encode(
+            &decoded.pixels,
+            &EncodeOptions {
+                format: output.format,
+                jpeg_quality: output.quality.unwrap_or(Output::JPEG_QUALITY),
+                webp_quality: output.quality,
+                avif_quality: output.quality.unwrap_or(Output::AVIF_QUALITY),
+                budget: spec.budget_bytes,
+            },
+            &deadline,
+        )
     }
 
     /// The decoded `frame` resized to `size` (upright), in sRGB, opaque alpha dropped,
@@ -400,6 +462,10 @@ impl Thumbnailer {
             ImageFormat::Png => decode_png(bytes, &spec.limits, self.spare.take(), deadline)?,
             ImageFormat::WebP => decode_webp(bytes, &info, self.spare.take(), deadline)?,
             ImageFormat::Gif => decode_gif(bytes, &info, self.spare.take(), deadline)?,
+            // Never sniffed, so never probed: thumbd writes AVIF, it does not read it.
+            ImageFormat::Avif => {
+                return Err(crate::Error::InvalidFormat("AVIF input is not read".into()));
+            }
         };
         let extent = (
             f64::from(info.stored_width) / f64::from(denom),
@@ -480,6 +546,9 @@ pub struct Rendered {
     pub height: u32,
     /// What the size budget made the encoder do.
     pub budget: BudgetStep,
+    /// Not encoded yet ([`Thumbnailer::render_deferring_avif`]): `bytes` are a lossless
+    /// PNG of the rendition's pixels.
+    pub deferred: bool,
 }
 
 /// What [`Thumbnailer::render`] makes: the renditions in the order asked, the probed
@@ -541,6 +610,7 @@ fn encode_frame(frame: Frame, spec: &ThumbSpec, deadline: &Deadline) -> Result<T
             format: spec.format,
             jpeg_quality: spec.jpeg_quality,
             webp_quality: spec.webp_quality,
+            avif_quality: Output::AVIF_QUALITY,
             budget: spec.budget_bytes,
         },
         deadline,

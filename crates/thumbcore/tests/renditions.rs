@@ -146,3 +146,74 @@ fn a_size_cascaded_from_a_larger_one_looks_like_one_made_alone() {
         assert!(d < 3.0, "{alone}: differs by {d:.2} per sample");
     }
 }
+
+fn is_avif(bytes: &[u8]) -> bool {
+    bytes.get(4..12) == Some(b"ftypavif")
+}
+
+#[test]
+fn avif_renditions_can_be_encoded_later_from_their_exact_pixels() {
+    let jpeg = jpeg_rgb(1200, 900, &photo(1200, 900));
+    let spec = ThumbSpec::default();
+    let asked = renditions("80:avif,160:avif:50,160:webp,330:png");
+    let now = Thumbnailer::new().render(&jpeg, &spec, &asked).unwrap();
+    let later = Thumbnailer::new()
+        .render_deferring_avif(&jpeg, &spec, &asked)
+        .unwrap();
+    for (made, deferred) in now.renditions.iter().zip(&later.renditions) {
+        let avif = made.rendition.output.format == ImageFormat::Avif;
+        assert_eq!(deferred.deferred, avif, "{}", made.rendition);
+        if !avif {
+            assert_eq!(made.bytes, deferred.bytes, "{}", made.rendition);
+            continue;
+        }
+        assert!(is_avif(&made.bytes), "{}", made.rendition);
+        // The deferred source is a PNG of the rendition's own size…
+        assert_eq!(
+            dimensions(&deferred.bytes),
+            (made.width, made.height),
+            "{}",
+            made.rendition
+        );
+        // …and encoding it later gives the very AVIF made at once.
+        let (encoded, _) =
+            Thumbnailer::encode_deferred(&deferred.bytes, made.rendition.output, &spec).unwrap();
+        assert_eq!(encoded, made.bytes, "{}", made.rendition);
+    }
+}
+
+fn dimensions(bytes: &[u8]) -> (u32, u32) {
+    let info = probe(bytes).unwrap();
+    (info.width, info.height)
+}
+
+#[test]
+fn the_byte_budget_holds_for_each_rendition() {
+    let png = png_rgb(900, 900, &photo(900, 900));
+    let spec = ThumbSpec {
+        budget_bytes: Some(6_000),
+        ..ThumbSpec::default()
+    };
+    let set = Thumbnailer::new()
+        .render(
+            &png,
+            &spec,
+            &renditions("100:png,330:png,330:jpeg,330:webp"),
+        )
+        .unwrap();
+    for made in &set.renditions {
+        assert!(
+            made.bytes.len() <= 6_000 || made.budget == thumbcore::BudgetStep::Exceeded,
+            "{}: {} bytes, {:?}",
+            made.rendition,
+            made.bytes.len(),
+            made.budget
+        );
+        assert_ne!(
+            made.budget,
+            thumbcore::BudgetStep::Fits,
+            "{}: 330 px of noise fits 6 kB?",
+            made.rendition
+        );
+    }
+}

@@ -24,6 +24,7 @@ pub fn ready(result: &JobResult) -> Vec<RenditionResult> {
             blob_key: result.blob_key.clone(),
             budget: result.budget.clone(),
             status: RenditionStatus::Ready,
+            source_key: None,
         }];
     }
     result
@@ -187,6 +188,7 @@ mod tests {
             etag: sha,
             budget: "fits".into(),
             status,
+            source_key: None,
         }
     }
 

@@ -112,13 +112,16 @@ pub struct RenditionView {
     pub format: String,
     /// Its media type.
     pub content_type: String,
-    /// Encoded size.
-    pub bytes: u64,
-    /// The `ETag` it is served with.
-    pub etag: String,
-    /// Where to GET it (`size` and `format` in the query).
+    /// Encoded size; absent until ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// The `ETag` it is served with; absent until ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// Where to GET it (`size` and `format` in the query); 404 `RenditionNotFound` until
+    /// it is ready.
     pub url: String,
-    /// `pending`, `ready` or `failed`.
+    /// `pending` (AVIF, made after the job), `ready` or `failed`.
     pub status: RenditionStatus,
 }
 
@@ -208,8 +211,8 @@ impl ResultView {
                 height: r.height,
                 format: r.format.clone(),
                 content_type: r.content_type.clone(),
-                bytes: r.bytes,
-                etag: etag(&r.etag),
+                bytes: (r.status == RenditionStatus::Ready).then_some(r.bytes),
+                etag: (r.status == RenditionStatus::Ready).then(|| etag(&r.etag)),
                 url: sign(format!("{url}&size={}&format={}", r.size, r.format)),
                 status: r.status,
             })

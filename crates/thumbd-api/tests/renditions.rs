@@ -374,3 +374,135 @@ fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
 }
+
+/// Polls `/meta` until no rendition is pending; returns it.
+async fn settled_meta(rig: &Rig, base: &str) -> serde_json::Value {
+    for _ in 0..200 {
+        let meta = rig
+            .http(
+                base,
+                get_with(
+                    "/v1/thumbnails/set/meta?environment=development",
+                    None,
+                    None,
+                ),
+            )
+            .await
+            .json();
+        let pending = meta["renditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["status"] == "pending");
+        if !pending {
+            return meta;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("renditions still pending after 10 s");
+}
+
+#[tokio::test]
+async fn avif_renditions_follow_the_job_and_are_then_negotiated() {
+    let rig = rig_with_profiles("web=160:webp,160:avif,330:avif,330:png").await;
+    let _worker = rig.run_worker();
+    let base = rig.serve_http().await;
+    let a = rig
+        .http(
+            &base,
+            create(
+                &post(Some("web")),
+                Some(&rw()),
+                Some("image/png"),
+                png(400, 300),
+            ),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
+    let result = &a.json()["result"];
+    // The job answered without waiting for the AVIF encoder.
+    let statuses: Vec<(&str, &str)> = result["renditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["format"].as_str().unwrap(), r["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("webp", "ready"),
+            ("avif", "pending"),
+            ("avif", "pending"),
+            ("png", "ready")
+        ]
+    );
+    assert!(
+        result["renditions"][1]["etag"].is_null(),
+        "no ETag before it exists"
+    );
+    assert!(
+        result["srcset"]["image/avif"].is_null(),
+        "srcset lists ready renditions only"
+    );
+
+    let meta = settled_meta(&rig, &base).await;
+    for r in meta["renditions"].as_array().unwrap() {
+        assert_eq!(r["status"], "ready", "{r}");
+        let g = rig
+            .http(&base, get_with(r["url"].as_str().unwrap(), None, None))
+            .await;
+        assert_eq!(g.status, StatusCode::OK);
+        assert_eq!(g.header("etag"), r["etag"].as_str());
+        if r["format"] == "avif" {
+            assert_eq!(&g.body[4..12], b"ftypavif");
+            assert_eq!(g.header("content-type"), Some("image/avif"));
+        }
+    }
+    assert_eq!(
+        meta["srcset"]["image/avif"],
+        format!("{URL}&size=160&format=avif 160w, {URL}&size=330&format=avif 330w")
+    );
+    let browser = "image/avif,image/webp,*/*;q=0.8";
+    let g = rig.http(&base, get_with(URL, Some(browser), None)).await;
+    assert_eq!(
+        (g.header("content-type"), g.header("vary")),
+        (Some("image/avif"), Some("Accept"))
+    );
+    let g = rig
+        .http(
+            &base,
+            get_with(&format!("{URL}&size=100"), Some(browser), None),
+        )
+        .await;
+    assert_eq!(g.header("content-type"), Some("image/avif"));
+    let g = rig
+        .http(
+            &base,
+            get_with(&format!("{URL}&size=100"), Some("image/webp"), None),
+        )
+        .await;
+    assert_eq!(g.header("content-type"), Some("image/webp"));
+    // The sources the lane encoded from are gone; the set's blobs remain.
+    assert!(
+        !rig.dir
+            .path()
+            .join("blobs")
+            .join("sources")
+            .read_dir()
+            .is_ok_and(|mut d| d.next().is_some())
+    );
+    assert_eq!(thumbnail_blobs(&rig), 4);
+    // Its status reads the same as /meta (the job's record was updated too).
+    let status = rig
+        .http(
+            &base,
+            get_with(
+                &format!("/v1/status/{}", a.json()["id"].as_str().unwrap()),
+                None,
+                None,
+            ),
+        )
+        .await
+        .json();
+    assert_eq!(status["result"]["renditions"], meta["renditions"]);
+}

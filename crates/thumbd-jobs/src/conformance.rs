@@ -48,6 +48,7 @@ fn result_for(job: JobId, width: u32) -> JobResult {
         blob_key: BlobKey::thumbnail(sha, job),
         budget: "fits".into(),
         status: crate::job::RenditionStatus::Ready,
+        source_key: None,
     };
     JobResult {
         width,
@@ -373,6 +374,103 @@ pub async fn meta_store(store: &dyn MetaStore) {
     associations::tenants(store, now).await;
     listing::listing(store, now).await;
     webhooks::webhooks(store, now).await;
+    renditions(store, now).await;
+}
+
+/// A succeeded job of thumbnail `id` whose result has one pending AVIF rendition besides
+/// `result_for`'s two, accepted at `at`.
+async fn with_pending(store: &dyn MetaStore, id: &str, at: Timestamp) -> (JobId, JobResult) {
+    let job = queued(message(Environment::Production, id), at);
+    assert!(store.create_job(&job).await.unwrap());
+    store.start_job(job.id, at).await.unwrap();
+    let mut result = result_for(job.id, 200);
+    result.renditions.push(crate::job::RenditionResult {
+        format: "avif".into(),
+        spec: "330:avif:60".into(),
+        content_type: "image/avif".into(),
+        status: crate::job::RenditionStatus::Pending,
+        source_key: Some(BlobKey::thumbnail(&format!("{:064x}", 5), job.id)),
+        ..result.renditions[0].clone()
+    });
+    let fin = store.finish_succeeded(job.id, &result, at).await.unwrap();
+    assert!(fin.applied && fin.current);
+    (job.id, result)
+}
+
+/// `finish_renditions`: pending renditions become ready once, in the job and (while
+/// current) the thumbnail; their sources are freed and referenced until then.
+async fn renditions(store: &dyn MetaStore, now: Timestamp) {
+    let namespace = Namespace::default_tenant(Environment::Production);
+    let id = ThumbnailId::parse("renditions").unwrap();
+    let (job, result) = with_pending(store, "renditions", now).await;
+    let source = result.renditions[2].source_key.clone().unwrap();
+    assert!(result.has_pending());
+    assert!(
+        result.blob_keys().contains(&source),
+        "a pending rendition's source is the result's until it is made"
+    );
+    let made = crate::job::RenditionResult {
+        etag: format!("{:064x}", 6),
+        blob_key: BlobKey::thumbnail(&format!("{:064x}", 6), job),
+        status: crate::job::RenditionStatus::Ready,
+        source_key: None,
+        ..result.renditions[2].clone()
+    };
+    let done = store
+        .finish_renditions(job, std::slice::from_ref(&made), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        done,
+        crate::store::RenditionsFinished {
+            applied: true,
+            current: true,
+            freed: vec![source.clone()],
+        }
+    );
+    let stored = store.job(job).await.unwrap().unwrap().result.unwrap();
+    assert_eq!(stored.renditions[2], made);
+    assert!(!stored.has_pending() && !stored.blob_keys().contains(&source));
+    let served = store.thumbnail(&namespace, &id).await.unwrap().unwrap();
+    assert_eq!(served.result, stored, "the current set shows it too");
+    let again = store
+        .finish_renditions(job, std::slice::from_ref(&made), now)
+        .await
+        .unwrap();
+    assert!(!again.applied, "a redelivery changes nothing: {again:?}");
+
+    // Replaced meanwhile: the old job's record changes, the thumbnail does not.
+    let (old, old_result) = with_pending(store, "renditions-replaced", now).await;
+    let (newer, _) = with_pending(
+        store,
+        "renditions-replaced",
+        now.plus(Duration::from_millis(1)),
+    )
+    .await;
+    let made = crate::job::RenditionResult {
+        status: crate::job::RenditionStatus::Failed,
+        source_key: None,
+        ..old_result.renditions[2].clone()
+    };
+    let done = store.finish_renditions(old, &[made], now).await.unwrap();
+    assert!(done.applied && !done.current, "{done:?}");
+    let served = store
+        .thumbnail(
+            &namespace,
+            &ThumbnailId::parse("renditions-replaced").unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(served.job_id, newer);
+    assert!(served.result.has_pending());
+
+    // Unknown or unfinished jobs: nothing.
+    let nothing = store
+        .finish_renditions(JobId::new(), &[], now)
+        .await
+        .unwrap();
+    assert!(!nothing.applied);
 }
 
 /// Runs the [`JobQueue`] delivery checks on `queue`, which must be empty and unshared.

@@ -338,6 +338,12 @@ impl BlobKey {
         BlobKey(format!("thumbnails/{fan}/{sha256_hex}-{}", job.0.simple()))
     }
 
+    /// Where job `job` keeps the source of its rendition number `index` (in the profile's
+    /// order) until the background lane has made it: `sources/<job>-<index>`.
+    pub fn rendition_source(job: JobId, index: usize) -> Self {
+        BlobKey(format!("sources/{}-{index}", job.0.simple()))
+    }
+
     /// Whether this is a job's original ([`BlobKey::original`]).
     pub fn is_original(&self) -> bool {
         self.0.starts_with("originals/")

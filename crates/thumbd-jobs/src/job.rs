@@ -169,15 +169,49 @@ pub struct JobResult {
 }
 
 impl JobResult {
-    /// Every blob the result references: the main one and each rendition's, once each.
+    /// Every blob the result references: the main one, each rendition's and each pending
+    /// rendition's source, once each.
     pub fn blob_keys(&self) -> Vec<BlobKey> {
         let mut keys = vec![self.blob_key.clone()];
-        for r in &self.renditions {
-            if !keys.contains(&r.blob_key) {
-                keys.push(r.blob_key.clone());
+        for key in self
+            .renditions
+            .iter()
+            .flat_map(|r| std::iter::once(&r.blob_key).chain(&r.source_key))
+        {
+            if !keys.contains(key) {
+                keys.push(key.clone());
             }
         }
         keys
+    }
+
+    /// Whether any rendition is still to be made by the background lane.
+    pub fn has_pending(&self) -> bool {
+        self.renditions
+            .iter()
+            .any(|r| r.status == RenditionStatus::Pending)
+    }
+
+    /// Applies renditions the background lane `made` (ready or failed; matched by `spec`)
+    /// to those still pending here; returns the sources they no longer need, or `None`
+    /// when none was pending (a redelivery: nothing changes).
+    pub fn apply_made(&mut self, made: &[RenditionResult]) -> Option<Vec<BlobKey>> {
+        let mut freed = Vec::new();
+        let mut changed = false;
+        for r in &mut self.renditions {
+            if r.status != RenditionStatus::Pending {
+                continue;
+            }
+            if let Some(m) = made.iter().find(|m| m.spec == r.spec) {
+                freed.extend(r.source_key.take());
+                *r = RenditionResult {
+                    source_key: None,
+                    ..m.clone()
+                };
+                changed = true;
+            }
+        }
+        changed.then_some(freed)
     }
 
     /// The blobs of `self` (a replaced result) that `new` does not reference: what a
@@ -243,6 +277,10 @@ pub struct RenditionResult {
     pub budget: String,
     /// Pending, ready or failed.
     pub status: RenditionStatus,
+    /// While pending: the lossless PNG of its pixels that the background lane encodes
+    /// (thumbcore's deferred rendition). Gone once the rendition is ready or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_key: Option<BlobKey>,
 }
 
 /// What a page paints while a thumbnail loads, computed from the thumbnail's pixels.

@@ -58,6 +58,7 @@ mod listing;
 mod local;
 mod queue;
 mod redact;
+mod renditions;
 pub mod rows;
 pub mod schema;
 #[cfg(any(test, feature = "testing"))]
@@ -87,8 +88,11 @@ pub use listing::{JobKey, JobQuery, ThumbnailQuery};
 pub use local::{LocalRun, LocalWorker};
 pub use queue::{JobQueue, Lease, LeaseToken, QueueDepth};
 pub use redact::redact;
+pub use renditions::{RENDITION_LANE, RenditionWork};
 pub use sqlite::{JOB_LANE, SqliteDb, SqliteJobQueue, SqliteMetaStore};
-pub use store::{AssociationStore, Finished, JobStore, MetaStore, ThumbnailStore};
+pub use store::{
+    AssociationStore, Finished, JobStore, MetaStore, RenditionsFinished, ThumbnailStore,
+};
 pub use thumbd_codes::Code;
 pub use timestamp::Timestamp;
 pub use webhooks::{

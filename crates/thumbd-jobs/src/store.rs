@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use crate::associations::{Claim, ContextChange, ContextRecord, IdempotencyKey, UploadRecord};
 use crate::error::Result;
 use crate::ids::{BlobKey, ContextId, JobId, Namespace, ThumbnailId, UploadTicket};
-use crate::job::{JobFailure, JobRecord, JobResult, ThumbnailRecord};
+use crate::job::{JobFailure, JobRecord, JobResult, RenditionResult, ThumbnailRecord};
 use crate::listing::{JobQuery, ThumbnailQuery};
 use crate::timestamp::Timestamp;
 use crate::webhooks::WebhookStore;
@@ -25,6 +25,20 @@ pub struct Finished {
     /// Blobs no thumbnail references any more (the replaced bytes, or this job's own bytes
     /// when they lost to a newer job): the caller deletes them.
     pub orphaned: Vec<BlobKey>,
+}
+
+/// What [`JobStore::finish_renditions`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RenditionsFinished {
+    /// False if none of the renditions was pending any more (a redelivery), or the job is
+    /// gone: nothing changed.
+    pub applied: bool,
+    /// The job's set is the thumbnail's current one, now with these renditions. False: the
+    /// thumbnail was replaced or deleted meanwhile, so the new renditions' blobs are
+    /// served by nothing (the caller deletes them).
+    pub current: bool,
+    /// The pending renditions' sources, no longer needed: the caller deletes them.
+    pub freed: Vec<BlobKey>,
 }
 
 /// Jobs: their records from creation to finish, publishing marks and retention. Part of
@@ -82,6 +96,17 @@ pub trait JobStore: Send + Sync + 'static {
         result: &JobResult,
         now: Timestamp,
     ) -> Result<Finished>;
+
+    /// In one transaction: the pending renditions of succeeded job `id` that `made` names
+    /// (by `spec`) become what `made` says (ready or failed) in the job's result, and in
+    /// the thumbnail's if the job's set is still current; with a `rendition.ready` event.
+    /// Renditions no longer pending are left alone, so a redelivery changes nothing.
+    async fn finish_renditions(
+        &self,
+        id: JobId,
+        made: &[RenditionResult],
+        now: Timestamp,
+    ) -> Result<RenditionsFinished>;
 
     /// The job becomes `failed`; the current thumbnail (if any) is kept. `false` if it was
     /// already finished.

@@ -13,8 +13,8 @@ use sqlx::query::Query;
 use thumbd_jobs::webhooks::sql;
 use thumbd_jobs::{
     BlobKey, Error, Event, EventType, Finished, JobFailure, JobId, JobQuery, JobRecord, JobResult,
-    JobStore, MetaStore, Namespace, Result, ThumbnailId, ThumbnailQuery, ThumbnailRecord,
-    ThumbnailStore, Timestamp,
+    JobStore, MetaStore, Namespace, RenditionResult, RenditionsFinished, Result, ThumbnailId,
+    ThumbnailQuery, ThumbnailRecord, ThumbnailStore, Timestamp,
 };
 
 /// Connections per process: an API or worker process runs a few statements at a time, and
@@ -282,6 +282,60 @@ impl JobStore for PgMetaStore {
                 .iter()
                 .map(|k| BlobKey::parse(k))
                 .collect::<Result<_>>()?,
+        })
+    }
+
+    async fn finish_renditions(
+        &self,
+        id: JobId,
+        made: &[RenditionResult],
+        now: Timestamp,
+    ) -> Result<RenditionsFinished> {
+        let mut tx = self.pool.begin().await?;
+        // The job's row first, then the thumbnail's: the order thumbd_finish_succeeded locks
+        // them in, so a replace finishing meanwhile waits or is waited for, never deadlocks.
+        let Some(row) = sqlx::query(
+            "SELECT environment, thumbnail_id, result::text AS result FROM jobs \
+             WHERE id = $1::uuid AND status = 'succeeded' FOR UPDATE",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(RenditionsFinished::default());
+        };
+        let environment: String = row.try_get("environment")?;
+        let thumbnail_id: Vec<u8> = row.try_get("thumbnail_id")?;
+        let mut result: JobResult = serde_json::from_str(row.try_get("result")?)?;
+        let Some(freed) = result.apply_made(made) else {
+            return Ok(RenditionsFinished::default());
+        };
+        let result_json = serde_json::to_string(&result)?;
+        sqlx::query("UPDATE jobs SET result = $1::json WHERE id = $2::uuid")
+            .bind(&result_json)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let current = sqlx::query(
+            "UPDATE thumbnails SET result = $1::json \
+             WHERE environment = $2 AND thumbnail_id = $3 AND job_id = $4::uuid",
+        )
+        .bind(&result_json)
+        .bind(&environment)
+        .bind(&thumbnail_id)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let namespace = Namespace::from_key(&environment)?;
+        let ready = Event::job(EventType::RenditionReady, id, now);
+        webhooks::write_event(&mut tx, &namespace, &ready).await?;
+        tx.commit().await?;
+        Ok(RenditionsFinished {
+            applied: true,
+            current,
+            freed,
         })
     }
 

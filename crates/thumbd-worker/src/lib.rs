@@ -23,11 +23,13 @@ mod metrics;
 mod options;
 mod outcome;
 mod priority;
+mod renditions;
 mod webhooks;
 mod worker;
 
 pub use metrics::WorkerMetrics;
 pub use options::WorkerOptions;
 pub use outcome::Outcome;
+pub use renditions::{RenditionLane, RenditionOutcome};
 pub use webhooks::{Deliverer, DeliveryMetrics, DeliveryOptions, DeliveryOutcome};
 pub use worker::{ReplyBody, Worker};

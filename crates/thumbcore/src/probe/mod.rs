@@ -68,7 +68,7 @@ impl ImageInfo {
             ImageFormat::Gif => self.pixels() * 4,
             ImageFormat::WebP if self.animated => self.pixels() * 8,
             ImageFormat::WebP => self.pixels() * 6,
-            ImageFormat::Png => 0,
+            ImageFormat::Png | ImageFormat::Avif => 0,
         }
     }
 
@@ -121,7 +121,7 @@ pub fn probe(bytes: &[u8]) -> Result<ImageInfo> {
         Some(ImageFormat::Jpeg) => probe_jpeg(bytes),
         Some(ImageFormat::Gif) => gif::probe(bytes),
         Some(ImageFormat::WebP) => webp::probe(bytes),
-        None => Err(not_an_image(InputFormats::ALL)),
+        Some(ImageFormat::Avif) | None => Err(not_an_image(InputFormats::ALL)),
     }
 }
 

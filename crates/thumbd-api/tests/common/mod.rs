@@ -27,6 +27,8 @@ pub struct Rig {
     pub events: JobEvents,
     /// The webhook lane of the queue.
     pub webhook_queue: Arc<dyn thumbd_jobs::JobQueue>,
+    /// Makes the renditions jobs defer (AVIF), from the queue's rendition lane.
+    pub renditions: Arc<thumbd_worker::RenditionLane>,
 }
 
 pub async fn rig() -> Rig {
@@ -76,18 +78,29 @@ async fn rig_parts(auth: Auth, options: ApiOptions, spec: thumbcore::ThumbSpec) 
     let store = Arc::new(SqliteMetaStore::new(db.clone()));
     let blobs = Arc::new(FsBlobStore::open(dir.path().join("blobs")).unwrap());
     let events = JobEvents::new();
-    let worker = Arc::new(Worker::new(
-        queue.clone(),
+    let rendition_queue: Arc<dyn thumbd_jobs::JobQueue> =
+        Arc::new(queue.lane(thumbd_jobs::RENDITION_LANE));
+    let renditions = Arc::new(thumbd_worker::RenditionLane::new(
+        rendition_queue.clone(),
         store.clone(),
         blobs.clone(),
-        events.clone(),
-        WorkerOptions {
-            lease_wait: Duration::from_millis(50),
-            spec,
-            profiles: options.profiles.clone(),
-            ..WorkerOptions::default()
-        },
+        spec.clone(),
     ));
+    let worker = Arc::new(
+        Worker::new(
+            queue.clone(),
+            store.clone(),
+            blobs.clone(),
+            events.clone(),
+            WorkerOptions {
+                lease_wait: Duration::from_millis(50),
+                spec,
+                profiles: options.profiles.clone(),
+                ..WorkerOptions::default()
+            },
+        )
+        .with_rendition_lane(rendition_queue),
+    );
     let intake = thumbd_jobs::Intake::new(thumbd_jobs::IntakeParts {
         store: store.clone(),
         queue: queue.clone(),
@@ -114,6 +127,7 @@ async fn rig_parts(auth: Auth, options: ApiOptions, spec: thumbcore::ThumbSpec) 
         worker,
         events,
         webhook_queue,
+        renditions,
     }
 }
 
@@ -248,10 +262,11 @@ impl Rig {
         .unwrap()
     }
 
-    /// A worker loop in the background for the rest of the test.
+    /// A worker loop (and its rendition lane) in the background for the rest of the test.
     pub fn run_worker(&self) -> tokio_util::sync::CancellationToken {
         let stop = tokio_util::sync::CancellationToken::new();
         tokio::spawn(self.worker.clone().run(stop.clone()));
+        tokio::spawn(self.renditions.clone().run(stop.clone()));
         stop
     }
 }

@@ -15,9 +15,11 @@ use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use super::SqliteDb;
 use crate::error::{Error, Result};
 use crate::ids::{JobId, Namespace, ThumbnailId};
-use crate::job::{JobFailure, JobRecord, JobResult, JobSource, JobStatus, ThumbnailRecord};
+use crate::job::{
+    JobFailure, JobRecord, JobResult, JobSource, JobStatus, RenditionResult, ThumbnailRecord,
+};
 use crate::listing::{JobQuery, ThumbnailQuery};
-use crate::store::{Finished, JobStore, MetaStore, ThumbnailStore};
+use crate::store::{Finished, JobStore, MetaStore, RenditionsFinished, ThumbnailStore};
 use crate::timestamp::Timestamp;
 use crate::webhooks::{Event, EventType};
 
@@ -280,6 +282,59 @@ impl JobStore for SqliteMetaStore {
         webhooks::write_event(&mut tx, &namespace, &succeeded).await?;
         tx.commit().await?;
         Ok(finished)
+    }
+
+    async fn finish_renditions(
+        &self,
+        id: JobId,
+        made: &[RenditionResult],
+        now: Timestamp,
+    ) -> Result<RenditionsFinished> {
+        let mut conn = self.db.write().await?;
+        let mut tx = conn.begin().await?;
+        let Some(row) = sqlx::query(
+            "SELECT environment, thumbnail_id, result FROM jobs \
+             WHERE id = ? AND status = 'succeeded'",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(RenditionsFinished::default());
+        };
+        let environment: String = row.try_get("environment")?;
+        let thumbnail_id: String = row.try_get("thumbnail_id")?;
+        let mut result: JobResult = serde_json::from_str(row.try_get("result")?)?;
+        let Some(freed) = result.apply_made(made) else {
+            return Ok(RenditionsFinished::default());
+        };
+        let result_json = serde_json::to_string(&result)?;
+        sqlx::query("UPDATE jobs SET result = ? WHERE id = ?")
+            .bind(&result_json)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let current = sqlx::query(
+            "UPDATE thumbnails SET result = ? \
+             WHERE environment = ? AND thumbnail_id = ? AND job_id = ?",
+        )
+        .bind(&result_json)
+        .bind(&environment)
+        .bind(&thumbnail_id)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let namespace = Namespace::from_key(&environment)?;
+        let ready = Event::job(EventType::RenditionReady, id, now);
+        webhooks::write_event(&mut tx, &namespace, &ready).await?;
+        tx.commit().await?;
+        Ok(RenditionsFinished {
+            applied: true,
+            current,
+            freed,
+        })
     }
 
     async fn finish_failed(&self, id: JobId, failure: &JobFailure, now: Timestamp) -> Result<bool> {

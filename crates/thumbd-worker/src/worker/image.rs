@@ -106,6 +106,7 @@ impl Worker {
 
         let spec = spec.clone();
         let renditions = profile.renditions.clone();
+        let defer_avif = self.rendition_lane.is_some();
         let limit = spec.limits.max_duration;
         let spare_limit = self.spare_limit;
         let state = Arc::new(AtomicU8::new(RUNNING));
@@ -123,7 +124,11 @@ impl Worker {
                     THUMBNAILER.with(|t| {
                         let mut t = t.borrow_mut();
                         t.set_spare_limit(spare_limit);
-                        t.render(&original, &spec, &renditions)
+                        if defer_avif {
+                            t.render_deferring_avif(&original, &spec, &renditions)
+                        } else {
+                            t.render(&original, &spec, &renditions)
+                        }
                     })
                 }));
                 if state.swap(DONE, Ordering::AcqRel) == GIVEN_UP {

@@ -9,7 +9,8 @@ use sha2::Digest as _;
 use thumbcore::{Profile, RenditionSet, Thumbnailer};
 use thumbd_jobs::{
     BlobKey, BlobStore, JobEvents, JobFailure, JobId, JobMessage, JobQueue, JobRecord, JobResult,
-    Lease, LocalWorker, MetaStore, RenditionResult, RenditionStatus, SourceInfo, Timestamp,
+    Lease, LocalWorker, MetaStore, RenditionResult, RenditionStatus, RenditionWork, SourceInfo,
+    Timestamp,
 };
 use tokio::sync::Semaphore;
 use tracing::Instrument as _;
@@ -59,6 +60,9 @@ pub struct Worker {
     /// The body of a reply to a producer's `replyTo` queue (the API's status JSON); none:
     /// no replies are sent.
     reply_body: Option<ReplyBody>,
+    /// Where AVIF renditions are deferred to ([`RENDITION_LANE`](thumbd_jobs::RENDITION_LANE)); none: they are encoded
+    /// with the job.
+    rendition_lane: Option<Arc<dyn JobQueue>>,
 }
 
 /// Makes the body of a `replyTo` message from a finished job's record.
@@ -121,8 +125,17 @@ impl Worker {
             images: Arc::new(images),
             fetcher: thumbd_fetch::Fetcher::new(options.fetch.clone()),
             reply_body: None,
+            rendition_lane: None,
             options,
         }
+    }
+
+    /// Defers AVIF renditions to `lane` (the [`RENDITION_LANE`](thumbd_jobs::RENDITION_LANE) queue): a job stores their
+    /// sources, lists them `pending` and succeeds without waiting for the encoder; a
+    /// [`RenditionLane`](crate::RenditionLane) on the same queue makes them.
+    pub fn with_rendition_lane(mut self, lane: Arc<dyn JobQueue>) -> Self {
+        self.rendition_lane = Some(lane);
+        self
     }
 
     /// Answers producers that name a `replyTo` queue with `body` of each finished job (the
@@ -327,6 +340,15 @@ impl Worker {
         };
         let set = self.heartbeat_while(lease, work).await?;
         let result = self.store_set(id, profile, set).await?;
+        if result.has_pending()
+            && let Some(lane) = &self.rendition_lane
+        {
+            // Before the finish: a crash after it would leave them pending for ever. Until
+            // the job has succeeded the lane puts the message back; a retried job pushes
+            // again, and the lane skips what is no longer pending.
+            lane.push_bytes(&RenditionWork { job_id: id }.to_json())
+                .await?;
+        }
         let now = Timestamp::now();
         let finished = self.store.finish_succeeded(id, &result, now).await?;
         // Before the original goes and before anyone hears of it (a 201 follows): a record
@@ -419,10 +441,30 @@ impl Worker {
         set: RenditionSet,
     ) -> Result<JobResult, StepError> {
         let mut renditions = Vec::with_capacity(set.renditions.len());
-        for made in set.renditions {
+        for (index, made) in set.renditions.into_iter().enumerate() {
+            let format = made.rendition.output.format;
+            if made.deferred {
+                // Its source, under a key of the job's own: the lane encodes it later.
+                let source = BlobKey::rendition_source(id, index);
+                self.blobs.put(&source, Bytes::from(made.bytes)).await?;
+                renditions.push(RenditionResult {
+                    size: made.rendition.size(),
+                    width: made.width,
+                    height: made.height,
+                    format: format.name().to_owned(),
+                    spec: made.rendition.to_string(),
+                    content_type: format.content_type().to_owned(),
+                    bytes: 0,
+                    etag: String::new(),
+                    blob_key: source.clone(),
+                    budget: String::new(),
+                    status: RenditionStatus::Pending,
+                    source_key: Some(source),
+                });
+                continue;
+            }
             let sha = hex(&sha2::Sha256::digest(&made.bytes));
             let key = BlobKey::thumbnail(&sha, id);
-            let format = made.rendition.output.format;
             renditions.push(RenditionResult {
                 size: made.rendition.size(),
                 width: made.width,
@@ -433,8 +475,9 @@ impl Worker {
                 bytes: made.bytes.len() as u64,
                 etag: sha,
                 blob_key: key.clone(),
-                budget: format!("{:?}", made.budget).to_lowercase(),
+                budget: budget_name(made.budget),
                 status: RenditionStatus::Ready,
+                source_key: None,
             });
             self.options.metrics.written(made.bytes.len());
             self.blobs.put(&key, Bytes::from(made.bytes)).await?;
@@ -466,7 +509,12 @@ impl Worker {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// What the size budget did, as results say it (`fits`, `recompressed`, …).
+pub(crate) fn budget_name(step: thumbcore::BudgetStep) -> String {
+    format!("{step:?}").to_lowercase()
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     bytes
         .iter()
