@@ -173,14 +173,23 @@ const PROBE_PATHS: [&str; 2] = ["/healthz", "/readyz"];
 
 #[test]
 fn rabbitmq_definitions_match_the_topology() {
-    // The image jobs' topology and the webhook lane's, with the default retry schedule.
+    // The image jobs' topology, the webhook lane's (with the default retry schedule) and the
+    // rendition lane's.
     let options = AmqpOptions::default();
     let webhooks = AmqpOptions {
         namespace: format!("{}.{}", options.namespace, thumbd_jobs::WEBHOOK_LANE),
         retry_delays: thumbd_worker::DeliveryOptions::default().schedule,
         ..AmqpOptions::default()
     };
-    let topologies = [Topology::new(&options), Topology::new(&webhooks)];
+    let renditions = AmqpOptions {
+        namespace: format!("{}.{}", options.namespace, thumbd_jobs::RENDITION_LANE),
+        ..AmqpOptions::default()
+    };
+    let topologies = [
+        Topology::new(&options),
+        Topology::new(&webhooks),
+        Topology::new(&renditions),
+    ];
     let defs: Value = serde_json::from_str(&read("rabbitmq/definitions.json")).expect("JSON");
 
     let quorum = |dlx: &str| {

@@ -1,11 +1,14 @@
-//! Profiles in distributed mode: `thumbd api` and `thumbd worker` configured with
+//! Profiles as operators run them: `thumbd api` and `thumbd worker` configured with
 //! `THUMBD_PROFILES`, sets made from HTTP creates and from producers' messages that name a
-//! profile, served by `Accept`. (Embedded mode: crates/thumbd-api/tests/renditions.rs.)
+//! profile, served by `Accept`; and `thumbd serve` killed while its background lane makes
+//! AVIF renditions. (Embedded mode over HTTP: crates/thumbd-api/tests/renditions.rs.)
 
 #[path = "support/cluster.rs"]
 mod cluster;
 #[path = "support/images.rs"]
 mod images;
+#[path = "support/serve_process.rs"]
+mod serve_process;
 
 use std::time::Duration;
 
@@ -188,4 +191,143 @@ fn sets_from_http_and_from_producers_are_served_by_accept() {
             .contains("nope")
     );
     c.sigterm_all();
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// `/meta` of thumbnail `big` from the server at `base`.
+fn meta(base: &str, token: &str) -> Value {
+    let mut r = agent()
+        .get(format!(
+            "{base}/v1/thumbnails/big/meta?environment=development"
+        ))
+        .header("authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
+}
+
+fn pending(meta: &Value) -> usize {
+    meta["renditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "pending")
+        .count()
+}
+
+/// Files under `dir`, recursively.
+fn files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |d| {
+        d.flatten()
+            .map(|e| {
+                if e.path().is_dir() {
+                    files(&e.path())
+                } else {
+                    1
+                }
+            })
+            .sum()
+    })
+}
+
+/// `thumbd serve` killed (SIGKILL) while its lane encodes AVIF renditions: restarted on the
+/// same data, it makes them, once each, and deletes their sources.
+#[test]
+fn a_serve_killed_during_the_avif_lane_finishes_it_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let env = [(
+        "THUMBD_PROFILES",
+        "big=160:webp,1200:avif,800:avif,1200:png",
+    )];
+    let start = || {
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("serve.log"))
+            .unwrap();
+        serve_process::spawn_env(
+            &data,
+            &["--workers", "1"],
+            &env,
+            "info,sqlx=warn",
+            log.into(),
+        )
+    };
+    let mut serve = start();
+    let mut r = agent()
+        .post(format!(
+            "{}/v1/thumbnails?thumbnailId=big&environment=development&profile=big",
+            serve.base
+        ))
+        .header("authorization", &format!("Bearer {}", serve.token))
+        .header("content-type", "image/png")
+        .header("prefer", "wait=30")
+        .send(&png(1600, 1200, 3))
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        201,
+        "{}",
+        r.body_mut().read_to_string().unwrap()
+    );
+    // Give the lane time to take the message, not to finish two large AVIFs.
+    std::thread::sleep(Duration::from_millis(300));
+    let before = meta(&serve.base, &serve.token);
+    serve.child.kill().unwrap();
+    serve.child.wait().unwrap();
+    assert_eq!(
+        pending(&before),
+        2,
+        "killed after the lane finished: {before}"
+    );
+
+    let serve = start();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let after = loop {
+        let m = meta(&serve.base, &serve.token);
+        if pending(&m) == 0 {
+            break m;
+        }
+        assert!(std::time::Instant::now() < deadline, "still pending: {m}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut avif = 0;
+    for r in after["renditions"].as_array().unwrap() {
+        assert_eq!(r["status"], "ready", "{r}");
+        let mut g = agent()
+            .get(format!("{}{}", serve.base, r["url"].as_str().unwrap()))
+            .header("authorization", &format!("Bearer {}", serve.token))
+            .call()
+            .unwrap();
+        assert_eq!(g.status().as_u16(), 200);
+        let body = g
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()
+            .unwrap();
+        assert_eq!(body.len().to_string(), r["bytes"].to_string());
+        if r["format"] == "avif" {
+            assert_eq!(&body[4..12], b"ftypavif");
+            avif += 1;
+        }
+    }
+    assert_eq!(avif, 2);
+    // Exactly once: one blob per rendition, no source left.
+    let blobs = data.join("blobs");
+    assert_eq!(files(&blobs.join("thumbnails")), 4);
+    assert_eq!(files(&blobs.join("sources")), 0);
+    let mut serve = serve;
+    serve.child.kill().unwrap();
+    serve.child.wait().unwrap();
 }
