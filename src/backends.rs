@@ -80,10 +80,9 @@ impl Backends {
         };
 
         let mut amqp = Vec::new();
-        let (queue, webhook_queue, rendition_queue, queue_name): (
-            Arc<dyn JobQueue>,
-            Arc<dyn JobQueue>,
-            Arc<dyn JobQueue>,
+        // The lanes: image jobs, webhook deliveries, deferred renditions.
+        let ([queue, webhook_queue, rendition_queue], queue_name): (
+            [Arc<dyn JobQueue>; 3],
             String,
         ) = match &settings.amqp_url {
             Some(url) => {
@@ -125,9 +124,7 @@ impl Backends {
                     amqp.push(queue);
                 }
                 (
-                    amqp[0].clone(),
-                    amqp[1].clone(),
-                    amqp[2].clone(),
+                    [amqp[0].clone(), amqp[1].clone(), amqp[2].clone()],
                     thumbd_jobs::redact(url.expose_secret()),
                 )
             }
@@ -142,9 +139,7 @@ impl Backends {
                 let webhooks = queue.lane(thumbd_jobs::WEBHOOK_LANE);
                 let renditions = queue.lane(thumbd_jobs::RENDITION_LANE);
                 (
-                    Arc::new(queue),
-                    Arc::new(webhooks),
-                    Arc::new(renditions),
+                    [Arc::new(queue), Arc::new(webhooks), Arc::new(renditions)],
                     "embedded queue".into(),
                 )
             }
