@@ -32,11 +32,14 @@ cleanup() {
 import sys, pika
 conn = pika.BlockingConnection(pika.URLParameters(sys.argv[1]))
 ch = conn.channel()
-ns = sys.argv[2]
-for q in ["jobs", "dead"] + [f"retry.{ms}ms" for ms in (1000, 2000, 4000, 8000, 16000, 32000, 60000, 300000)]:
-    ch.queue_delete(f"{ns}.{q}")
-for e in [ns, f"{ns}.dlx"]:
-    ch.exchange_delete(e)
+# Each lane's queues: image jobs, webhook deliveries (their own retry waits), renditions.
+jobs = (1000, 2000, 4000, 8000, 16000, 32000, 60000, 300000)
+hooks = (5000, 30000, 120000, 600000, 3600000, 21600000)
+for lane, waits in [(sys.argv[2], jobs), (sys.argv[2] + ".webhooks", hooks), (sys.argv[2] + ".renditions", jobs)]:
+    for q in ["jobs", "dead"] + [f"retry.{ms}ms" for ms in waits]:
+        ch.queue_delete(f"{lane}.{q}")
+    for e in [lane, f"{lane}.dlx"]:
+        ch.exchange_delete(e)
 conn.close()
 PY
   rm -rf "$work"

@@ -11,6 +11,23 @@ wait_for() { # port name
   return 1
 }
 
+# A broker can hold its port open and still complete no connection: one must open within
+# 15 s (with pika when it is installed, a whole handshake as guest; else the server must at
+# least answer the protocol header).
+amqp_answers() {
+  if python3 -c 'import pika' 2>/dev/null; then
+    timeout 20 python3 -c 'import pika; pika.BlockingConnection(pika.URLParameters("amqp://guest:guest@127.0.0.1:5672/%2f?socket_timeout=15")).close()' 2>/dev/null
+  else
+    timeout 15 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5672 && printf "AMQP\0\0\11\1" >&3 && head -c 8 <&3 >/dev/null' 2>/dev/null
+  fi
+}
+
+if up 5672 && ! amqp_answers; then
+  echo "RabbitMQ holds its port but does not answer: restarting it"
+  pkill -9 -u rabbitmq beam.smp || true
+  pkill -9 -u rabbitmq epmd || true
+  sleep 2
+fi
 if ! up 5672; then
   echo "RabbitMQ is down: starting it"
   rabbitmq-server -detached || true

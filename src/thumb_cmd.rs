@@ -10,7 +10,10 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ParallelProgressIterator, ProgressBar, ProgressStyle};
 use rayon::prelude::*;
-use thumbcore::{ImageFormat, InputFormats, Limits, Output, ResizeSpace, ThumbSpec, Thumbnailer};
+use thumbcore::{
+    ImageFormat, InputFormats, Limits, Output, Profile, Profiles, Rendition, ResizeSpace,
+    ThumbSpec, Thumbnailer,
+};
 
 /// Arguments of `thumbd thumb`.
 #[derive(Args, Debug)]
@@ -25,13 +28,18 @@ pub struct ThumbArgs {
     /// Box to fit into: `330` or `WIDTHxHEIGHT`.
     #[arg(long, default_value = "330", value_parser = parse_size)]
     size: (u32, u32),
-    /// Output format: png, jpeg[:QUALITY] (default 85), webp[:QUALITY] (lossy, default 80)
-    /// or webp:lossless.
+    /// Output format: png, jpeg[:QUALITY] (default 85), webp[:QUALITY] (lossy, default 80),
+    /// webp:lossless or avif[:QUALITY] (default 60).
     #[arg(long, default_value = "png")]
     format: Output,
-    /// Quality of JPEG or lossy WebP output (1-100), instead of FORMAT's.
+    /// Quality of JPEG, lossy WebP or AVIF output (1-100), instead of FORMAT's.
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
     quality: Option<u8>,
+    /// A set of renditions per image instead of one thumbnail, from one decode: a list
+    /// (`80:webp,160:webp,330:avif,330:png`) or the name of a profile in THUMBD_PROFILES.
+    /// Writes NAME-SIZE.EXT for each (AVIF encoded at once).
+    #[arg(long, value_name = "PROFILE", conflicts_with_all = ["size", "format", "quality"])]
+    profile: Option<String>,
     /// Input formats accepted: png, jpeg, webp, gif (comma-separated), as the server's
     /// `accept_formats`.
     #[arg(long, env = "THUMBD_ACCEPT_FORMATS", default_value = "png,jpeg")]
@@ -97,12 +105,21 @@ pub fn run(args: ThumbArgs) -> anyhow::Result<ExitCode> {
     let mut output = args.format;
     if let Some(q) = args.quality {
         match output.format {
-            ImageFormat::Jpeg | ImageFormat::WebP => output.quality = Some(q),
-            _ => bail!("--quality applies to jpeg and lossy webp output only"),
+            ImageFormat::Jpeg | ImageFormat::WebP | ImageFormat::Avif => output.quality = Some(q),
+            _ => bail!("--quality applies to jpeg, lossy webp and avif output only"),
         }
     }
     output.apply(&mut spec);
-    let jobs = output_names(&files, &args.output, output.format);
+    let renditions = match &args.profile {
+        Some(p) => profile(p)?.renditions,
+        None => vec![Rendition {
+            width: args.size.0,
+            height: args.size.1,
+            output,
+        }],
+    };
+    let set = args.profile.is_some();
+    let jobs = output_names(&files, &args.output);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.jobs.unwrap_or(0))
         .build()
@@ -130,7 +147,7 @@ pub fn run(args: ThumbArgs) -> anyhow::Result<ExitCode> {
         jobs.par_iter()
             .progress_with(bar.clone())
             .map_init(Thumbnailer::new, |t, (input, output)| {
-                let r = one(t, input, output, &spec, args.max_bytes);
+                let r = one(t, input, output, &spec, &renditions, set, args.max_bytes);
                 if let Err((code, msg)) = &r {
                     bar.suspend(|| eprintln!("failed: {}: {code}: {msg}", input.display()));
                 }
@@ -168,12 +185,34 @@ pub fn run(args: ThumbArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Thumbnails one file; errors are (code, message).
+/// The renditions `--profile` names: a list, or a profile of `THUMBD_PROFILES`.
+fn profile(arg: &str) -> anyhow::Result<Profile> {
+    if arg.contains(':') {
+        return Profile::parse("cli", arg).map_err(anyhow::Error::msg);
+    }
+    let mut profiles = Profiles::default();
+    if let Ok(env) = std::env::var("THUMBD_PROFILES") {
+        profiles
+            .insert_all(&env)
+            .map_err(|e| anyhow::anyhow!("THUMBD_PROFILES: {e}"))?;
+    }
+    profiles.get(arg).cloned().ok_or_else(|| {
+        anyhow::anyhow!(
+            "--profile {arg:?}: give renditions (80:webp,330:png) or one of {} (THUMBD_PROFILES)",
+            profiles.names().join(", ")
+        )
+    })
+}
+
+/// Thumbnails one file into `base` + `.EXT` (one rendition, `set` false) or `base` +
+/// `-SIZE.EXT` per rendition; errors are (code, message).
 fn one(
     t: &mut Thumbnailer,
     input: &Path,
-    output: &Path,
+    base: &Path,
     spec: &ThumbSpec,
+    renditions: &[Rendition],
+    set: bool,
     max_bytes: Option<u64>,
 ) -> Result<(), (String, String)> {
     let io = |e: std::io::Error| ("IoError".to_owned(), e.to_string());
@@ -186,10 +225,24 @@ fn one(
         ));
     }
     let bytes = std::fs::read(input).map_err(io)?;
-    let thumb = t
-        .thumbnail(&bytes, spec)
+    let made = t
+        .render(&bytes, spec, renditions)
         .map_err(|e| (e.code().as_str().to_owned(), e.to_string()))?;
-    std::fs::write(output, &thumb.bytes).map_err(io)
+    for r in &made.renditions {
+        let mut name = base.as_os_str().to_owned();
+        if set {
+            let box_ = &r.rendition;
+            name.push(if box_.width == box_.height {
+                format!("-{}", box_.width)
+            } else {
+                format!("-{}x{}", box_.width, box_.height)
+            });
+        }
+        name.push(".");
+        name.push(r.rendition.output.format.extension());
+        std::fs::write(PathBuf::from(name), &r.bytes).map_err(io)?;
+    }
+    Ok(())
 }
 
 /// The file extensions of the `accepted` formats, with the dot.
@@ -269,8 +322,9 @@ fn collect_inputs(inputs: &[PathBuf], accepted: InputFormats) -> Inputs {
     found
 }
 
-/// `name.png` per input, in `out`; inputs with the same stem get `-2`, `-3`, … in order.
-fn output_names(files: &[PathBuf], out: &Path, format: ImageFormat) -> Vec<(PathBuf, PathBuf)> {
+/// `name` per input (the stem: the extension is the output's), in `out`; inputs with the
+/// same stem get `-2`, `-3`, … in order.
+fn output_names(files: &[PathBuf], out: &Path) -> Vec<(PathBuf, PathBuf)> {
     let mut seen: HashMap<String, usize> = HashMap::new();
     files
         .iter()
@@ -281,10 +335,7 @@ fn output_names(files: &[PathBuf], out: &Path, format: ImageFormat) -> Vec<(Path
             let n = seen.entry(stem.clone()).or_default();
             *n += 1;
             let name = if *n == 1 { stem } else { format!("{stem}-{n}") };
-            (
-                f.clone(),
-                out.join(format!("{name}.{}", format.extension())),
-            )
+            (f.clone(), out.join(name))
         })
         .collect()
 }
@@ -320,16 +371,16 @@ mod tests {
             PathBuf::from("b/x.png"),
             PathBuf::from("y.jpg"),
         ];
-        let names: Vec<_> = output_names(&files, Path::new("o"), ImageFormat::Png)
+        let names: Vec<_> = output_names(&files, Path::new("o"))
             .into_iter()
             .map(|(_, o)| o)
             .collect();
         assert_eq!(
             names,
             [
-                PathBuf::from("o/x.png"),
-                PathBuf::from("o/x-2.png"),
-                PathBuf::from("o/y.png")
+                PathBuf::from("o/x"),
+                PathBuf::from("o/x-2"),
+                PathBuf::from("o/y")
             ]
         );
     }

@@ -108,6 +108,68 @@ fn format_and_size_flags() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn a_profile_writes_every_rendition_of_each_image() {
+    let dir = scratch("profile");
+    std::fs::write(dir.join("wide.png"), png(1200, 600)).unwrap();
+    let out = dir.join("out");
+    let run = thumbd(&[
+        dir.join("wide.png").as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--profile".as_ref(),
+        "80:webp,160:avif,330:png,100x20:jpeg".as_ref(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for (name, size) in [
+        ("wide-80.webp", (80, 40)),
+        ("wide-330.png", (330, 165)),
+        ("wide-100x20.jpg", (40, 20)),
+    ] {
+        let info = thumbcore::probe(&std::fs::read(out.join(name)).unwrap()).unwrap();
+        assert_eq!((info.width, info.height), size, "{name}");
+    }
+    let avif = std::fs::read(out.join("wide-160.avif")).unwrap();
+    assert_eq!(&avif[4..12], b"ftypavif");
+
+    // A profile named in THUMBD_PROFILES; an unknown one is refused.
+    let named = Command::new(env!("CARGO_BIN_EXE_thumbd"))
+        .args(["thumb", "-o"])
+        .arg(dir.join("named"))
+        .arg(dir.join("wide.png"))
+        .args(["--profile", "icons"])
+        .env("THUMBD_PROFILES", "icons=64:png,32:png")
+        .output()
+        .unwrap();
+    assert!(
+        named.status.success(),
+        "{}",
+        String::from_utf8_lossy(&named.stderr)
+    );
+    assert_eq!(png_size(&dir.join("named").join("wide-32.png")), (32, 16));
+    let unknown = thumbd(&[
+        dir.join("wide.png").as_os_str(),
+        "--profile".as_ref(),
+        "nope".as_ref(),
+    ]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("nope"));
+    // One thumbnail's flags and a profile do not mix.
+    let both = thumbd(&[
+        dir.join("wide.png").as_os_str(),
+        "--profile".as_ref(),
+        "80:png".as_ref(),
+        "--size".as_ref(),
+        "100".as_ref(),
+    ]);
+    assert_eq!(both.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A PNG of noise (it does not compress): `w × h × 3` bytes and a little more.
 fn noise_png(w: u32, h: u32) -> Vec<u8> {
     let mut out = Vec::new();

@@ -250,18 +250,31 @@ impl Drop for Cluster {
             let _ = p.child.wait();
         }
         let queue = self.queue();
-        let webhooks = AmqpJobQueue::new(
-            &self.amqp_url,
-            AmqpOptions {
-                namespace: format!("{}.{}", self.namespace, thumbd_jobs::WEBHOOK_LANE),
-                ..AmqpOptions::default()
-            },
-        )
-        .unwrap();
+        let lane = |name: &str, retry_delays: Vec<Duration>| {
+            AmqpJobQueue::new(
+                &self.amqp_url,
+                AmqpOptions {
+                    namespace: format!("{}.{name}", self.namespace),
+                    retry_delays,
+                    ..AmqpOptions::default()
+                },
+            )
+            .unwrap()
+        };
+        // Every lane's queues, retry queues included (the processes declared them).
+        let webhooks = lane(
+            thumbd_jobs::WEBHOOK_LANE,
+            thumbd_worker::DeliveryOptions::default().schedule,
+        );
+        let renditions = lane(
+            thumbd_jobs::RENDITION_LANE,
+            AmqpOptions::default().retry_delays,
+        );
         let schema = self.schema.take();
         self.rt.block_on(async {
             let _ = queue.delete_topology().await;
             let _ = webhooks.delete_topology().await;
+            let _ = renditions.delete_topology().await;
             if let Some(schema) = schema {
                 let _ = schema.remove().await;
             }

@@ -289,9 +289,11 @@ mod tests {
         assert!(Profile::parse("web", "").is_err());
         assert!(Profile::parse("web", "80:gif").is_err());
         assert_eq!(
-            Profile::parse("web", "80:avif,80:avif:50").unwrap_err(),
+            Profile::parse("web", "80:avif,80:avif:50,80:png").unwrap_err(),
             "profile \"web\" lists avif twice at size 80"
         );
+        let only_avif = Profile::parse("web", "80:avif,160:avif").unwrap_err();
+        assert!(only_avif.contains("only AVIF"), "{only_avif}");
         let mut p = Profiles::default();
         assert!(p.set_default("web").is_err());
         p.insert_all("web=80:webp").unwrap();
