@@ -5,6 +5,9 @@
 //! `THUMBD_BENCH_CORPUS=DIR cargo bench --bench pipeline` runs every PNG/JPEG in DIR instead.
 //! `cargo bench --bench pipeline -- hostile` runs only the hostile inputs: how long thumbcore
 //! takes to refuse them (the many-scan JPEG also prints the CPU time of one refusal).
+//! `cargo bench --bench pipeline -- renditions` runs the sets of renditions: one `330:png`
+//! against the set `80,160,330 × webp + 330:png` (and with AVIF deferred, as a job makes
+//! it), and the cost of each AVIF rendition the background lane encodes.
 
 // Test patterns are made by deliberately wrapping arithmetic into u8.
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -13,7 +16,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use thumbcore::{Limits, ThumbSpec, Thumbnailer, probe};
+use thumbcore::{Limits, Profile, ThumbSpec, Thumbnailer, probe};
 
 #[path = "../crates/thumbcore/tests/common/hostile.rs"]
 mod hostile;
@@ -185,5 +188,54 @@ fn stages(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, stages, hostile);
+/// A set of renditions against one thumbnail, per input; then each AVIF rendition's encode
+/// from its deferred source (what the background lane does).
+fn renditions(c: &mut Criterion) {
+    let spec = spec();
+    let one = Profile::parse("one", "330:png").unwrap();
+    let web = Profile::parse("web", "80:webp,160:webp,330:webp,330:png").unwrap();
+    let with_avif = Profile::parse(
+        "avif",
+        "80:webp,160:webp,330:webp,80:avif,160:avif,330:avif,330:png",
+    )
+    .unwrap();
+    let mut t = Thumbnailer::new();
+    for (name, bytes) in &inputs() {
+        let Ok(deferred) = t.render_deferring_avif(bytes, &spec, &with_avif.renditions) else {
+            eprintln!("skipping {name}: not thumbnailable");
+            continue;
+        };
+        let mut g = c.benchmark_group(format!("renditions/{name}"));
+        g.sample_size(10)
+            .measurement_time(Duration::from_secs(3))
+            .warm_up_time(Duration::from_millis(500));
+        g.bench_function("one 330:png", |b| {
+            b.iter(|| t.render(black_box(bytes), &spec, &one.renditions).unwrap())
+        });
+        g.bench_function("set 80,160,330 webp + 330:png", |b| {
+            b.iter(|| t.render(black_box(bytes), &spec, &web.renditions).unwrap())
+        });
+        g.bench_function("set + 80,160,330 avif deferred", |b| {
+            b.iter(|| {
+                t.render_deferring_avif(black_box(bytes), &spec, &with_avif.renditions)
+                    .unwrap()
+            })
+        });
+        for made in deferred.renditions.iter().filter(|r| r.deferred) {
+            g.bench_function(format!("lane {}", made.rendition), |b| {
+                b.iter(|| {
+                    Thumbnailer::encode_deferred(
+                        black_box(&made.bytes),
+                        made.rendition.output,
+                        &spec,
+                    )
+                    .unwrap()
+                })
+            });
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, stages, hostile, renditions);
 criterion_main!(benches);

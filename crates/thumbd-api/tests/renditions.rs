@@ -506,3 +506,77 @@ async fn avif_renditions_follow_the_job_and_are_then_negotiated() {
         .json();
     assert_eq!(status["result"]["renditions"], meta["renditions"]);
 }
+
+fn respond_async(uri: &str, image: Vec<u8>) -> Request<Body> {
+    Request::post(uri)
+        .header("authorization", rw())
+        .header("content-type", "image/png")
+        .header("prefer", "respond-async")
+        .body(Body::from(image))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_replace_serves_the_old_set_until_it_succeeds_and_removal_takes_every_blob() {
+    let rig = rig_with_profiles(WEB).await;
+    let base = rig.serve_http().await;
+    let a = rig
+        .http(&base, respond_async(&post(Some("web")), png(400, 300)))
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED);
+    rig.worker.drain().await;
+    let first = rig
+        .http(&base, get_with(URL, Some("image/webp"), None))
+        .await;
+    assert_eq!(first.status, StatusCode::OK);
+    let old_tag = first.header("etag").unwrap().to_owned();
+
+    // The replace is accepted; until a worker runs it, the old set is what is served.
+    let a = rig
+        .http(&base, respond_async(&post(Some("web")), png(300, 400)))
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED);
+    let during = rig
+        .http(&base, get_with(URL, Some("image/webp"), None))
+        .await;
+    assert_eq!(during.header("etag"), Some(old_tag.as_str()));
+    assert_eq!(dimensions(&during.body), (330, 248));
+    rig.worker.drain().await;
+    let after = rig
+        .http(&base, get_with(URL, Some("image/webp"), None))
+        .await;
+    assert_ne!(after.header("etag"), Some(old_tag.as_str()));
+    assert_eq!(dimensions(&after.body), (248, 330));
+    assert_eq!(thumbnail_blobs(&rig), 4, "the old set's blobs went with it");
+
+    // The last context's removal deletes the set's every blob.
+    let put = Request::put("/v1/contexts/page?environment=development")
+        .header("authorization", rw())
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"thumbnailId": "set"}"#))
+        .unwrap();
+    assert_eq!(rig.http(&base, put).await.status, StatusCode::CREATED);
+    let d = rig
+        .http(
+            &base,
+            delete("/v1/contexts/page?environment=development", Some(&rw())),
+        )
+        .await;
+    assert_eq!(d.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        rig.http(&base, get_with(URL, None, None)).await.code(),
+        "ThumbnailNotFound"
+    );
+    assert_eq!(thumbnail_blobs(&rig), 0);
+
+    // And a DELETE of a set does too.
+    let a = rig
+        .http(&base, respond_async(&post(Some("web")), png(400, 300)))
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED);
+    rig.worker.drain().await;
+    assert_eq!(thumbnail_blobs(&rig), 4);
+    let d = rig.http(&base, delete(URL, Some(&rw()))).await;
+    assert_eq!(d.status, StatusCode::NO_CONTENT);
+    assert_eq!(thumbnail_blobs(&rig), 0);
+}

@@ -47,7 +47,7 @@ pub struct ContextChange {
     /// The context before the change; `None` when a put created it.
     pub previous: Option<ContextRecord>,
     /// The thumbnail removed because the change took away the last context referencing it.
-    /// Its blob is its own: the caller deletes `result.blob_key`.
+    /// Its blob is its own: the caller deletes `result.blob_keys()` (every rendition).
     pub deleted_thumbnail: Option<ThumbnailRecord>,
 }
 

@@ -131,7 +131,7 @@ pub trait ThumbnailStore: Send + Sync + 'static {
     ) -> Result<Option<ThumbnailRecord>>;
 
     /// Removes a thumbnail and returns it; `None` if there was none. Its blob belongs to it
-    /// alone (keys are per job), so the caller deletes `result.blob_key`.
+    /// alone (keys are per job), so the caller deletes `result.blob_keys()`.
     async fn delete_thumbnail(
         &self,
         namespace: &Namespace,

@@ -213,10 +213,12 @@ pub async fn delete(
 async fn delete_orphan(state: &AppState, change: &ContextChange) {
     if let Some(thumbnail) = &change.deleted_thumbnail {
         state.intake.webhooks().nudge();
-        let key = &thumbnail.result.blob_key;
         tracing::info!(thumbnail_id = %thumbnail.thumbnail_id, environment = %thumbnail.environment, "no context references the thumbnail any more: deleted");
-        if let Err(e) = state.blobs.delete(key).await {
-            tracing::warn!(blob = %key, error = %e, "cannot delete a thumbnail's blob");
+        // Every rendition's blob, and the sources of pending ones.
+        for key in thumbnail.result.blob_keys() {
+            if let Err(e) = state.blobs.delete(&key).await {
+                tracing::warn!(blob = %key, error = %e, "cannot delete a thumbnail's blob");
+            }
         }
     }
 }

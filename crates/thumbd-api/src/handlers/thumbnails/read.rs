@@ -278,7 +278,10 @@ pub async fn delete(
     let Some(deleted) = state.store.delete_thumbnail(&namespace, &id).await? else {
         return Err(not_found(&id, namespace.environment));
     };
-    delete_blob(&state, &deleted.result.blob_key, "a thumbnail's blob").await;
+    // Every rendition's blob, and the sources of pending ones.
+    for key in deleted.result.blob_keys() {
+        delete_blob(&state, &key, "a thumbnail's blob").await;
+    }
     // Its `thumbnail.deleted` deliveries, if any, were written with the deletion.
     state.intake.webhooks().nudge();
     Ok(StatusCode::NO_CONTENT.into_response())
