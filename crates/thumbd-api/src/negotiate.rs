@@ -202,20 +202,9 @@ mod tests {
             rendition(330, "avif", RenditionStatus::Pending),
             rendition(330, "png", RenditionStatus::Ready),
         ];
-        let main = renditions[5].clone();
         JobResult {
-            width: main.width,
-            height: main.height,
-            bytes: main.bytes,
-            content_type: main.content_type,
-            etag: main.etag,
-            blob_key: main.blob_key,
-            budget: main.budget,
-            animated: false,
-            placeholder: None,
             profile: Some("web".into()),
-            source: None,
-            renditions,
+            ..JobResult::of_set(renditions, 5)
         }
     }
 

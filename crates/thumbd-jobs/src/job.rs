@@ -169,6 +169,27 @@ pub struct JobResult {
 }
 
 impl JobResult {
+    /// The result of the set `renditions` whose main rendition (what a URL without `size`
+    /// or `format` serves) is `renditions[main]`: its fields are the main one's; the rest
+    /// (animated, placeholder, profile, source) empty, for the caller to fill in.
+    pub fn of_set(renditions: Vec<RenditionResult>, main: usize) -> JobResult {
+        let m = &renditions[main];
+        JobResult {
+            width: m.width,
+            height: m.height,
+            bytes: m.bytes,
+            content_type: m.content_type.clone(),
+            etag: m.etag.clone(),
+            blob_key: m.blob_key.clone(),
+            budget: m.budget.clone(),
+            animated: false,
+            placeholder: None,
+            profile: None,
+            source: None,
+            renditions,
+        }
+    }
+
     /// Every blob the result references: the main one, each rendition's and each pending
     /// rendition's source, once each.
     pub fn blob_keys(&self) -> Vec<BlobKey> {

@@ -443,28 +443,17 @@ impl Worker {
         let mut renditions = Vec::with_capacity(set.renditions.len());
         for (index, made) in set.renditions.into_iter().enumerate() {
             let format = made.rendition.output.format;
-            if made.deferred {
-                // Its source, under a key of the job's own: the lane encodes it later.
-                let source = BlobKey::rendition_source(id, index);
-                self.blobs.put(&source, Bytes::from(made.bytes)).await?;
-                renditions.push(RenditionResult {
-                    size: made.rendition.size(),
-                    width: made.width,
-                    height: made.height,
-                    format: format.name().to_owned(),
-                    spec: made.rendition.to_string(),
-                    content_type: format.content_type().to_owned(),
-                    bytes: 0,
-                    etag: String::new(),
-                    blob_key: source.clone(),
-                    budget: String::new(),
-                    status: RenditionStatus::Pending,
-                    source_key: Some(source),
-                });
-                continue;
-            }
-            let sha = hex(&sha2::Sha256::digest(&made.bytes));
-            let key = BlobKey::thumbnail(&sha, id);
+            // A pending rendition (deferred) has no bytes, ETag or budget step until the lane
+            // makes it; its source waits under a key of the job's own.
+            let sha = (!made.deferred).then(|| hex(&sha2::Sha256::digest(&made.bytes)));
+            let (status, key, source_key) = match &sha {
+                Some(sha) => (RenditionStatus::Ready, BlobKey::thumbnail(sha, id), None),
+                None => {
+                    let source = BlobKey::rendition_source(id, index);
+                    (RenditionStatus::Pending, source.clone(), Some(source))
+                }
+            };
+            let ready = sha.is_some();
             renditions.push(RenditionResult {
                 size: made.rendition.size(),
                 width: made.width,
@@ -472,25 +461,24 @@ impl Worker {
                 format: format.name().to_owned(),
                 spec: made.rendition.to_string(),
                 content_type: format.content_type().to_owned(),
-                bytes: made.bytes.len() as u64,
-                etag: sha,
+                bytes: if ready { made.bytes.len() as u64 } else { 0 },
+                etag: sha.unwrap_or_default(),
                 blob_key: key.clone(),
-                budget: budget_name(made.budget),
-                status: RenditionStatus::Ready,
-                source_key: None,
+                budget: if ready {
+                    budget_name(made.budget)
+                } else {
+                    String::new()
+                },
+                status,
+                source_key,
             });
-            self.options.metrics.written(made.bytes.len());
+            if ready {
+                self.options.metrics.written(made.bytes.len());
+            }
             self.blobs.put(&key, Bytes::from(made.bytes)).await?;
         }
-        let main = renditions[profile.main()].clone();
+        let main = profile.main();
         Ok(JobResult {
-            width: main.width,
-            height: main.height,
-            bytes: main.bytes,
-            content_type: main.content_type,
-            etag: main.etag,
-            blob_key: main.blob_key,
-            budget: main.budget,
             animated: set.source.animated,
             placeholder: Some(thumbd_jobs::Placeholder {
                 thumbhash: set.placeholder.thumbhash,
@@ -504,7 +492,7 @@ impl Worker {
                 format: set.source.format.name().to_owned(),
                 animated: set.source.animated,
             }),
-            renditions,
+            ..JobResult::of_set(renditions, main)
         })
     }
 }
