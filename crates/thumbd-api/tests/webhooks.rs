@@ -421,3 +421,78 @@ async fn a_deleted_thumbnail_is_announced_and_410_disables_the_endpoint() {
     let depth = rig.webhook_queue.depth().await.unwrap();
     assert_eq!((depth.ready, depth.dead), (0, 0));
 }
+
+#[tokio::test]
+async fn avif_renditions_made_after_the_job_are_announced_once() {
+    let mut options = ApiOptions {
+        allow_private_webhooks: true,
+        ..ApiOptions::default()
+    };
+    options
+        .profiles
+        .insert_all("web=160:avif,160:webp")
+        .unwrap();
+    let rig = rig_with(Auth::hs256(&SecretString::from(SECRET)), options).await;
+    let auth = manage("acme");
+    let (url, received) = receiver(Vec::new()).await;
+    let created = rig
+        .call(put_webhook(
+            &auth,
+            "renditions",
+            serde_json::json!({ "url": url, "events": ["rendition.ready"] }),
+        ))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+
+    let mut request = create(
+        "/v1/thumbnails?thumbnailId=cover&environment=production&profile=web",
+        Some(&auth),
+        Some("image/png"),
+        png(200, 150),
+    );
+    request
+        .headers_mut()
+        .insert("prefer", "respond-async".parse().unwrap());
+    let job = rig.call(request).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    rig.worker.drain().await;
+    // The job has succeeded; its AVIF is still pending: nothing to announce yet.
+    assert_eq!(rig.state.intake.webhooks().dispatch_due().await.unwrap(), 0);
+    let made = rig.renditions.drain().await;
+    assert_eq!(
+        made,
+        [thumbd_worker::RenditionOutcome::Made {
+            ready: 1,
+            failed: 0
+        }]
+    );
+    assert_eq!(rig.state.intake.webhooks().dispatch_due().await.unwrap(), 1);
+    deliverer(&rig, 1).drain().await;
+    let received = received.lock().unwrap().clone();
+    assert_eq!(received.len(), 1);
+    let event: serde_json::Value = serde_json::from_slice(&received[0].1).unwrap();
+    assert_eq!(event["type"], "rendition.ready");
+    assert_eq!(event["data"]["id"], job.as_str());
+    let avif = &event["data"]["result"]["renditions"][0];
+    assert_eq!(
+        (avif["format"].as_str(), avif["status"].as_str()),
+        (Some("avif"), Some("ready"))
+    );
+    assert!(avif["etag"].is_string());
+    // The same lane message again (a redelivery) announces nothing more.
+    let lane = thumbd_jobs::SqliteJobQueue::unlocked(rig.db.clone(), Duration::from_secs(30))
+        .lane(thumbd_jobs::RENDITION_LANE);
+    let again = thumbd_jobs::RenditionWork {
+        job_id: thumbd_jobs::JobId::parse(&job).unwrap(),
+    };
+    thumbd_jobs::JobQueue::push_bytes(&lane, &again.to_json())
+        .await
+        .unwrap();
+    assert_eq!(
+        rig.renditions.drain().await,
+        [thumbd_worker::RenditionOutcome::Skipped]
+    );
+    assert_eq!(rig.state.intake.webhooks().dispatch_due().await.unwrap(), 0);
+}
