@@ -85,8 +85,8 @@ pub enum EventType {
     /// A job failed; data: its status body.
     #[serde(rename = "job.failed")]
     JobFailed,
-    /// A rendition made after its job answered became ready (reserved for renditions made
-    /// in a lane of their own; no rendition is made that way yet).
+    /// The renditions a job deferred to the background lane (AVIF) were made (ready or
+    /// failed); data: the job's status body, as for `job.succeeded`.
     #[serde(rename = "rendition.ready")]
     RenditionReady,
     /// A thumbnail was deleted (by a DELETE, or with its last context); data:
