@@ -190,6 +190,9 @@ pub async fn get(
     params(
         ("id" = String, Path, description = "The thumbnailId: 1–255 bytes of UTF-8 once percent-decoded, any characters"),
         ("environment" = Environment, Query, description = "The namespace"),
+        ("size" = Option<u32>, Query, description = "As for GET: the smallest rendition at least this large, else the largest"),
+        ("format" = Option<String>, Query, description = "As for GET: `png`, `jpeg`, `webp` or `avif`; without it, negotiated from `Accept`"),
+        ("Accept" = Option<String>, Header, nullable = false, description = "As for GET"),
         ("If-None-Match" = Option<String>, Header, nullable = false, description = "ETags the client holds (or `*`): 304 when one matches"),
     ),
     responses(
