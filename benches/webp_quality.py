@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""WebP output: bytes and DSSIM of lossless against lossy thumbnails, per file.
+"""WebP output: bytes and DSSIM of lossless against lossy thumbnails (and JPEG, AVIF), per file.
 
     python3 benches/webp_quality.py FOLDER... [--thumbd target/release/thumbd]
                                     [--formats webp:80,webp:90,jpeg:85] [--write benches/README.md]
@@ -26,7 +26,8 @@ def thumb(thumbd, src, out_dir, fmt):
     subprocess.run([thumbd, "thumb", src, "-o", out_dir, "--format", fmt, "--budget", "0",
                     "--max-bytes", str(5 << 20)], check=True, capture_output=True)
     stem = os.path.splitext(os.path.basename(src))[0]
-    return os.path.join(out_dir, stem + (".jpg" if fmt.startswith("jpeg") else ".webp"))
+    ext = {"jpeg": ".jpg", "avif": ".avif"}.get(fmt.split(":")[0], ".webp")
+    return os.path.join(out_dir, stem + ext)
 
 
 def main():

@@ -29,7 +29,7 @@ pub struct ThumbArgs {
     #[arg(long, default_value = "330", value_parser = parse_size)]
     size: (u32, u32),
     /// Output format: png, jpeg[:QUALITY] (default 85), webp[:QUALITY] (lossy, default 80),
-    /// webp:lossless or avif[:QUALITY] (default 60).
+    /// webp:lossless or avif[:QUALITY] (default 80).
     #[arg(long, default_value = "png")]
     format: Output,
     /// Quality of JPEG, lossy WebP or AVIF output (1-100), instead of FORMAT's.

@@ -6,7 +6,7 @@ use crate::thumbnailer::ThumbSpec;
 
 /// What to write: `png`; `jpeg` or `jpeg:Q`; `webp` or `webp:Q` (lossy), or
 /// `webp:lossless`; `avif` or `avif:Q`. Q is 1–100; without it JPEG is 85, WebP 80 and
-/// AVIF 60.
+/// AVIF 80.
 ///
 /// ```
 /// use thumbcore::{ImageFormat, Output, ThumbSpec};
@@ -37,7 +37,7 @@ impl Output {
     /// Lossy WebP's quality when none is given.
     pub const WEBP_QUALITY: u8 = 80;
     /// AVIF's quality when none is given (ravif's 1–100 scale).
-    pub const AVIF_QUALITY: u8 = 60;
+    pub const AVIF_QUALITY: u8 = 80;
 
     /// Sets `spec`'s format and that format's quality.
     pub fn apply(self, spec: &mut ThumbSpec) {
