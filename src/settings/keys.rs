@@ -161,7 +161,7 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "default_profile",
         default: "default",
-        help: "the profile of creates that name none",
+        help: "the profile of creates that name none: `NAME`, or per environment `development=NAME,production=NAME` (an environment left out gets `default`)",
     },
     Key {
         name: "budget_bytes",

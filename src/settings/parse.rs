@@ -132,8 +132,21 @@ impl Parser<'_> {
                 "`default` is built in (`thumbnail_size` in `output_format`): name yours otherwise",
             );
         }
-        if let Err(e) = profiles.set_default(self.text("default_profile").trim()) {
-            self.error("default_profile", &e);
+        // `NAME` for every environment, or `ENVIRONMENT=NAME,…` for each its own.
+        let defaults = self.text("default_profile");
+        for part in defaults.split(',').map(str::trim) {
+            let set = match part.split_once('=') {
+                None => profiles.set_default(part),
+                Some((env, name)) if matches!(env.trim(), "development" | "production") => {
+                    profiles.set_default_for(env.trim(), name.trim())
+                }
+                Some((env, _)) => Err(format!(
+                    "{env:?} is not an environment: write NAME, or development=NAME,production=NAME"
+                )),
+            };
+            if let Err(e) = set {
+                self.error("default_profile", &e);
+            }
         }
         profiles
     }

@@ -302,7 +302,7 @@ fn a_short_secret_is_refused_without_being_printed() {
 #[test]
 fn profiles_come_from_the_environment_or_file_tables() {
     let s = load(None, &[], &[]).unwrap();
-    assert_eq!(s.profiles.default_profile().list(), "330:png");
+    assert_eq!(s.profiles.default_for("production").list(), "330:png");
     assert_eq!(s.profiles.names(), ["default"]);
 
     let s = load(
@@ -318,7 +318,7 @@ fn profiles_come_from_the_environment_or_file_tables() {
         &[],
     )
     .unwrap();
-    assert_eq!(s.profiles.default_profile().name, "web");
+    assert_eq!(s.profiles.default_for("production").name, "web");
     assert_eq!(s.profiles.get("icons").unwrap().list(), "64:png");
     assert_eq!(
         s.profiles.get("default").unwrap().list(),
@@ -326,10 +326,22 @@ fn profiles_come_from_the_environment_or_file_tables() {
         "`default` follows thumbnail_size and output_format"
     );
 
+    let s = load(
+        None,
+        &[
+            ("THUMBD_PROFILES", "web=80:webp,330:png"),
+            ("THUMBD_DEFAULT_PROFILE", "production=web"),
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(s.profiles.default_for("production").name, "web");
+    assert_eq!(s.profiles.default_for("development").name, "default");
+
     let file = "default_profile = \"web\"\n\n[profiles.web]\nrenditions = [\"80:webp\", \"330:webp:lossless\"]\n";
     let s = load(Some(file), &[], &[]).unwrap();
     assert_eq!(
-        s.profiles.default_profile().list(),
+        s.profiles.default_for("development").list(),
         "80:webp:80,330:webp:lossless"
     );
 
@@ -338,6 +350,14 @@ fn profiles_come_from_the_environment_or_file_tables() {
         (("THUMBD_PROFILES", "web"), "profiles"),
         (("THUMBD_PROFILES", "default=80:png"), "profiles"),
         (("THUMBD_DEFAULT_PROFILE", "nope"), "default_profile"),
+        (
+            ("THUMBD_DEFAULT_PROFILE", "staging=default"),
+            "default_profile",
+        ),
+        (
+            ("THUMBD_DEFAULT_PROFILE", "production=nope"),
+            "default_profile",
+        ),
     ] {
         let errors = load(None, &[env], &[]).unwrap_err();
         assert!(errors[0].contains(key), "{env:?}: {errors:?}");

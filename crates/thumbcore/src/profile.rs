@@ -184,6 +184,8 @@ impl Profile {
 pub struct Profiles {
     by_name: BTreeMap<String, Profile>,
     default: String,
+    /// Per environment (`development`, `production`): its own default, where it has one.
+    by_environment: BTreeMap<String, String>,
 }
 
 impl Profiles {
@@ -197,6 +199,7 @@ impl Profiles {
         Ok(Profiles {
             by_name: BTreeMap::from([(Self::DEFAULT.to_owned(), profile)]),
             default: Self::DEFAULT.to_owned(),
+            by_environment: BTreeMap::new(),
         })
     }
 
@@ -229,24 +232,52 @@ impl Profiles {
 
     /// Makes `name` the profile of creates that name none; it must exist.
     pub fn set_default(&mut self, name: &str) -> Result<(), String> {
-        if !self.by_name.contains_key(name) {
-            return Err(format!(
-                "default profile {name:?} is not configured: known are {}",
-                self.names().join(", ")
-            ));
-        }
+        self.check_known(name)?;
         name.clone_into(&mut self.default);
         Ok(())
+    }
+
+    /// Makes `name` the profile of creates in `environment` that name none (over
+    /// [`set_default`](Self::set_default)'s); it must exist.
+    ///
+    /// ```
+    /// use thumbcore::Profiles;
+    ///
+    /// let mut profiles = Profiles::default();
+    /// profiles.insert_all("web=80:webp,330:png").unwrap();
+    /// profiles.set_default_for("production", "web").unwrap();
+    /// assert_eq!(profiles.default_for("production").name, "web");
+    /// assert_eq!(profiles.default_for("development").name, "default");
+    /// ```
+    pub fn set_default_for(&mut self, environment: &str, name: &str) -> Result<(), String> {
+        self.check_known(name)?;
+        self.by_environment
+            .insert(environment.to_owned(), name.to_owned());
+        Ok(())
+    }
+
+    fn check_known(&self, name: &str) -> Result<(), String> {
+        if self.by_name.contains_key(name) {
+            return Ok(());
+        }
+        Err(format!(
+            "default profile {name:?} is not configured: known are {}",
+            self.names().join(", ")
+        ))
+    }
+
+    /// The profile of creates in `environment` that name none.
+    pub fn default_for(&self, environment: &str) -> &Profile {
+        let name = self
+            .by_environment
+            .get(environment)
+            .unwrap_or(&self.default);
+        &self.by_name[name]
     }
 
     /// The profile called `name`.
     pub fn get(&self, name: &str) -> Option<&Profile> {
         self.by_name.get(name)
-    }
-
-    /// The profile of creates that name none.
-    pub fn default_profile(&self) -> &Profile {
-        &self.by_name[&self.default]
     }
 
     /// Every name, sorted.
@@ -298,6 +329,6 @@ mod tests {
         assert!(p.set_default("web").is_err());
         p.insert_all("web=80:webp").unwrap();
         p.set_default("web").unwrap();
-        assert_eq!(p.default_profile().name, "web");
+        assert_eq!(p.default_for("production").name, "web");
     }
 }

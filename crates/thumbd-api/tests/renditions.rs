@@ -580,3 +580,28 @@ async fn a_replace_serves_the_old_set_until_it_succeeds_and_removal_takes_every_
     assert_eq!(d.status, StatusCode::NO_CONTENT);
     assert_eq!(thumbnail_blobs(&rig), 0);
 }
+
+#[tokio::test]
+async fn each_environment_may_have_its_own_default_profile() {
+    let mut options = thumbd_api::ApiOptions::default();
+    options.profiles.insert_all(WEB).unwrap();
+    options
+        .profiles
+        .set_default_for("production", "web")
+        .unwrap();
+    let rig = rig_with(
+        thumbd_api::Auth::hs256(&secrecy::SecretString::from(SECRET)),
+        options,
+    )
+    .await;
+    let _worker = rig.run_worker();
+    for (environment, count) in [("production", 4), ("development", 1)] {
+        let uri = format!("/v1/thumbnails?thumbnailId=env&environment={environment}");
+        let a = rig
+            .call(create(&uri, Some(&rw()), Some("image/png"), png(400, 300)))
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
+        let renditions = a.json()["result"]["renditions"].as_array().unwrap().len();
+        assert_eq!(renditions, count, "{environment}");
+    }
+}

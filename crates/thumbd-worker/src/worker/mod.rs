@@ -413,13 +413,14 @@ impl Worker {
 }
 
 impl Worker {
-    /// The profile `job` makes: the one it names, or the default. A name this worker does
-    /// not know (a producer's typo, or a profile removed since the job was accepted) fails
-    /// the job: every worker shares one configuration, so no retry would help.
+    /// The profile `job` makes: the one it names, or its environment's default. A name
+    /// this worker does not know (a producer's typo, or a profile removed since the job was
+    /// accepted) fails the job: every worker shares one configuration, so no retry would
+    /// help.
     fn profile(&self, job: &JobRecord) -> Result<&Profile, StepError> {
         let profiles = &self.options.profiles;
         match &job.profile {
-            None => Ok(profiles.default_profile()),
+            None => Ok(profiles.default_for(job.environment.as_str())),
             Some(name) => profiles.get(name).ok_or_else(|| {
                 StepError::permanent(
                     Code::InvalidRequestBody,

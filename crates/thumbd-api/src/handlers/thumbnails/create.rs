@@ -217,7 +217,12 @@ async fn create(
             check_profile(&state, &name)?;
             name
         }
-        (None, None) => state.options.profiles.default_profile().name.clone(),
+        (None, None) => state
+            .options
+            .profiles
+            .default_for(namespace.environment.as_str())
+            .name
+            .clone(),
     };
     let pref = preference(&headers, source.default_wait, state.options.max_wait);
     let accepted = state
