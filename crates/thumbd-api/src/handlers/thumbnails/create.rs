@@ -96,7 +96,7 @@ enum CreateResponses {
         ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1–255 visible ASCII characters. The same key from the same client in the same environment within 24 h answers with the first request's job instead of starting another"),
     ),
     request_body(
-        description = "The image (`image/webp` and `image/gif` only where the server's `accept_formats` has them), or JSON naming where it is",
+        description = "The image (`image/webp` and `image/gif` only where the server's `accept_formats` has them), or JSON naming where it is (and, optionally, `\"profile\": \"NAME\"`)",
         content(("image/png"), ("image/jpeg"), ("image/webp"), ("image/gif"), (JsonSource = "application/json")),
     ),
     responses(CreateResponses)
@@ -132,7 +132,7 @@ pub async fn post(
         ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1–255 visible ASCII characters. The same key from the same client in the same environment within 24 h answers with the first request's job instead of starting another"),
     ),
     request_body(
-        description = "The image (`image/webp` and `image/gif` only where the server's `accept_formats` has them), or JSON naming where it is",
+        description = "The image (`image/webp` and `image/gif` only where the server's `accept_formats` has them), or JSON naming where it is (and, optionally, `\"profile\": \"NAME\"`)",
         content(("image/png"), ("image/jpeg"), ("image/webp"), ("image/gif"), (JsonSource = "application/json")),
     ),
     responses(CreateResponses)
