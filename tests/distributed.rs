@@ -17,17 +17,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use futures_util::StreamExt as _;
-use lapin::options::{
-    BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, QueueDeclareOptions,
-};
-use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::options::BasicGetOptions;
+use lapin::types::AMQPValue;
 use serde_json::Value;
-use thumbd_amqp::ROUTING_KEY;
 use thumbd_jobs::JobQueue as _;
 
-use cluster::{Cluster, thumbnail_files};
+use cluster::{Cluster, Producer, thumbnail_files};
 use images::png;
 
 #[test]
@@ -154,47 +149,8 @@ fn producers_publish_straight_to_the_exchange() {
     c.start_worker();
     let job = "0192e4a0-0000-7000-8000-00000000beef";
     let (reply, dead_reason) = c.rt.block_on(async {
-        let conn = Connection::connect(&c.amqp_url, ConnectionProperties::default())
-            .await
-            .unwrap();
-        let ch = conn.create_channel().await.unwrap();
-        let replies = ch
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        let reply_to = replies.name().to_string();
-        let mut consumer = ch
-            .basic_consume(
-                reply_to.as_str().into(),
-                "".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..BasicConsumeOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        let publish = async |body: Vec<u8>| {
-            ch.basic_publish(
-                c.namespace.as_str().into(),
-                ROUTING_KEY.into(),
-                BasicPublishOptions::default(),
-                &body,
-                BasicProperties::default().with_delivery_mode(2),
-            )
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-        };
+        let mut producer = Producer::connect(&c).await;
+        let reply_to = producer.reply_to.clone();
         // A well-formed message with an inline image and a reply queue…
         let message = serde_json::json!({
             "jobId": job,
@@ -206,7 +162,9 @@ fn producers_publish_straight_to_the_exchange() {
             },
             "replyTo": reply_to,
         });
-        publish(serde_json::to_vec(&message).unwrap()).await;
+        producer
+            .publish(&serde_json::to_vec(&message).unwrap())
+            .await;
         // …the same thumbnailId for another tenant…
         let other = serde_json::json!({
             "jobId": TENANT_JOB,
@@ -218,21 +176,17 @@ fn producers_publish_straight_to_the_exchange() {
                 "contentType": "image/png"
             },
         });
-        publish(serde_json::to_vec(&other).unwrap()).await;
+        producer.publish(&serde_json::to_vec(&other).unwrap()).await;
         // …and a malformed one.
-        publish(b"{\"thumbnailId\": 42".to_vec()).await;
+        producer.publish(b"{\"thumbnailId\": 42").await;
 
-        let reply = tokio::time::timeout(Duration::from_secs(30), consumer.next())
-            .await
-            .expect("a reply within 30 s")
-            .unwrap()
-            .unwrap();
-        let reply: Value = serde_json::from_slice(&reply.data).unwrap();
+        let reply = producer.reply(Duration::from_secs(30)).await;
 
         let dead = format!("{}.dead", c.namespace);
         let deadline = Instant::now() + Duration::from_secs(30);
         let dead_letter = loop {
-            if let Some(m) = ch
+            if let Some(m) = producer
+                .channel
                 .basic_get(dead.as_str().into(), BasicGetOptions { no_ack: true })
                 .await
                 .unwrap()
@@ -248,7 +202,7 @@ fn producers_publish_straight_to_the_exchange() {
             .headers()
             .as_ref()
             .and_then(|h| h.inner().get("x-thumbd-reason").cloned());
-        let _ = conn.close(200, "done".into()).await;
+        let _ = producer.connection.close(200, "done".into()).await;
         (reply, reason)
     });
     assert_eq!(reply["id"], job);

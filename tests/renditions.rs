@@ -13,12 +13,7 @@ mod serve_process;
 use std::time::Duration;
 
 use base64::Engine as _;
-use futures_util::StreamExt as _;
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::Value;
-use thumbd_amqp::ROUTING_KEY;
 
 use cluster::Cluster;
 use images::png;
@@ -113,34 +108,7 @@ fn sets_from_http_and_from_producers_are_served_by_accept() {
     let known = "0192e4a0-0000-7000-8000-00000000f001";
     let unknown = "0192e4a0-0000-7000-8000-00000000f002";
     let reply = c.rt.block_on(async {
-        let conn = Connection::connect(&c.amqp_url, ConnectionProperties::default())
-            .await
-            .unwrap();
-        let ch = conn.create_channel().await.unwrap();
-        let replies = ch
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        let reply_to = replies.name().to_string();
-        let mut consumer = ch
-            .basic_consume(
-                reply_to.as_str().into(),
-                "".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..BasicConsumeOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        let mut producer = cluster::Producer::connect(&c).await;
         for (job, id, profile) in [(known, "web-2", "web"), (unknown, "web-3", "nope")] {
             let message = serde_json::json!({
                 "jobId": job,
@@ -151,31 +119,16 @@ fn sets_from_http_and_from_producers_are_served_by_accept() {
                     "inline": base64::engine::general_purpose::STANDARD.encode(png(300, 200, 2)),
                     "contentType": "image/png"
                 },
-                "replyTo": reply_to,
+                "replyTo": producer.reply_to,
             });
-            ch.basic_publish(
-                c.namespace.as_str().into(),
-                ROUTING_KEY.into(),
-                BasicPublishOptions::default(),
-                &serde_json::to_vec(&message).unwrap(),
-                BasicProperties::default().with_delivery_mode(2),
-            )
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+            producer
+                .publish(&serde_json::to_vec(&message).unwrap())
+                .await;
         }
-        let mut replies = Vec::new();
-        while replies.len() < 2 {
-            let reply = tokio::time::timeout(Duration::from_secs(30), consumer.next())
-                .await
-                .expect("two replies within 30 s")
-                .unwrap()
-                .unwrap();
-            replies.push(serde_json::from_slice::<Value>(&reply.data).unwrap());
-        }
-        let _ = conn.close(200, "done".into()).await;
-        replies
+        let first = producer.reply(Duration::from_secs(30)).await;
+        let second = producer.reply(Duration::from_secs(30)).await;
+        let _ = producer.connection.close(200, "done".into()).await;
+        [first, second]
     });
     let of = |job: &str| reply.iter().find(|r| r["id"] == job).unwrap().clone();
     let made = of(known);
@@ -193,18 +146,9 @@ fn sets_from_http_and_from_producers_are_served_by_accept() {
     c.sigterm_all();
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .proxy(None)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
-}
-
 /// `/meta` of thumbnail `big` from the server at `base`.
 fn meta(base: &str, token: &str) -> Value {
-    let mut r = agent()
+    let mut r = cluster::agent()
         .get(format!(
             "{base}/v1/thumbnails/big/meta?environment=development"
         ))
@@ -222,21 +166,6 @@ fn pending(meta: &Value) -> usize {
         .iter()
         .filter(|r| r["status"] == "pending")
         .count()
-}
-
-/// Files under `dir`, recursively.
-fn files(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir).map_or(0, |d| {
-        d.flatten()
-            .map(|e| {
-                if e.path().is_dir() {
-                    files(&e.path())
-                } else {
-                    1
-                }
-            })
-            .sum()
-    })
 }
 
 /// `thumbd serve` killed (SIGKILL) while its lane encodes AVIF renditions: restarted on the
@@ -264,7 +193,7 @@ fn a_serve_killed_during_the_avif_lane_finishes_it_after_restart() {
         )
     };
     let mut serve = start();
-    let mut r = agent()
+    let mut r = cluster::agent()
         .post(format!(
             "{}/v1/thumbnails?thumbnailId=big&environment=development&profile=big",
             serve.base
@@ -304,7 +233,7 @@ fn a_serve_killed_during_the_avif_lane_finishes_it_after_restart() {
     let mut avif = 0;
     for r in after["renditions"].as_array().unwrap() {
         assert_eq!(r["status"], "ready", "{r}");
-        let mut g = agent()
+        let mut g = cluster::agent()
             .get(format!("{}{}", serve.base, r["url"].as_str().unwrap()))
             .header("authorization", &format!("Bearer {}", serve.token))
             .call()
@@ -325,8 +254,8 @@ fn a_serve_killed_during_the_avif_lane_finishes_it_after_restart() {
     assert_eq!(avif, 2);
     // Exactly once: one blob per rendition, no source left.
     let blobs = data.join("blobs");
-    assert_eq!(files(&blobs.join("thumbnails")), 4);
-    assert_eq!(files(&blobs.join("sources")), 0);
+    assert_eq!(cluster::walk(&blobs.join("thumbnails")), 4);
+    assert_eq!(cluster::walk(&blobs.join("sources")), 0);
     let mut serve = serve;
     serve.child.kill().unwrap();
     serve.child.wait().unwrap();

@@ -1,7 +1,7 @@
 //! A local thumbd cluster for black-box tests: `thumbd api` and `thumbd worker` processes
 //! on loopback sharing RabbitMQ, PostgreSQL and a blob directory. Each `Cluster` has its own
 //! AMQP namespace, PostgreSQL schema and directory, removed when it is dropped. Shared by
-//! `tests/distributed.rs` and `tests/broker_chaos.rs` (included with `#[path]`).
+//! the black-box tests of distributed mode (included with `#[path]`).
 #![allow(dead_code)] // each test binary uses part of it
 
 use std::io::{BufRead as _, BufReader};
@@ -330,4 +330,85 @@ pub fn walk(dir: &Path) -> usize {
             })
             .sum()
     })
+}
+
+/// A queue producer on the cluster's broker, as the README's pika example is: a channel, an
+/// exclusive reply queue (`reply_to`) with its consumer, and persistent, confirmed publishes
+/// to the cluster's exchange with routing key `jobs.v1`.
+pub struct Producer {
+    pub connection: lapin::Connection,
+    pub channel: lapin::Channel,
+    pub reply_to: String,
+    replies: lapin::Consumer,
+    exchange: String,
+}
+
+impl Producer {
+    pub async fn connect(cluster: &Cluster) -> Producer {
+        use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
+        use lapin::types::FieldTable;
+        let connection =
+            lapin::Connection::connect(&cluster.amqp_url, lapin::ConnectionProperties::default())
+                .await
+                .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let reply_to = queue.name().to_string();
+        let replies = channel
+            .basic_consume(
+                reply_to.as_str().into(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        Producer {
+            connection,
+            channel,
+            reply_to,
+            replies,
+            exchange: cluster.namespace.clone(),
+        }
+    }
+
+    /// Publishes `body` persistently and waits for the broker's confirm.
+    pub async fn publish(&self, body: &[u8]) {
+        self.channel
+            .basic_publish(
+                self.exchange.as_str().into(),
+                thumbd_amqp::ROUTING_KEY.into(),
+                lapin::options::BasicPublishOptions::default(),
+                body,
+                lapin::BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    /// The next reply on `reply_to`, within `within`.
+    pub async fn reply(&mut self, within: Duration) -> Value {
+        use futures_util::StreamExt as _;
+        let delivery = tokio::time::timeout(within, self.replies.next())
+            .await
+            .expect("a reply in time")
+            .unwrap()
+            .unwrap();
+        serde_json::from_slice(&delivery.data).unwrap()
+    }
 }
