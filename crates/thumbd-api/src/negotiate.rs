@@ -3,36 +3,27 @@
 
 use thumbd_jobs::{JobResult, RenditionResult, RenditionStatus};
 
-/// The renditions of `result` that can be served: the ready ones, or for a result stored
-/// before renditions existed its one thumbnail.
-pub fn ready(result: &JobResult) -> Vec<RenditionResult> {
-    if result.renditions.is_empty() {
-        let format = result
-            .content_type
-            .strip_prefix("image/")
-            .unwrap_or("png")
-            .to_owned();
-        return vec![RenditionResult {
-            size: result.width.max(result.height),
-            width: result.width,
-            height: result.height,
-            spec: format.clone(),
-            format,
-            content_type: result.content_type.clone(),
-            bytes: result.bytes,
-            etag: result.etag.clone(),
-            blob_key: result.blob_key.clone(),
-            budget: result.budget.clone(),
-            status: RenditionStatus::Ready,
-            source_key: None,
-        }];
+/// A result stored before renditions existed, as the one rendition it is.
+fn legacy(result: &JobResult) -> RenditionResult {
+    let format = result
+        .content_type
+        .strip_prefix("image/")
+        .unwrap_or("png")
+        .to_owned();
+    RenditionResult {
+        size: result.width.max(result.height),
+        width: result.width,
+        height: result.height,
+        spec: format.clone(),
+        format,
+        content_type: result.content_type.clone(),
+        bytes: result.bytes,
+        etag: result.etag.clone(),
+        blob_key: result.blob_key.clone(),
+        budget: result.budget.clone(),
+        status: RenditionStatus::Ready,
+        source_key: None,
     }
-    result
-        .renditions
-        .iter()
-        .filter(|r| r.status == RenditionStatus::Ready)
-        .cloned()
-        .collect()
 }
 
 /// What the request asked for.
@@ -58,25 +49,33 @@ pub struct Choice {
 /// Picks the rendition of `result` to serve for `ask`; `None` when `format` names one the
 /// set has no ready rendition of.
 pub fn choose(result: &JobResult, ask: Ask<'_>) -> Option<Choice> {
-    let all = ready(result);
+    // What can be served: the ready renditions, or a result's one thumbnail from before
+    // renditions. Borrowed: only the chosen one is copied.
+    let only;
+    let all: Vec<&RenditionResult> = if result.renditions.is_empty() {
+        only = legacy(result);
+        vec![&only]
+    } else {
+        result
+            .renditions
+            .iter()
+            .filter(|r| r.status == RenditionStatus::Ready)
+            .collect()
+    };
     // The main rendition (what a URL without parameters serves) decides the defaults; it
     // is ready by construction (the job succeeded with it).
-    let main_format = result
+    let main = result
         .renditions
         .iter()
         .find(|r| r.blob_key == result.blob_key)
-        .map_or_else(|| all[0].format.clone(), |r| r.format.clone());
-    let main_size = result
-        .renditions
-        .iter()
-        .find(|r| r.blob_key == result.blob_key)
-        .map_or(all[0].size, |r| r.size);
+        .unwrap_or(all[0]);
+    let (main_format, main_size) = (main.format.as_str(), main.size);
     let pool: Vec<&RenditionResult> = match ask.format {
         Some(f) => all
-            .iter()
+            .into_iter()
             .filter(|r| r.format.eq_ignore_ascii_case(f))
             .collect(),
-        None => all.iter().collect(),
+        None => all,
     };
     if pool.is_empty() {
         return None;
@@ -94,7 +93,7 @@ pub fn choose(result: &JobResult, ask: Ask<'_>) -> Option<Choice> {
     let accept = ask.accept.map(parse_accept);
     let best = at_size
         .iter()
-        .max_by_key(|r| rank(r, accept.as_deref(), &main_format))
+        .max_by_key(|r| rank(r, accept.as_deref(), main_format))
         .expect("at least one rendition at the size");
     Some(Choice {
         rendition: (*best).clone(),
