@@ -20,6 +20,15 @@ fn post(profile: Option<&str>) -> String {
     uri
 }
 
+/// Creates thumbnail `set` from `image` with `profile`, waiting for it (real HTTP).
+async fn create_set(rig: &Rig, base: &str, profile: Option<&str>, image: Vec<u8>) -> Answer {
+    rig.http(
+        base,
+        create(&post(profile), Some(&rw()), Some("image/png"), image),
+    )
+    .await
+}
+
 fn get_with(uri: &str, accept: Option<&str>, if_none_match: Option<&str>) -> Request<Body> {
     let mut r = Request::get(uri).header("authorization", rw());
     if let Some(a) = accept {
@@ -61,17 +70,7 @@ async fn a_profile_makes_a_set_served_by_size_format_and_accept() {
     let _worker = rig.run_worker();
     let base = rig.serve_http().await;
 
-    let a = rig
-        .http(
-            &base,
-            create(
-                &post(Some("web")),
-                Some(&rw()),
-                Some("image/png"),
-                png(400, 300),
-            ),
-        )
-        .await;
+    let a = create_set(&rig, &base, Some("web"), png(400, 300)).await;
     assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
     let result = &a.json()["result"];
     // The seeds' fields describe the main rendition: the largest of the last format.
@@ -240,12 +239,7 @@ async fn a_profile_makes_a_set_served_by_size_format_and_accept() {
     assert_eq!(thumbnail_blobs(&rig), 4);
 
     // Replaced with the default profile: the whole set swaps, the old blobs go.
-    let a = rig
-        .http(
-            &base,
-            create(&post(None), Some(&rw()), Some("image/png"), png(300, 300)),
-        )
-        .await;
+    let a = create_set(&rig, &base, None, png(300, 300)).await;
     assert_eq!(a.status, StatusCode::CREATED);
     assert_eq!(
         a.json()["result"]["renditions"].as_array().unwrap().len(),
@@ -407,17 +401,7 @@ async fn avif_renditions_follow_the_job_and_are_then_negotiated() {
     let rig = rig_with_profiles("web=160:webp,160:avif,330:avif,330:png").await;
     let _worker = rig.run_worker();
     let base = rig.serve_http().await;
-    let a = rig
-        .http(
-            &base,
-            create(
-                &post(Some("web")),
-                Some(&rw()),
-                Some("image/png"),
-                png(400, 300),
-            ),
-        )
-        .await;
+    let a = create_set(&rig, &base, Some("web"), png(400, 300)).await;
     assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
     let result = &a.json()["result"];
     // The job answered without waiting for the AVIF encoder.

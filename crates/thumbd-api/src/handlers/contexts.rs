@@ -214,12 +214,7 @@ async fn delete_orphan(state: &AppState, change: &ContextChange) {
     if let Some(thumbnail) = &change.deleted_thumbnail {
         state.intake.webhooks().nudge();
         tracing::info!(thumbnail_id = %thumbnail.thumbnail_id, environment = %thumbnail.environment, "no context references the thumbnail any more: deleted");
-        // Every rendition's blob, and the sources of pending ones.
-        for key in thumbnail.result.blob_keys() {
-            if let Err(e) = state.blobs.delete(&key).await {
-                tracing::warn!(blob = %key, error = %e, "cannot delete a thumbnail's blob");
-            }
-        }
+        super::thumbnails::delete_set(state, &thumbnail.result).await;
     }
 }
 

@@ -2,7 +2,7 @@
 //! [`read`].
 
 use axum::http::{HeaderMap, HeaderValue};
-use thumbd_jobs::{BlobKey, Namespace, ThumbnailId};
+use thumbd_jobs::{JobResult, Namespace, ThumbnailId};
 
 use crate::AppState;
 use crate::auth::Scope;
@@ -30,9 +30,12 @@ pub(super) fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).expect("URLs we build are valid header values")
 }
 
-/// Deletes a blob a request no longer needs; a failure is logged, never answered.
-pub(super) async fn delete_blob(state: &AppState, key: &BlobKey, what: &str) {
-    if let Err(e) = state.blobs.delete(key).await {
-        tracing::warn!(blob = %key, error = %e, "cannot delete {what}");
+/// Deletes every blob of a thumbnail's set that a deletion removed (each rendition's, and
+/// the sources of pending ones); failures are logged, never answered.
+pub(in crate::handlers) async fn delete_set(state: &AppState, result: &JobResult) {
+    for key in result.blob_keys() {
+        if let Err(e) = state.blobs.delete(&key).await {
+            tracing::warn!(blob = %key, error = %e, "cannot delete a thumbnail's blob");
+        }
     }
 }

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use thumbd_jobs::{Environment, Namespace, ThumbnailId};
 
-use super::{delete_blob, header_value, target};
+use super::{delete_set, header_value, target};
 use crate::AppState;
 use crate::auth::Scope;
 use crate::error::{ApiError, ErrorBody};
@@ -281,10 +281,7 @@ pub async fn delete(
     let Some(deleted) = state.store.delete_thumbnail(&namespace, &id).await? else {
         return Err(not_found(&id, namespace.environment));
     };
-    // Every rendition's blob, and the sources of pending ones.
-    for key in deleted.result.blob_keys() {
-        delete_blob(&state, &key, "a thumbnail's blob").await;
-    }
+    delete_set(&state, &deleted.result).await;
     // Its `thumbnail.deleted` deliveries, if any, were written with the deletion.
     state.intake.webhooks().nudge();
     Ok(StatusCode::NO_CONTENT.into_response())
